@@ -1,0 +1,196 @@
+"""The command line: parse, dispatch, turn each user-caused error into one line and an exit code.
+
+Exit codes: 0 success, 1 runtime error, 2 usage error, 3 ``status``: no daemon running,
+75 the state directory is held by another daemon past the lock timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from asched import __version__
+from asched.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, AschedError
+from asched.logs import LEVELS
+
+Handler = Callable[[argparse.Namespace], int]
+
+DESCRIPTION = """\
+asched types scheduled check-in messages into tmux panes: "in 30 minutes, ask the orchestrator
+for a status report". A daemon keeps the schedule (one per state directory); these commands
+talk to it, and work whether it runs or not.
+"""
+
+EPILOG = """\
+examples:
+  asched daemon                      run the scheduler in the foreground (JSON logs on stderr)
+  asched status                      is a daemon running on this state directory?
+
+state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
+else $XDG_STATE_HOME/asched (~/.local/state/asched).
+exit codes: 0 ok, 1 runtime error, 2 bad usage, 3 not running (status), 75 lock held.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 3600 seconds: {text!r}")
+    return value
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory (database and lock); default: see `asched --help`",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; every subcommand takes --state-dir."""
+    parser = argparse.ArgumentParser(
+        prog="asched", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+    )
+    parser.add_argument("--version", action="version", version=f"asched {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common()
+
+    daemon = sub.add_parser(
+        "daemon",
+        parents=[common],
+        help="run the scheduler daemon in the foreground",
+        description="Run the scheduler daemon in the foreground (also: python -m asched --daemon)."
+        " One daemon per state directory: a second one waits up to --lock-timeout for the first"
+        " to stop, then exits 75. Logs are JSON lines on stderr (a console view on a terminal).",
+        formatter_class=_Formatter,
+    )
+    daemon.add_argument(
+        "--lock-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for another daemon to release the state directory (default 10)",
+    )
+    daemon.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop implementation (default uvloop)",
+    )
+    daemon.add_argument("--log-level", choices=LEVELS, help="log threshold (default info)")
+    daemon.add_argument(
+        "--config", metavar="FILE", help="config file (default $XDG_CONFIG_HOME/asched/config.toml)"
+    )
+    daemon.add_argument(
+        "--tmux-socket",
+        metavar="PATH",
+        help="tmux server socket (tmux -S); default $ASCHED_TMUX_SOCKET or tmux's own default",
+    )
+    daemon.set_defaults(handler=_cmd_daemon)
+
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="is a daemon running on this state directory? (exit 0 yes, 3 no)",
+        description="Report whether a daemon holds this state directory, with its pid, uptime"
+        " and memory. Never disturbs the running daemon. Exit 0 when running, 3 when not.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_cmd_status)
+    return parser
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from asched.paths import state_dir
+
+    return state_dir(args.state_dir)
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    import os
+
+    from asched import daemon
+    from asched.paths import config_file
+
+    options = daemon.DaemonOptions(
+        state_dir=_state_dir(args),
+        config_path=config_file(args.config),
+        lock_timeout_s=args.lock_timeout,
+        loop=args.loop,
+        log_level=args.log_level,
+        tmux_socket=args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None,
+        argv=tuple(sys.argv),
+    )
+    return daemon.run(options)
+
+
+def _format_bytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from asched.status import probe
+    from asched.triggers import format_duration
+
+    st = probe(_state_dir(args))
+    if args.json:
+        print(json.dumps(st.as_json(), indent=2))
+    elif st.running:
+        facts = [f"pid {st.pid if st.pid is not None else 'unknown'}"]
+        if st.uptime_s is not None:
+            facts.append(f"up {format_duration(st.uptime_s)}")
+        if st.rss_bytes is not None:
+            facts.append(f"RSS {_format_bytes(st.rss_bytes)}")
+        print(f"asched is running ({', '.join(facts)})")
+        print(f"  state dir: {st.state_dir}\n  database:  {st.db_path}")
+    else:
+        print(f"asched is not running on {st.state_dir}")
+    return EXIT_OK if st.running else EXIT_NOT_RUNNING
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``asched`` console script; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except AschedError as exc:
+        print(f"asched: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `asched ls | head`: the reader left; that is not an error of ours.
+        return EXIT_OK
+
+
+def run_module(argv: Sequence[str] | None = None) -> int:
+    """``python -m asched``: accepts ``--daemon`` as a spelling of the ``daemon`` command."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--daemon" in args_list:
+        args_list.remove("--daemon")
+        args_list.insert(0, "daemon")
+    if not args_list:
+        build_parser().print_help()
+        return EXIT_USAGE
+    return main(args_list)
+
+
+def console() -> None:
+    """The ``asched`` console script."""
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Plain data shared by every layer: rules, check-ins and deliveries.
+
+Times are timezone-aware ``datetime`` objects in UTC everywhere above the store; the store keeps
+them as integer milliseconds since the epoch so that a CHECK constraint can reject anything else.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """A one-shot check-in due at ``at`` (UTC)."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """Every ``interval_s`` seconds, aligned on ``anchor`` (UTC, the first occurrence)."""
+
+    interval_s: int
+    anchor: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """A five-field cron expression evaluated in the IANA zone ``tz``."""
+
+    expr: str
+    tz: str
+
+
+Rule = Once | Every | Cron
+
+
+class CatchUp(enum.StrEnum):
+    """What to do with an occurrence that was missed by more than its grace window."""
+
+    SKIP = "skip"
+    ONCE = "once"
+
+
+class DeliveryState(enum.StrEnum):
+    """The delivery journal's state machine (see ARCHITECTURE.md)."""
+
+    CLAIMED = "claimed"
+    TYPING = "typing"
+    TYPED = "typed"
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def final(self) -> bool:
+        """True when no further transition may follow."""
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset(
+    {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED, DeliveryState.SKIPPED}
+)
+IN_FLIGHT_STATES = frozenset(
+    {DeliveryState.CLAIMED, DeliveryState.TYPING, DeliveryState.TYPED, DeliveryState.SUBMITTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckIn:
+    """What a caller asks the store to keep; the store assigns id and timestamps."""
+
+    target: str
+    message: str
+    rule: Rule
+    next_due: datetime | None
+    key: str | None = None
+    grace_s: float = 300.0
+    catch_up: CatchUp = CatchUp.SKIP
+    jitter_s: float = 0.0
+    remaining: int | None = None
+    until: datetime | None = None
+    paused: bool = False
+    origin: str = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A stored check-in: one row of the schedule."""
+
+    id: int
+    target: str
+    message: str
+    rule: Rule
+    next_due: datetime | None
+    last_due: datetime | None
+    key: str | None
+    grace_s: float
+    catch_up: CatchUp
+    jitter_s: float
+    remaining: int | None
+    until: datetime | None
+    paused: bool
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One occurrence of a check-in in the journal."""
+
+    id: int
+    checkin_id: int
+    due_at: datetime
+    state: DeliveryState
+    reason: str | None
+    late: bool
+    pane: str | None
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def utc(ts: datetime) -> datetime:
+    """Return ``ts`` as an aware UTC datetime; naive values are refused, never guessed."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: a time zone is required")
+    return ts.astimezone(UTC)
+
+
+def to_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, the store's representation of a time."""
+    return round(utc(ts).timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    """The inverse of :func:`to_ms`."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

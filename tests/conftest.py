@@ -1,0 +1,30 @@
+"""Shared fixtures: a private temp dir per test, and daemons that are always ended by pid."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Spawner, spawner_fixture
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short, unique temp dir: AF_UNIX socket paths must stay under 108 bytes."""
+    with tempfile.TemporaryDirectory(prefix="asched-t-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop_name(request: pytest.FixtureRequest) -> str:
+    """Lifecycle tests run under both event loops."""
+    return str(request.param)
+
+
+@pytest.fixture
+def spawner(short_tmp: Path, loop_name: str) -> Iterator[Spawner]:
+    """Spawns daemons on ``loop_name``; SIGKILLs leftovers at teardown."""
+    yield from spawner_fixture(short_tmp, loop_name)
