@@ -39,7 +39,9 @@ log = get_logger()
 # production. "block-loop-on-usr1": SIGUSR1 blocks the event loop, to prove the watchdog.
 FAULTS_ENV = "ASCHED_TEST_FAULTS"
 
-Service = Callable[["DaemonContext"], Coroutine[Any, Any, None]]
+# A service runs until ctx.stopping is set, then finishes its in-flight work and returns. It sets
+# ``started`` once it serves: READY=1 waits for every service's.
+Service = Callable[["DaemonContext", asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class RunState(enum.StrEnum):
@@ -77,6 +79,8 @@ class DaemonContext:
     stopping: asyncio.Event
     reloaded: asyncio.Event
     notifier: Notifier
+    announce: Callable[..., None]
+    reload: Callable[[], None]
 
 
 class Daemon:
@@ -93,6 +97,7 @@ class Daemon:
         self._lock_task: asyncio.Task[InstanceLock] | None = None
         self._started_mono = time.monotonic()
         self._ctx: DaemonContext | None = None
+        self._lock_info: dict[str, Any] = {}
 
     # -- state and signals -------------------------------------------------------------------
 
@@ -205,14 +210,13 @@ class Daemon:
             self._lock_task.cancel()
         lock = await self._lock_task
         self._lock_task = None
-        lock.write_info(
-            {
-                "pid": os.getpid(),
-                "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "version": __version__,
-                "argv": list(self.options.argv),
-            }
-        )
+        self._lock_info = {
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "version": __version__,
+            "argv": list(self.options.argv),
+        }
+        lock.write_info(self._lock_info)
         log.info("lock.acquired", path=str(path), pid=os.getpid())
         return lock
 
@@ -221,6 +225,12 @@ class Daemon:
 
         store = await AsyncStore.open(self.options.state_dir / DB_NAME)
         log.info("store.opened", path=str(self.options.state_dir / DB_NAME))
+        info = dict(self._lock_info)
+
+        def announce(**extra: Any) -> None:
+            info.update(extra)
+            lock.write_info(info)
+
         ctx = DaemonContext(
             options=self.options,
             config=cfg,
@@ -228,21 +238,25 @@ class Daemon:
             stopping=self._stop,
             reloaded=self._reloaded,
             notifier=self.notifier,
+            announce=announce,
+            reload=self.reload,
         )
         self._ctx = ctx
         code = EXIT_OK
         try:
             async with asyncio.TaskGroup() as tg:
+                started = {name: asyncio.Event() for name in self.services}
                 tasks: list[asyncio.Task[None]] = [
-                    tg.create_task(svc(ctx), name=name) for name, svc in self.services.items()
+                    tg.create_task(svc(ctx, started[name]), name=name)
+                    for name, svc in self.services.items()
                 ]
                 watchdog = (
                     tg.create_task(self._watchdog(), name="watchdog")
                     if self.notifier.watchdog_interval_s is not None
                     else None
                 )
-                # One loop turn so every service has started before READY goes out.
-                await asyncio.sleep(0)
+                for event in started.values():
+                    await event.wait()
                 self._set_state(RunState.RUNNING)
                 self.notifier.ready(self._status_line())
                 log.info("daemon.ready", pid=os.getpid(), startup_s=self._elapsed())
@@ -289,6 +303,11 @@ def run(options: DaemonOptions, services: dict[str, Service] | None = None) -> i
     """Run the daemon on the chosen event loop; returns the exit code."""
     os.umask(0o077)  # every file the daemon creates is private to its user
     configure_logs(options.log_level or "info")
+
+    if services is None:
+        from asched.service import scheduling
+
+        services = {"scheduling": scheduling}
 
     async def main() -> int:
         return await Daemon(options, services).run()

@@ -38,6 +38,7 @@ class HolderInfo:
     started_at: str | None
     version: str | None
     argv: list[str] | None
+    socket: str | None = None
 
 
 def _open(path: Path) -> int:
@@ -131,6 +132,7 @@ def read_holder(path: Path) -> HolderInfo:
         started_at=raw.get("started_at") if isinstance(raw.get("started_at"), str) else None,
         version=raw.get("version") if isinstance(raw.get("version"), str) else None,
         argv=[str(a) for a in argv] if isinstance(argv, list) else None,
+        socket=raw.get("socket") if isinstance(raw.get("socket"), str) else None,
     )
 
 

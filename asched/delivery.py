@@ -1,0 +1,375 @@
+"""The delivery engine: one claimed occurrence -> at most one copy of its message in one pane.
+
+Each delivery walks the journal's state machine, and every transition is committed before the next
+side effect::
+
+    claimed -preflight-> typing -paste-> typed -settle, Enter-> submitted -look-> verified
+                                                                              \\-> unverified
+
+A failure before typing (server, session or pane missing, a tmux timeout) is retried with backoff
+and jitter inside the check-in's grace window, then recorded as ``failed(reason)``. A pane running
+a shell gets nothing: ``skipped(shell)``. Once ``typing`` is committed the body is never typed
+again, whatever happens: an outcome that cannot be known becomes ``unverified``, never a re-type
+(REFERENCE failures 3, 6, 20).
+
+Deliveries to one pane are serialised and spaced by ``min_gap_s``; different panes proceed in
+parallel up to ``max_parallel``; a global token bucket caps the rate, so no loop can flood an agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from asched.logs import body_preview, get_logger
+from asched.models import CheckIn, Delivery, DeliveryState
+from asched.tmux import (
+    DEFAULT_SHELLS,
+    PaneInfo,
+    TargetMissing,
+    TmuxClient,
+    TmuxError,
+    foreground_commands,
+    pane_runs_shell,
+    parse_target,
+)
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How deliveries behave; durations in seconds."""
+
+    settle_s: float = 0.5
+    settle_by_program: dict[str, float] = field(default_factory=dict)
+    verify_delay_s: float = 0.15
+    prefix: str = ""
+    shells: frozenset[str] = DEFAULT_SHELLS
+    copy_mode: str = "wait"  # "wait" for the pane to leave it (within grace), or "cancel" it
+    max_parallel: int = 64
+    min_gap_s: float = 0.5
+    rate_per_s: float = 50.0
+    burst: int = 500
+    retry_base_s: float = 0.5
+    retry_max_s: float = 15.0
+
+    def settle_for(self, program: str) -> float:
+        """The settle delay before Enter for a pane running ``program``."""
+        return self.settle_by_program.get(program, self.settle_s)
+
+
+class TokenBucket:
+    """A global rate budget: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self._clock = clock
+        self._stamp = clock()
+
+    def delay(self) -> float:
+        """Take a token; returns how long to wait before using it (0 when one was at hand)."""
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Journal(Protocol):
+    """The store calls the engine makes (AsyncStore in the daemon)."""
+
+    async def transition(
+        self,
+        delivery_id: int,
+        state: DeliveryState,
+        *,
+        reason: str | None = None,
+        pane: str | None = None,
+        attempt: bool = False,
+    ) -> Delivery: ...
+
+    async def in_flight(self) -> list[Delivery]: ...
+
+    async def get_checkin(self, checkin_id: int) -> CheckIn | None: ...
+
+
+class _Deferred(Exception):
+    """The daemon is stopping before typing began: leave the row claimed for the next start."""
+
+
+class DeliveryEngine:
+    """Runs deliveries as tasks; ``submit`` never blocks (the scheduler calls it)."""
+
+    def __init__(
+        self,
+        store: Journal,
+        tmux: TmuxClient,
+        settings: DeliverySettings | None = None,
+        *,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.tmux = tmux
+        self.settings = settings or DeliverySettings()
+        self._wall = wall
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pane_locks: dict[str, asyncio.Lock] = {}
+        self._pane_last: dict[str, float] = {}
+        self._parallel = asyncio.Semaphore(self.settings.max_parallel)
+        self._bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
+        self.stopping = asyncio.Event()
+
+    # -- the scheduler's side ---------------------------------------------------------------
+
+    def submit(self, checkin: CheckIn, delivery: Delivery) -> None:
+        """Start delivering ``delivery`` in a task of its own."""
+        self._track(self.deliver(checkin, delivery), f"delivery-{delivery.id}")
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries still running."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait for every running delivery (the daemon bounds this with its drain timeout)."""
+        self.stopping.set()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        """Cancel what is left after the drain timeout."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- one delivery ----------------------------------------------------------------------
+
+    async def deliver(self, checkin: CheckIn, delivery: Delivery) -> None:
+        """Deliver one claimed occurrence; every outcome ends in the journal, never as a crash."""
+        started = time.monotonic()
+        try:
+            outcome = await self._deliver(checkin, delivery)
+        except _Deferred:
+            log.info("delivery.deferred", delivery_id=delivery.id, checkin_id=checkin.id)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must cost one delivery, not the daemon
+            log.error("delivery.crashed", delivery_id=delivery.id, error=repr(exc), exc_info=exc)
+            await self._finish(delivery.id, DeliveryState.FAILED, f"internal: {type(exc).__name__}")
+            return
+        log.info(
+            "checkin.delivered" if outcome.state is DeliveryState.VERIFIED else "checkin.outcome",
+            delivery_id=delivery.id,
+            checkin_id=checkin.id,
+            target=checkin.target,
+            state=str(outcome.state),
+            reason=outcome.reason,
+            pane=outcome.pane,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+            **body_preview(checkin.message),
+        )
+
+    async def _deliver(self, checkin: CheckIn, delivery: Delivery) -> Delivery:
+        if checkin.jitter_s > 0:
+            await self._sleep_or_defer(random.uniform(0, checkin.jitter_s))
+        deadline = delivery.due_at.timestamp() + max(checkin.grace_s, 0.0)
+        target = parse_target(checkin.target)
+        attempt = 0
+        while True:
+            try:
+                pane = await self.tmux.resolve(target)
+                break
+            except TmuxError as exc:
+                attempt += 1
+                wait = self._backoff(attempt)
+                if self._wall().timestamp() + wait > deadline:
+                    return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+                log.info(
+                    "delivery.retry",
+                    delivery_id=delivery.id,
+                    reason=exc.reason,
+                    attempt=attempt,
+                    wait_s=round(wait, 3),
+                )
+                await self.store.transition(
+                    delivery.id, DeliveryState.CLAIMED, reason=exc.reason, attempt=True
+                )
+                await self._sleep_or_defer(wait)
+        lock = self._pane_locks.setdefault(pane.pane_id, asyncio.Lock())
+        async with self._parallel, lock:
+            return await self._type_into(checkin, delivery, pane, deadline)
+
+    async def _type_into(
+        self, checkin: CheckIn, delivery: Delivery, pane: PaneInfo, deadline: float
+    ) -> Delivery:
+        # Spacing per pane and the global budget come before the preflight, which must be fresh.
+        gap = self._pane_last.get(pane.pane_id, -1e9) + self.settings.min_gap_s - time.monotonic()
+        await self._sleep_or_defer(max(gap, 0.0) + self._bucket.delay())
+        try:
+            pane = await self.tmux.resolve(parse_target(pane.pane_id))
+            pane = await self._leave_copy_mode(pane, deadline)
+        except TargetMissing:
+            return await self._finish(delivery.id, DeliveryState.FAILED, "target-missing")
+        except TmuxError as exc:
+            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+        if pane.dead:
+            return await self._finish(delivery.id, DeliveryState.FAILED, "pane-dead")
+        if pane.in_mode:
+            return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
+        if await asyncio.to_thread(pane_runs_shell, pane, self.settings.shells):
+            return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
+        if self.stopping.is_set():
+            raise _Deferred
+        text = self.settings.prefix + checkin.message
+        # The point of no return: from here on the body may be in the pane, so it is never typed
+        # again; the row says so before the first byte goes out.
+        await self.store.transition(delivery.id, DeliveryState.TYPING, pane=pane.pane_id)
+        try:
+            await self.tmux.paste(
+                pane.pane_id, text, f"asched-{delivery.id}-{secrets.token_hex(4)}"
+            )
+        except TargetMissing:
+            return await self._finish(delivery.id, DeliveryState.FAILED, "target-missing")
+        except TmuxError as exc:
+            # A timeout or a failed paste: whether bytes reached the pane is unknown.
+            return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
+        self._pane_last[pane.pane_id] = time.monotonic()
+        await self.store.transition(delivery.id, DeliveryState.TYPED)
+        await asyncio.sleep(self.settings.settle_for(self._program(pane)))
+        return await self.submit_and_verify(delivery.id, pane.pane_id, text)
+
+    async def submit_and_verify(self, delivery_id: int, pane_id: str, text: str) -> Delivery:
+        """Press Enter after the text is in the input line, then look whether it left it."""
+        try:
+            await self.tmux.send_enter(pane_id)
+        except TmuxError as exc:
+            return await self._finish(delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}")
+        await self.store.transition(delivery_id, DeliveryState.SUBMITTED)
+        await asyncio.sleep(self.settings.verify_delay_s)
+        try:
+            still_there = await self.text_on_input_line(pane_id, text)
+        except TmuxError as exc:
+            return await self._finish(
+                delivery_id, DeliveryState.UNVERIFIED, f"verify: {exc.reason}"
+            )
+        if still_there:
+            return await self._finish(delivery_id, DeliveryState.UNVERIFIED, "text-still-in-input")
+        return await self._finish(delivery_id, DeliveryState.VERIFIED, None)
+
+    async def text_on_input_line(self, pane_id: str, text: str) -> bool:
+        """True when the end of ``text`` sits on the pane's cursor line (typed, not submitted)."""
+        tail = _tail(text)
+        if not tail:
+            return False
+        line = await self.tmux.cursor_line(pane_id)
+        return tail in line
+
+    async def _leave_copy_mode(self, pane: PaneInfo, deadline: float) -> PaneInfo:
+        if not pane.in_mode:
+            return pane
+        if self.settings.copy_mode == "cancel":
+            await self.tmux.cancel_mode(pane.pane_id)
+            log.info("delivery.copy_mode_cancelled", pane=pane.pane_id)
+            return await self.tmux.resolve(parse_target(pane.pane_id))
+        log.info("delivery.copy_mode_wait", pane=pane.pane_id)
+        while pane.in_mode and self._wall().timestamp() < deadline:
+            await self._sleep_or_defer(0.2)
+            pane = await self.tmux.resolve(parse_target(pane.pane_id))
+        return pane
+
+    @staticmethod
+    def _program(pane: PaneInfo) -> str:
+        names = foreground_commands(pane)
+        return names[0] if names else pane.current_command
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.settings.retry_base_s * 2.0 ** (attempt - 1), self.settings.retry_max_s)
+        return base * random.uniform(0.5, 1.0)
+
+    async def _sleep_or_defer(self, seconds: float) -> None:
+        if seconds <= 0:
+            if self.stopping.is_set():
+                raise _Deferred
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        if self.stopping.is_set():
+            raise _Deferred
+
+    async def _finish(self, delivery_id: int, state: DeliveryState, reason: str | None) -> Delivery:
+        return await self.store.transition(delivery_id, state, reason=reason)
+
+    # -- after a crash -------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Resolve the journal rows a previous run left in flight; returns how many there were.
+
+        ``claimed`` rows never reached a pane: they are delivered (or skipped when past grace).
+        Rows that reached ``typing`` or later are settled by looking at the pane, never by typing
+        the body again: text still on the input line gets its Enter; anything else is
+        ``unverified``. At most one copy of an occurrence ever reaches a pane.
+        """
+        rows = await self.store.in_flight()
+        for row in rows:
+            checkin = await self.store.get_checkin(row.checkin_id)
+            log.info("delivery.recovering", delivery_id=row.id, state=str(row.state))
+            if checkin is None:
+                await self._finish(row.id, DeliveryState.FAILED, "checkin-removed")
+            elif row.state is DeliveryState.CLAIMED:
+                late_s = self._wall().timestamp() - row.due_at.timestamp()
+                if late_s > checkin.grace_s:
+                    await self._finish(row.id, DeliveryState.SKIPPED, "missed")
+                else:
+                    self.submit(checkin, row)
+            else:
+                self._track(self._settle(checkin, row), f"recover-{row.id}")
+        return len(rows)
+
+    async def _settle(self, checkin: CheckIn, row: Delivery) -> None:
+        text = self.settings.prefix + checkin.message
+        pane = row.pane
+        try:
+            on_line = pane is not None and await self.text_on_input_line(pane, text)
+        except TmuxError:
+            on_line = False
+        if pane is None or row.state is DeliveryState.SUBMITTED:
+            if pane is not None and row.state is DeliveryState.SUBMITTED:
+                state = DeliveryState.UNVERIFIED if on_line else DeliveryState.VERIFIED
+                await self._finish(row.id, state, "text-still-in-input" if on_line else None)
+            else:
+                await self._finish(row.id, DeliveryState.UNVERIFIED, "interrupted")
+            return
+        if not on_line:
+            await self._finish(row.id, DeliveryState.UNVERIFIED, f"interrupted-{row.state}")
+            return
+        if row.state is DeliveryState.TYPING:
+            await self.store.transition(row.id, DeliveryState.TYPED)
+        await self.submit_and_verify(row.id, pane, text)
+
+    def _track(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _tail(text: str, width: int = 40) -> str:
+    """The last non-empty line of ``text``, at most ``width`` characters from its end.
+
+    Verification looks for this on the cursor line; a short tail survives prompts and wrapping.
+    """
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][-width:] if lines else ""

@@ -1,0 +1,768 @@
+"""The low-level tmux client: resolve a target to a pane, paste a body, press Enter, look at a pane.
+
+Mechanics only: no retries, no journal, no policy. The delivery engine builds on this.
+
+Every tmux call is one ``asyncio.create_subprocess_exec`` with an argv list (never a shell) and a
+timeout, in its own session so that a timeout can kill it (and anything it started) by process
+group, and it is always reaped. The client is run as ``tmux -N -u [-S socket]``:
+
+- ``-N``: never start a server, even by mistake. A server forked from the daemon would live in the
+  service's cgroup and die with ``systemctl restart``.
+- ``-u``: without a UTF-8 locale (systemd services usually have none) the client prints every
+  non-ASCII character of a name as ``_``, so ``wörk`` would never match (measured on tmux 3.3a).
+
+Facts this module relies on, all measured on tmux 3.3a:
+
+- ``display-message -t`` "resolves" a missing session, window or pane to the *current* pane and
+  exits 0, and ``=session:=3`` still picks window index 3 over a window named ``3``. So targets are
+  resolved with ``list-panes -s -t =SESSION:`` (which fails cleanly on a missing session) and the
+  window and pane are matched here, exactly: an all-digit window is an index, anything else a name
+  that must equal ``#{window_name}``.
+- Session and window names reach formats escaped (a tab is ``\\t``), but
+  ``#{pane_current_command}`` is the raw argv[0] of the foreground process and may hold tabs and
+  newlines. Records are therefore split on a random per-call marker, with the command last.
+- ``load-buffer -b NAME - ; paste-buffer -p -d -b NAME -t %N`` works as one client call: stdin feeds
+  load-buffer, and the list stops at the first failure. The body never meets a parser.
+- ``paste-buffer`` turns LF into CR, like a terminal emulator's paste; a tty in canonical mode
+  (ICRNL) turns it back into LF, and paste-aware programs treat CR inside a bracketed paste as a
+  newline. A canonical-mode tty keeps at most 4095 bytes of a line; the kernel drops the rest.
+- ``copy-mode -q`` leaves every mode (copy, view, clock, tree), needs no attached client and exits 0
+  when the pane is in no mode; ``send-keys -X cancel`` cannot leave clock or tree mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psutil
+
+from asched.errors import AschedError, UsageError
+from asched.systemd import child_env
+
+__all__ = [
+    "DEFAULT_SHELLS",
+    "MAX_BODY_BYTES",
+    "WRAPPERS",
+    "CompletedCall",
+    "PaneInfo",
+    "ServerMissing",
+    "Target",
+    "TargetAmbiguous",
+    "TargetMissing",
+    "TmuxClient",
+    "TmuxError",
+    "TmuxMissing",
+    "TmuxTimeout",
+    "check_body",
+    "foreground_commands",
+    "pane_runs_shell",
+    "parse_target",
+]
+
+# Interactive shells: text typed into one of these runs as a command (REFERENCE.md failure 4).
+# Broader than the five in the design: a false "shell" costs a visible, configurable refusal, a
+# missed one costs a command executed in someone's shell.
+DEFAULT_SHELLS: frozenset[str] = frozenset(
+    {
+        "bash", "sh", "dash", "zsh", "fish", "ksh", "mksh", "pdksh", "oksh", "yash", "posh",
+        "ash", "rbash", "tcsh", "csh", "nu", "xonsh", "elvish", "pwsh",
+    }
+)  # fmt: skip
+
+# Programs that run a command on a pty of their own (sudo with use_pty, the Debian default, and
+# script) or as another user: the pane's tty then shows the wrapper in the foreground while the
+# program that reads what we type is a shell behind it.
+WRAPPERS: frozenset[str] = frozenset({"sudo", "su", "doas", "runuser", "script"})
+
+# A check-in is a message, not a file transfer; a body this large is a mistake.
+MAX_BODY_BYTES = 1 << 20
+
+_DIGITS = re.compile(r"[0-9]+")
+_PANE_ID = re.compile(r"%[0-9]+")
+_BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_INT_MAX = 2**31 - 1
+
+# One format for every pane listing. Names are escaped by tmux; the current command is raw and
+# therefore last, so a tab inside it cannot shift the other fields.
+_FIELDS = (
+    "pane_id",
+    "session_name",
+    "window_index",
+    "window_name",
+    "pane_index",
+    "pane_active",
+    "pane_dead",
+    "pane_in_mode",
+    "pane_mode",
+    "pane_pid",
+    "pane_tty",
+    "window_activity",
+    "pane_current_command",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class TmuxError(AschedError):
+    """A tmux call failed. ``reason`` is a stable machine-readable word, ``detail`` one line.
+
+    Reasons: ``tmux-missing``, ``server-missing``, ``target-missing``, ``target-ambiguous``,
+    ``timeout``, ``command-failed``.
+    """
+
+    reason = "command-failed"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = " ".join(detail.split()) or self.reason
+        super().__init__(self.detail)
+
+
+class TmuxMissing(TmuxError):
+    """The tmux binary could not be executed."""
+
+    reason = "tmux-missing"
+
+
+class ServerMissing(TmuxError):
+    """No tmux server answers on the socket ("no server running" / "error connecting to")."""
+
+    reason = "server-missing"
+
+
+class TargetMissing(TmuxError):
+    """The session, window or pane named by a target does not exist."""
+
+    reason = "target-missing"
+
+
+class TargetAmbiguous(TargetMissing):
+    """A window name matches more than one window of the session; name it by index instead."""
+
+    reason = "target-ambiguous"
+
+
+class TmuxTimeout(TmuxError):
+    """A tmux call did not finish in time; the client was killed and reaped."""
+
+    reason = "timeout"
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A pane address: ``session:window[.pane]`` or a pane id ``%N``.
+
+    ``window`` is an ``int`` for a window index and a ``str`` for a window name, so a window
+    *named* ``"3"`` and window index ``3`` are different targets. ``pane`` is a pane index; None
+    means the window's active pane. Invalid combinations raise :class:`UsageError`.
+    """
+
+    session: str | None = None
+    window: int | str | None = None
+    pane: int | None = None
+    pane_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pane_id is not None:
+            if (self.session, self.window, self.pane) != (None, None, None):
+                raise UsageError("a tmux target is either a pane id or session:window[.pane]")
+            if not _PANE_ID.fullmatch(self.pane_id):
+                raise UsageError(f"bad tmux pane id {self.pane_id!r}: expected %N")
+            return
+        if self.session is None or self.window is None:
+            raise UsageError("a tmux target needs a session and a window (session:window[.pane])")
+        _check_session(self.session)
+        if isinstance(self.window, int):
+            if isinstance(self.window, bool) or not 0 <= self.window <= _INT_MAX:
+                raise UsageError(f"bad tmux window index {self.window!r}")
+        else:
+            _check_window_name(self.window, has_pane=self.pane is not None)
+        if self.pane is not None and (
+            isinstance(self.pane, bool) or not 0 <= self.pane <= _INT_MAX
+        ):
+            raise UsageError(f"bad tmux pane index {self.pane!r}")
+
+    def __str__(self) -> str:
+        if self.pane_id is not None:
+            return self.pane_id
+        win = self.window
+        if isinstance(win, str) and (_DIGITS.fullmatch(win) or win.startswith("=")):
+            win = "=" + win  # a name that would read as an index (or as this escape)
+        tail = "" if self.pane is None else f".{self.pane}"
+        return f"{self.session}:{win}{tail}"
+
+
+def _bad_chars(part: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in part)
+
+
+def _check_session(name: str) -> None:
+    if not name:
+        raise UsageError("empty tmux session name")
+    if _bad_chars(name):
+        raise UsageError(f"tmux session name {name!r} contains control characters")
+    if ":" in name or "." in name:
+        # tmux itself turns both into "_" in session names, so no session can be named like this.
+        raise UsageError(f"tmux session name {name!r} cannot contain ':' or '.'")
+    if name != name.strip():
+        raise UsageError(f"tmux session name {name!r} has leading or trailing spaces")
+
+
+def _check_window_name(name: str, *, has_pane: bool) -> None:
+    if not name:
+        raise UsageError("empty tmux window name")
+    if _bad_chars(name):
+        raise UsageError(f"tmux window name {name!r} contains control characters")
+    if name != name.strip():
+        raise UsageError(f"tmux window name {name!r} has leading or trailing spaces")
+    head, dot, tail = name.rpartition(".")
+    if dot and head and _DIGITS.fullmatch(tail) and not has_pane:
+        # "work:python3.11" reads as window "python3" pane 11; such a name needs a pane index.
+        raise UsageError(
+            f"tmux window name {name!r} ends in '.<digits>': add a pane index "
+            f"(e.g. ':{name}.0') or use the window's index"
+        )
+
+
+def parse_target(text: str) -> Target:
+    """Parse ``session:window[.pane]`` or ``%N`` into a :class:`Target`.
+
+    The window is an index when it is all ASCII digits and a name otherwise; ``=NAME`` forces a
+    name (a window named ``3`` is ``work:=3``). The pane index follows the *last* ``.`` when what
+    follows it is all digits, so ``work:api.v2`` is window ``api.v2``. Raises :class:`UsageError`
+    with a one-line message.
+    """
+    if not isinstance(text, str) or not text:
+        raise UsageError("empty tmux target; expected session:window[.pane] or %N")
+    if _bad_chars(text):
+        raise UsageError(f"bad tmux target {text!r}: control characters")
+    if text.startswith("%"):
+        if not _PANE_ID.fullmatch(text):
+            raise UsageError(f"bad tmux target {text!r}: a pane id is % followed by digits")
+        return Target(pane_id=text)
+    session, colon, rest = text.partition(":")
+    if not colon:
+        raise UsageError(f"bad tmux target {text!r}: no window; expected session:window[.pane]")
+    if not session:
+        raise UsageError(f"bad tmux target {text!r}: empty session name")
+    if not rest:
+        raise UsageError(f"bad tmux target {text!r}: empty window")
+    pane: int | None = None
+    head, dot, tail = rest.rpartition(".")
+    if dot and _DIGITS.fullmatch(tail):
+        if not head:
+            raise UsageError(f"bad tmux target {text!r}: empty window")
+        rest, pane = head, int(tail)
+    elif dot and not tail:
+        raise UsageError(f"bad tmux target {text!r}: empty pane index after '.'")
+    window: int | str
+    if rest.startswith("="):
+        window = rest[1:]
+        if not window:
+            raise UsageError(f"bad tmux target {text!r}: empty window name after '='")
+    elif _DIGITS.fullmatch(rest):
+        window = int(rest)
+    else:
+        window = rest
+    try:
+        return Target(session=session, window=window, pane=pane)
+    except UsageError as e:
+        raise UsageError(f"bad tmux target {text!r}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedCall:
+    """The outcome of one tmux client invocation."""
+
+    args: tuple[str, ...]
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        """stdout as text (UTF-8, undecodable bytes replaced)."""
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        """stderr as one line of text."""
+        return " ".join(self.stderr.decode("utf-8", "replace").split())
+
+
+@dataclass(frozen=True, slots=True)
+class PaneInfo:
+    """What tmux says about one pane at the time of the call."""
+
+    pane_id: str
+    session: str
+    window_index: int
+    window_name: str
+    pane_index: int
+    active: bool  # the active pane of its window
+    dead: bool  # the program exited and the pane remains (remain-on-exit)
+    in_mode: bool  # copy, view, clock or tree mode: typed keys would go to the mode
+    mode: str  # e.g. "copy-mode"; "" when in no mode
+    pane_pid: int
+    tty: str
+    activity: int  # #{window_activity}: last output in the window, epoch seconds
+    current_command: str  # argv[0] of the tty's foreground process group leader, raw
+
+
+def _parse_panes(out: str, marker: str) -> list[PaneInfo]:
+    panes: list[PaneInfo] = []
+    for record in out.split(marker)[1:]:
+        record = record.removesuffix("\n")
+        f = record.split("\t", len(_FIELDS) - 1)
+        if len(f) != len(_FIELDS):
+            raise TmuxError(f"unexpected tmux output: {record[:80]!r}")
+        try:
+            panes.append(
+                PaneInfo(
+                    pane_id=f[0],
+                    session=f[1],
+                    window_index=int(f[2]),
+                    window_name=f[3],
+                    pane_index=int(f[4]),
+                    active=f[5] == "1",
+                    dead=f[6] == "1",
+                    in_mode=f[7] not in ("", "0"),  # a count: modes can be stacked
+                    mode=f[8],
+                    pane_pid=int(f[9] or 0),
+                    tty=f[10],
+                    activity=int(f[11] or 0),
+                    current_command=f[12],
+                )
+            )
+        except ValueError:
+            raise TmuxError(f"unexpected tmux output: {record[:80]!r}") from None
+    return panes
+
+
+def _pane_format() -> tuple[str, str]:
+    """A list-panes format and the random marker that starts each of its records.
+
+    The marker is unguessable, so no process name can forge a record boundary.
+    """
+    marker = f"\x1e{secrets.token_hex(8)}\x1e"
+    return marker + "\t".join(f"#{{{name}}}" for name in _FIELDS), marker
+
+
+def check_body(text: str) -> bytes:
+    """Validate a message body for pasting and return its UTF-8 bytes.
+
+    Refused (:class:`UsageError`): an empty body, more than :data:`MAX_BODY_BYTES`, and control
+    characters other than TAB and LF. A pasted ESC could end the bracketed paste early (tmux 3.3a
+    does not filter ``ESC [ 201 ~``) and ^C/^D/^Z act on the tty; CR is refused so that a body's
+    line endings mean one thing.
+    """
+    if not text:
+        raise UsageError("empty message")
+    bad = {c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n"}
+    if bad:
+        shown = ", ".join(sorted(repr(c) for c in bad))
+        raise UsageError(f"message contains control characters ({shown}); only TAB and LF allowed")
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("message is not valid Unicode (lone surrogates)") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise UsageError(f"message is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+    return body
+
+
+def _check_pane_id(pane_id: str) -> None:
+    if not isinstance(pane_id, str) or not _PANE_ID.fullmatch(pane_id):
+        raise UsageError(f"bad tmux pane id {pane_id!r}: expected %N")
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+
+class TmuxClient:
+    """Talks to one tmux server (``-S socket_path``, or the user's default socket).
+
+    Stateless apart from its configuration, so one instance can serve concurrent tasks. It never
+    starts or kills a server, a session or a window.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | None = None,
+        *,
+        timeout_s: float = 5.0,
+        tmux_bin: str = "tmux",
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.socket_path = socket_path
+        self.timeout_s = timeout_s
+        self.tmux_bin = tmux_bin
+        self._prefix: tuple[str, ...] = (tmux_bin, "-N", "-u") + (
+            ("-S", socket_path) if socket_path is not None else ()
+        )
+        env = child_env()
+        # Inside tmux, TMUX names the enclosing server and TMUX_PANE a pane of it; the client must
+        # talk to the server we were configured for, not the one we happen to run in.
+        env.pop("TMUX", None)
+        env.pop("TMUX_PANE", None)
+        self._env = env
+
+    def __repr__(self) -> str:
+        return f"TmuxClient(socket_path={self.socket_path!r}, timeout_s={self.timeout_s})"
+
+    # -- the one place that starts processes ----------------------------------------------
+
+    async def run(
+        self, *args: str, input: bytes | None = None, timeout_s: float | None = None
+    ) -> CompletedCall:
+        """Run one tmux client command (``args`` may chain commands with a ``";"`` argument).
+
+        Raises :class:`TmuxMissing`, :class:`ServerMissing` or :class:`TmuxTimeout`; any other
+        failure is left to the caller in ``rc``/``stderr``. stdin is ``input`` when given, else
+        /dev/null.
+        """
+        argv = (*self._prefix, *args)
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+                # Its own session: a Ctrl-C at the daemon's terminal does not cut a paste in
+                # half, and a timeout can kill the whole group.
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+            raise TmuxMissing(f"cannot run {self.tmux_bin!r}: {e.strerror or e}") from None
+        try:
+            async with asyncio.timeout(limit):
+                stdout, stderr = await proc.communicate(input)
+        except TimeoutError:
+            await _kill_and_reap(proc)
+            raise TmuxTimeout(f"tmux {' '.join(args[:2])} took more than {limit:g} s") from None
+        except BaseException:
+            # Cancelled: do not leave a client (or a zombie) behind.
+            await _kill_and_reap(proc)
+            raise
+        rc = proc.returncode if proc.returncode is not None else -1
+        call = CompletedCall(argv, rc, stdout, stderr)
+        if rc != 0 and _server_missing(call.err):
+            raise ServerMissing(call.err)
+        return call
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def server_running(self) -> bool:
+        """True when a server answers on the socket. Never starts one."""
+        try:
+            call = await self.run("list-sessions", "-F", "#{session_id}")
+        except ServerMissing:
+            return False
+        return call.rc == 0
+
+    async def list_panes(self) -> list[PaneInfo]:
+        """Every pane on the server (``list-panes -a``)."""
+        fmt, marker = _pane_format()
+        call = await self.run("list-panes", "-a", "-F", fmt)
+        if call.rc != 0:
+            raise TmuxError(f"list-panes: {call.err}")
+        return _parse_panes(call.out, marker)
+
+    async def resolve(self, target: Target) -> PaneInfo:
+        """The pane ``target`` names, matched exactly.
+
+        Sessions match by full name only (``work`` never matches ``workbench``), windows by index
+        or by exact name, panes by index (default: the window's active pane). Raises
+        :class:`TargetMissing` (or :class:`TargetAmbiguous` when a name matches several windows).
+        """
+        fmt, marker = _pane_format()
+        if target.pane_id is not None:
+            # Lists the panes of the window holding the pane; fails cleanly when it is gone.
+            call = await self.run("list-panes", "-t", target.pane_id, "-F", fmt)
+        else:
+            call = await self.run("list-panes", "-s", "-t", f"={target.session}:", "-F", fmt)
+        if call.rc != 0:
+            if "can't find" in call.err:
+                raise TargetMissing(f"{target}: {call.err}")
+            raise TmuxError(f"{target}: list-panes: {call.err}")
+        return _select(target, _parse_panes(call.out, marker))
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def paste(self, pane_id: str, text: str, buffer_name: str) -> None:
+        """Paste ``text`` into the pane through a named buffer, byte for byte; no Enter.
+
+        One client call: ``load-buffer -b NAME -`` (the body on stdin, never parsed) chained with
+        ``paste-buffer -p -d -b NAME -t %N`` (bracketed when the program asked for it; the buffer
+        is deleted after pasting). If anything fails, the buffer is deleted best-effort so that
+        buffers never pile up. ``buffer_name`` must be unique per delivery.
+        """
+        _check_pane_id(pane_id)
+        if not _BUFFER_NAME.fullmatch(buffer_name):
+            raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
+        body = check_body(text)
+        try:
+            call = await self.run(
+                "load-buffer", "-b", buffer_name, "-",
+                ";",
+                "paste-buffer", "-p", "-d", "-b", buffer_name, "-t", pane_id,
+                input=body,
+            )  # fmt: skip
+        except TmuxTimeout:
+            await self._delete_buffer(buffer_name)
+            raise
+        if call.rc != 0:
+            await self._delete_buffer(buffer_name)
+            _raise_for(pane_id, "paste", call)
+
+    async def send_enter(self, pane_id: str) -> None:
+        """Press Enter in the pane (``send-keys -t %N Enter``)."""
+        _check_pane_id(pane_id)
+        call = await self.run("send-keys", "-t", pane_id, "Enter")
+        if call.rc != 0:
+            _raise_for(pane_id, "send-keys", call)
+
+    async def cancel_mode(self, pane_id: str) -> None:
+        """Leave every mode the pane is in (copy, view, clock, tree); a no-op when in none.
+
+        Uses ``copy-mode -q``: ``send-keys -X cancel`` only works for copy/view mode and fails
+        with "not in a mode" otherwise.
+        """
+        _check_pane_id(pane_id)
+        call = await self.run("copy-mode", "-q", "-t", pane_id)
+        if call.rc != 0 and "not in a mode" not in call.err:
+            _raise_for(pane_id, "copy-mode -q", call)
+
+    async def capture(self, pane_id: str, start: int | None = None) -> str:
+        """The pane's text (``capture-pane -p -J``), wrapped lines joined; ``start`` as ``-S``
+        (negative numbers reach into the history)."""
+        _check_pane_id(pane_id)
+        args = ["capture-pane", "-p", "-J", "-t", pane_id]
+        if start is not None:
+            args += ["-S", str(int(start))]
+        call = await self.run(*args)
+        if call.rc != 0:
+            _raise_for(pane_id, "capture-pane", call)
+        return call.out
+
+    async def cursor_line(self, pane_id: str) -> str:
+        """The text of the screen row the cursor is on, trailing spaces removed.
+
+        One client call: ``#{cursor_y}`` and the visible screen (unjoined, so rows map 1:1).
+        """
+        _check_pane_id(pane_id)
+        call = await self.run(
+            "display-message", "-p", "-t", pane_id, "#{pane_id} #{cursor_y}",
+            ";",
+            "capture-pane", "-p", "-t", pane_id,
+        )  # fmt: skip
+        if call.rc != 0:
+            _raise_for(pane_id, "capture-pane", call)
+        head, _, screen = call.out.partition("\n")
+        got_id, _, y = head.partition(" ")
+        if got_id != pane_id or not y.isdigit():
+            raise TargetMissing(f"{pane_id}: pane not found")
+        rows = screen.split("\n")
+        row = int(y)
+        return rows[row].rstrip(" ") if row < len(rows) else ""
+
+    async def _delete_buffer(self, buffer_name: str) -> None:
+        # Best-effort cleanup after a failed paste: the server may be gone or the buffer already
+        # deleted, and neither may hide the original error.
+        with contextlib.suppress(TmuxError):
+            await self.run("delete-buffer", "-b", buffer_name, timeout_s=min(self.timeout_s, 1.0))
+
+
+def _server_missing(err: str) -> bool:
+    return err.startswith(("no server running", "error connecting to"))
+
+
+def _raise_for(pane_id: str, what: str, call: CompletedCall) -> None:
+    if "can't find pane" in call.err or "can't find window" in call.err:
+        raise TargetMissing(f"{pane_id}: {call.err}")
+    raise TmuxError(f"{pane_id}: {what}: {call.err or f'exit {call.rc}'}")
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the client's process group (it leads its own session) and wait for it."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            proc.kill()
+
+    async def drain() -> None:
+        # Read the pipes to EOF so their transports close (uvloop's wait() returns at exit and
+        # leaves them open otherwise); the group kill took every writer with it.
+        if proc.stdin is not None:
+            proc.stdin.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                await stream.read()
+        await proc.wait()
+
+    # Bounded, and shielded from a second cancellation so the child is never left unreaped.
+    with contextlib.suppress(TimeoutError, OSError):
+        await asyncio.shield(asyncio.wait_for(drain(), 2.0))
+
+
+def _select(target: Target, panes: Sequence[PaneInfo]) -> PaneInfo:
+    """Pick the pane ``target`` names out of a session's (or window's) panes, exactly."""
+    if target.pane_id is not None:
+        for p in panes:
+            if p.pane_id == target.pane_id:
+                return p
+        raise TargetMissing(f"{target}: no such pane")
+    # tmux was asked for exactly this session; check anyway rather than trust the lookup.
+    panes = [p for p in panes if p.session == target.session]
+    if not panes:
+        raise TargetMissing(f"{target}: no session named {target.session!r}")
+    if isinstance(target.window, int):
+        in_window = [p for p in panes if p.window_index == target.window]
+        what = f"no window with index {target.window}"
+    else:
+        in_window = [p for p in panes if p.window_name == target.window]
+        what = f"no window named {target.window!r}"
+    if not in_window:
+        raise TargetMissing(f"{target}: {what} in session {target.session!r}")
+    indexes = sorted({p.window_index for p in in_window})
+    if len(indexes) > 1:
+        raise TargetAmbiguous(
+            f"{target}: {len(indexes)} windows named {target.window!r} "
+            f"(indexes {', '.join(map(str, indexes))}); use an index"
+        )
+    if target.pane is None:
+        chosen = [p for p in in_window if p.active]
+    else:
+        chosen = [p for p in in_window if p.pane_index == target.pane]
+    if len(chosen) != 1 or not _PANE_ID.fullmatch(chosen[0].pane_id):
+        which = "no active pane" if target.pane is None else f"no pane {target.pane}"
+        raise TargetMissing(f"{target}: {which} in window {indexes[0]}")
+    return chosen[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The shell guard
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr,
+    tpgid, ...] (proc(5) fields 3 onwards)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read().decode("ascii", "replace")
+    return data[data.rindex(")") + 2 :].split()
+
+
+def _names(proc: psutil.Process) -> set[str]:
+    """The names a process goes by: comm, and the basename of argv[0] without a login ``-``."""
+    names = {proc.name()}
+    with contextlib.suppress(psutil.Error, IndexError):
+        argv0 = proc.cmdline()[0]
+        names.add(os.path.basename(argv0.split(" ", 1)[0]).lstrip("-"))
+    return {n.lstrip("-") for n in names if n}
+
+
+def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
+    """The innermost processes of the foreground job on ``pid``'s controlling terminal.
+
+    The tty's foreground process group comes from ``tpgid`` in /proc/PID/stat: no tty has to be
+    opened (as ``tcgetpgrp`` would need), and it is readable for any process the daemon can see.
+    Of the pane's process tree, the members of that group are the foreground job; its leaves are
+    what reads the keyboard (a non-interactive ``sh -c 'a; b'`` waits in the same group as ``b``).
+    A wrapper (sudo, script) in the foreground is looked through to the pty it created.
+    """
+    tpgid = int(_stat(pid)[5])
+    if tpgid <= 0:
+        return []
+    root = psutil.Process(pid)
+    tree = [root, *root.children(recursive=True)]
+    members: list[psutil.Process] = []
+    for p in tree:
+        with contextlib.suppress(OSError):
+            if os.getpgid(p.pid) == tpgid:
+                members.append(p)
+    parents = set()
+    for p in members:
+        with contextlib.suppress(psutil.Error):
+            parents.add(p.ppid())
+    leaves = [p for p in members if p.pid not in parents]
+    out: list[psutil.Process] = []
+    for p in leaves:
+        inner: list[psutil.Process] = []
+        if depth < 3 and _names(p) & WRAPPERS:
+            inner = _behind_wrapper(p, depth)
+        out.extend(inner or [p])
+    return out
+
+
+def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:
+    """The foreground job of the first session leader below ``proc`` on another tty, if any."""
+    tty = _stat(proc.pid)[4]
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error, OSError, ValueError, IndexError):
+            fields = _stat(child.pid)
+            if os.getsid(child.pid) == child.pid and fields[4] not in ("0", tty):
+                return _foreground(child.pid, depth + 1)
+    return []
+
+
+def foreground_commands(info: PaneInfo) -> tuple[str, ...] | None:
+    """Names of the programs in the pane's foreground job, or None when the process tree cannot
+    be read (pane exited, /proc hidden). Blocking /proc reads: call it via ``asyncio.to_thread``
+    when many panes are checked at once."""
+    if info.pane_pid <= 0:
+        return None
+    try:
+        procs = _foreground(info.pane_pid)
+        names: set[str] = set()
+        for p in procs:
+            names |= _names(p)
+    except (psutil.Error, OSError, ValueError, IndexError):
+        return None
+    return tuple(sorted(names)) if names else None
+
+
+def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> bool:
+    """True when text typed into the pane would reach an interactive shell.
+
+    Decided by the pane's process tree (see :func:`_foreground`): a shell waiting at its prompt
+    is alone in the foreground group; a program started from it (python, claude, sleep) is in a
+    group of its own and is what reads the keyboard. When the tree cannot be read, the decision
+    falls back to ``#{pane_current_command}`` (the foreground group leader's argv[0]).
+
+    Where the two disagree the tree wins: ``sh -c 'cd x && agent'`` (dash does not exec the last
+    command) shows ``dash`` as the current command while ``agent`` reads the keyboard; and
+    ``sudo -s`` shows ``sudo`` while a root shell reads it.
+
+    Not detectable: a foreground program that does not read its tty (``sleep 100``) leaves what
+    is typed for the shell to read after it exits.
+    """
+    names = foreground_commands(info)
+    if names is None:
+        names = (os.path.basename(info.current_command).lstrip("-"),)
+    return any(n in shells for n in names)

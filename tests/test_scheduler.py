@@ -1,0 +1,295 @@
+"""The scheduler loop on a real SQLite store, with an injected clock (once with the real one)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from asched.models import CatchUp, CheckIn, Cron, Delivery, DeliveryState, Every, NewCheckIn, Once
+from asched.scheduler import Scheduler
+from asched.store import AsyncStore
+
+T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """Wall and monotonic time that only move when the test says so."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+        self.m = 1000.0
+        self.sleeps: list[float] = []
+
+    def wall(self) -> datetime:
+        return self.now
+
+    def mono(self) -> float:
+        return self.m
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.m += seconds
+
+    def jump_wall(self, seconds: float) -> None:
+        """The wall clock is set (NTP, an admin): monotonic time barely moves."""
+        self.now += timedelta(seconds=seconds)
+        self.m += 0.01
+
+    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """A dispatch that records what it was handed."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[CheckIn, Delivery]] = []
+
+    def __call__(self, checkin: CheckIn, delivery: Delivery) -> None:
+        self.got.append((checkin, delivery))
+
+    def due_times(self) -> list[datetime]:
+        return [d.due_at for _, d in self.got]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    s = await AsyncStore.open(tmp_path / "asched.db")
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+def every(seconds: int, first: datetime, **kw: object) -> NewCheckIn:
+    return NewCheckIn(
+        target="work:0", message="status?", rule=Every(seconds, first), next_due=first, **kw
+    )  # type: ignore[arg-type]
+
+
+async def test_fires_on_time_and_only_once(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    due = T0 + timedelta(seconds=10)
+    c = await store.add_checkin(
+        NewCheckIn(target="work:0", message="hi", rule=Once(due), next_due=due)
+    )
+    sched = Scheduler(store, rec, clock)
+    assert await sched.run_once() == pytest.approx(10.0)
+    assert rec.got == []
+    clock.advance(10)
+    await sched.run_once()
+    assert [d.checkin_id for _, d in rec.got] == [c.id]
+    assert rec.got[0][1].late is False
+    clock.advance(10)
+    assert await sched.run_once() == sched.max_sleep_s  # nothing left
+    assert len(rec.got) == 1
+    stored = await store.get_checkin(c.id)
+    assert stored is not None and stored.next_due is None and stored.last_due == due
+
+
+async def test_every_fires_each_slot(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
+    sched = Scheduler(store, rec, clock)
+    for _ in range(10):
+        clock.advance(60)
+        await sched.run_once()
+    assert rec.due_times() == [T0 + timedelta(seconds=60 * k) for k in range(1, 11)]
+
+
+async def test_sleep_is_capped(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    await store.add_checkin(every(3600, T0 + timedelta(hours=1)))
+    assert await Scheduler(store, rec, clock).run_once() == 30.0
+
+
+async def test_late_within_grace_delivers_once_marked_late(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    await store.add_checkin(every(60, T0 + timedelta(seconds=60), grace_s=120.0))
+    sched = Scheduler(store, rec, clock)
+    clock.advance(60 + 90)  # 90 s late: within grace, one slot (T0+120) also missed
+    await sched.run_once()
+    assert len(rec.got) == 1
+    checkin, delivery = rec.got[0]
+    assert delivery.late is True and delivery.due_at == T0 + timedelta(seconds=60)
+    stored = await store.get_checkin(checkin.id)
+    assert stored is not None and stored.next_due == T0 + timedelta(seconds=180)
+
+
+@pytest.mark.parametrize("policy", [CatchUp.SKIP, CatchUp.ONCE])
+async def test_past_grace_follows_the_policy(store: AsyncStore, policy: CatchUp) -> None:
+    clock, rec = FakeClock(), Recorder()
+    c = await store.add_checkin(
+        every(60, T0 + timedelta(seconds=60), grace_s=30.0, catch_up=policy)
+    )
+    sched = Scheduler(store, rec, clock)
+    clock.advance(60 + 15 * 3600)  # the reference replayed 15-hour-old check-ins at start
+    await sched.run_once()
+    history = await store.history(c.id)
+    assert len(history) == 1  # one row for the whole outage, never one per missed slot
+    if policy is CatchUp.SKIP:
+        assert rec.got == []
+        assert history[0].state is DeliveryState.SKIPPED and history[0].reason == "missed"
+    else:
+        assert len(rec.got) == 1 and rec.got[0][1].late
+    stored = await store.get_checkin(c.id)
+    assert stored is not None and stored.next_due is not None
+    assert clock.now < stored.next_due <= clock.now + timedelta(seconds=60)
+
+
+async def test_forward_jump_of_a_day_no_burst_no_stall(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    c = await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
+    sched = Scheduler(store, rec, clock)
+    for _ in range(3):
+        clock.advance(60)
+        await sched.run_once()
+    clock.jump_wall(86400)
+    await sched.run_once()
+    assert len(rec.got) == 3  # past the 300 s grace: skipped, not a burst of 1,440
+    history = await store.history(c.id, limit=1000)
+    assert len(history) == 4 and history[0].reason == "missed"
+    for _ in range(5):
+        clock.advance(60)
+        await sched.run_once()
+    assert len(rec.got) == 8
+    dues = rec.due_times()
+    assert len(set(dues)) == len(dues)
+
+
+async def test_backward_jump_of_an_hour_no_duplicate_no_stall(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    c = await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
+    cron_first = T0 + timedelta(minutes=5)
+    k = await store.add_checkin(
+        NewCheckIn(
+            target="work:1",
+            message="cron",
+            rule=Cron("*/5 * * * *", "UTC"),
+            next_due=cron_first,
+        )
+    )
+    sched = Scheduler(store, rec, clock)
+    for _ in range(10):
+        clock.advance(60)
+        await sched.run_once()
+    before = len(rec.got)
+    assert before == 12  # ten interval slots and two cron slots
+    clock.jump_wall(-3600)
+    await sched.run_once()
+    assert len(rec.got) == before  # no burst
+    stored = await store.get_checkin(c.id)
+    assert stored is not None and stored.next_due is not None
+    assert clock.now < stored.next_due <= clock.now + timedelta(seconds=60)  # no stall
+    for _ in range(10):
+        clock.advance(60)
+        await sched.run_once()
+    interval_rows = [d for ch, d in rec.got if ch.id == c.id]
+    cron_rows = [d for ch, d in rec.got if ch.id == k.id]
+    assert len(interval_rows) == 20  # every minute on, across the jump
+    assert len(cron_rows) == 4
+    # No occurrence was handed over twice.
+    ids = [d.id for _, d in rec.got]
+    assert len(set(ids)) == len(ids)
+    journal = await store.history(limit=1000)
+    assert len(journal) == len(rec.got)
+
+
+async def test_exhausted_by_count_and_until(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    a = await store.add_checkin(every(60, T0 + timedelta(seconds=60), remaining=3))
+    b = await store.add_checkin(
+        every(60, T0 + timedelta(seconds=60), until=T0 + timedelta(minutes=2))
+    )
+    sched = Scheduler(store, rec, clock)
+    for _ in range(6):
+        clock.advance(60)
+        await sched.run_once()
+    assert sum(ch.id == a.id for ch, _ in rec.got) == 3
+    assert sum(ch.id == b.id for ch, _ in rec.got) == 2
+
+
+async def test_three_hundred_due_in_the_same_second_all_dispatched(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    due = T0 + timedelta(seconds=1)
+    await store.add_many(
+        NewCheckIn(target=f"s{i}:0", message=f"m{i}", rule=Once(due), next_due=due)
+        for i in range(300)
+    )
+    sched = Scheduler(store, rec, clock)
+    clock.advance(1.9)  # the pass runs late within the second
+    await sched.run_once()
+    assert len(rec.got) == 300
+    assert all(not d.late for _, d in rec.got)
+    assert await store.in_flight() != []
+
+
+async def test_two_schedulers_never_claim_one_occurrence_twice(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    due = T0 + timedelta(seconds=1)
+    await store.add_many(
+        NewCheckIn(target=f"s{i}:0", message="x", rule=Once(due), next_due=due) for i in range(50)
+    )
+    a, b = Scheduler(store, rec, clock), Scheduler(store, rec, clock)
+    clock.advance(2)
+    await asyncio.gather(a.run_once(), b.run_once())
+    ids = [c.id for c, _ in rec.got]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 50
+
+
+async def test_a_failing_pass_is_logged_and_retried(store: AsyncStore) -> None:
+    rec = Recorder()
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        async def due_checkins(self, now: datetime, limit: int = 1000) -> list[CheckIn]:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("disk hiccup")
+            return await store.due_checkins(now, limit)
+
+    flaky = Flaky()
+    clock = FakeClock()
+    stopping = asyncio.Event()
+    sched = Scheduler(flaky, rec, clock)  # type: ignore[arg-type]
+    task = asyncio.create_task(sched.run(stopping))
+    async with asyncio.timeout(5):
+        while flaky.calls < 3:
+            await asyncio.sleep(0)
+    stopping.set()
+    async with asyncio.timeout(5):
+        await task
+    assert clock.sleeps[0] == 1.0  # the back-off after the failed pass
+
+
+async def test_wakes_on_add_with_the_real_clock(store: AsyncStore) -> None:
+    got: list[float] = []
+    stopping = asyncio.Event()
+
+    def dispatch(checkin: CheckIn, delivery: Delivery) -> None:
+        got.append(time.time() - delivery.due_at.timestamp())
+
+    sched = Scheduler(store, dispatch)
+    task = asyncio.create_task(sched.run(stopping))
+    await asyncio.sleep(0.05)  # the loop is now asleep for up to 30 s
+    due = datetime.now(UTC) + timedelta(milliseconds=200)
+    await store.add_checkin(NewCheckIn(target="w:0", message="x", rule=Once(due), next_due=due))
+    sched.wake()
+    async with asyncio.timeout(5):
+        while not got:
+            await asyncio.sleep(0.005)
+    stopping.set()
+    async with asyncio.timeout(5):
+        await task
+    assert -0.002 <= got[0] < 0.05, f"dispatched {got[0] * 1000:.1f} ms after due"
