@@ -123,6 +123,10 @@ class Daemon:
         if self._lock_task is not None and not self._lock_task.done():
             self._lock_task.cancel()
 
+    def request_stop(self, reason: str = "request") -> None:
+        """Stop as if signalled (the demo, tests); safe to call more than once."""
+        self._on_stop_signal(reason)
+
     def _on_reload_signal(self) -> None:
         if self.state is not RunState.RUNNING:
             log.info("signal.ignored", signal="SIGHUP", reason=f"state {self.state}")

@@ -210,20 +210,28 @@ class DeliveryEngine:
                 )
                 await self._sleep_or_defer(wait)
         lock = self._pane_locks.setdefault(pane.pane_id, asyncio.Lock())
+        contended = lock.locked()
         async with self._parallel, lock:
-            return await self._type_into(checkin, delivery, pane, deadline)
+            return await self._type_into(checkin, delivery, pane, deadline, contended)
 
     async def _type_into(
-        self, checkin: CheckIn, delivery: Delivery, pane: PaneInfo, deadline: float
+        self,
+        checkin: CheckIn,
+        delivery: Delivery,
+        pane: PaneInfo,
+        deadline: float,
+        contended: bool,
     ) -> Delivery:
         # Spacing per pane and the global budget come before the preflight, which must be fresh.
         gap = self._pane_last.get(pane.pane_id, -1e9) + self.settings.min_gap_s - time.monotonic()
-        await self._sleep_or_defer(max(gap, 0.0) + self._bucket.delay())
+        budget_wait = self._bucket.delay()
+        waited = gap > 0 or budget_wait > 0 or contended
+        await self._sleep_or_defer(max(gap, 0.0) + budget_wait)
         try:
-            pane = await self.tmux.resolve(parse_target(pane.pane_id))
+            if waited:
+                # The pane may have changed while we queued: look again.
+                pane = await self.tmux.resolve(parse_target(pane.pane_id))
             pane = await self._leave_copy_mode(pane, deadline)
-        except TargetMissing:
-            return await self._finish(delivery.id, DeliveryState.FAILED, "target-missing")
         except TmuxError as exc:
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
         if pane.dead:
@@ -242,8 +250,9 @@ class DeliveryEngine:
             await self.tmux.paste(
                 pane.pane_id, text, f"asched-{delivery.id}-{secrets.token_hex(4)}"
             )
-        except TargetMissing:
-            return await self._finish(delivery.id, DeliveryState.FAILED, "target-missing")
+        except TargetMissing as exc:
+            # tmux refused before pasting (pane gone or dead): nothing reached the pane.
+            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
         except TmuxError as exc:
             # A timeout or a failed paste: whether bytes reached the pane is unknown.
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")

@@ -124,6 +124,7 @@ class Delivery:
     attempts: int
     started_at: datetime
     finished_at: datetime | None
+    target: str = ""  # as it was when the occurrence was claimed
 
 
 def utc(ts: datetime) -> datetime:

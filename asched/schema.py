@@ -317,7 +317,8 @@ SELECT_CHECKINS: Final = (
     "created_ms, updated_ms FROM checkins"
 )
 SELECT_DELIVERIES: Final = (
-    "SELECT id, checkin_id, due_ms, state, reason, late, pane, attempts, started_ms, finished_ms "
+    "SELECT id, checkin_id, due_ms, state, reason, late, pane, attempts, started_ms, finished_ms, "
+    "target "
     "FROM deliveries"
 )
 # Repeats the WHERE of the partial index deliveries_in_flight: a query must, to be able to use it.
@@ -466,4 +467,5 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         attempts=row["attempts"],
         started_at=from_ms(row["started_ms"]),
         finished_at=_opt_dt(row["finished_ms"]),
+        target=row["target"],
     )

@@ -31,6 +31,7 @@ import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -203,6 +204,32 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise UsageError(f"invalid check-in: {exc}") from exc
         return checkin_from_row(row)
+
+    def add_claimed(self, new: NewCheckIn, due_at: datetime) -> tuple[CheckIn, Delivery]:
+        """Store a one-off check-in already claimed for ``due_at`` (``asched send``), atomically.
+
+        The row is born done (next_due NULL), so no scheduler can claim it as well: the caller
+        owns the one delivery.
+        """
+        if new.key is not None:
+            raise ValueError("a claimed one-off check-in has no key")
+        due_ms = to_ms(due_at)
+        params = checkin_params(replace(new, next_due=None), self._now_ms())
+        try:
+            with self._write() as conn:
+                (checkin_id,) = conn.execute(UPSERT_CHECKIN + " RETURNING id", params).fetchone()
+                conn.execute(
+                    "UPDATE checkins SET last_due_ms = ? WHERE id = ?", (due_ms, checkin_id)
+                )
+                row = conn.execute(SELECT_CHECKINS + " WHERE id = ?", (checkin_id,)).fetchone()
+                inserted = conn.execute(
+                    "INSERT INTO deliveries (checkin_id, target, due_ms, state, started_ms) "
+                    "VALUES (?, ?, ?, 'claimed', ?) RETURNING *",
+                    (checkin_id, new.target, due_ms, self._now_ms()),
+                ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise UsageError(f"invalid check-in: {exc}") from exc
+        return checkin_from_row(row), delivery_from_row(inserted)
 
     def add_many(self, news: Iterable[NewCheckIn]) -> int:
         """Add (or replace by key) many check-ins in one transaction; return how many were given.
@@ -589,6 +616,7 @@ class AsyncStore:
 
     add_checkin = _on_thread(Store.add_checkin)
     add_many = _on_thread(Store.add_many)
+    add_claimed = _on_thread(Store.add_claimed)
     get_checkin = _on_thread(Store.get_checkin)
     get_by_key = _on_thread(Store.get_by_key)
     list_checkins = _on_thread(Store.list_checkins)

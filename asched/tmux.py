@@ -26,6 +26,10 @@ Facts this module relies on, all measured on tmux 3.3a:
 - ``paste-buffer`` turns LF into CR, like a terminal emulator's paste; a tty in canonical mode
   (ICRNL) turns it back into LF, and paste-aware programs treat CR inside a bracketed paste as a
   newline. A canonical-mode tty keeps at most 4095 bytes of a line; the kernel drops the rest.
+- ``paste-buffer`` and ``send-keys -l`` into a dead pane (remain-on-exit) crash the whole tmux
+  3.3a server, taking every session with it. Pastes and Enter therefore go through
+  ``if-shell -F -t %N '#{pane_dead}' ...`` in the same command list: the server runs a command
+  list without returning to its event loop, so the pane cannot die between check and paste.
 - ``copy-mode -q`` leaves every mode (copy, view, clock, tree), needs no attached client and exits 0
   when the pane is in no mode; ``send-keys -X cancel`` cannot leave clock or tree mode.
 """
@@ -52,6 +56,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "WRAPPERS",
     "CompletedCall",
+    "PaneDead",
     "PaneInfo",
     "ServerMissing",
     "Target",
@@ -89,6 +94,8 @@ _DIGITS = re.compile(r"[0-9]+")
 _PANE_ID = re.compile(r"%[0-9]+")
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _INT_MAX = 2**31 - 1
+# Printed by the dead-pane branch of the guarded commands; tmux itself never prints it.
+_DEAD_MARK = "asched:pane-dead"
 
 # One format for every pane listing. Names are escaped by tmux; the current command is raw and
 # therefore last, so a tab inside it cannot shift the other fields.
@@ -117,7 +124,7 @@ class TmuxError(AschedError):
     """A tmux call failed. ``reason`` is a stable machine-readable word, ``detail`` one line.
 
     Reasons: ``tmux-missing``, ``server-missing``, ``target-missing``, ``target-ambiguous``,
-    ``timeout``, ``command-failed``.
+    ``pane-dead``, ``timeout``, ``command-failed``.
     """
 
     reason = "command-failed"
@@ -151,6 +158,12 @@ class TargetAmbiguous(TargetMissing):
     """A window name matches more than one window of the session; name it by index instead."""
 
     reason = "target-ambiguous"
+
+
+class PaneDead(TargetMissing):
+    """The pane's program has exited and the pane only remains on screen (remain-on-exit)."""
+
+    reason = "pane-dead"
 
 
 class TmuxTimeout(TmuxError):
@@ -230,11 +243,11 @@ def _check_window_name(name: str, *, has_pane: bool) -> None:
         raise UsageError(f"tmux window name {name!r} contains control characters")
     if name != name.strip():
         raise UsageError(f"tmux window name {name!r} has leading or trailing spaces")
-    head, dot, tail = name.rpartition(".")
-    if dot and head and _DIGITS.fullmatch(tail) and not has_pane:
-        # "work:python3.11" reads as window "python3" pane 11; such a name needs a pane index.
+    _, dot, tail = name.rpartition(".")
+    if dot and (not tail or _DIGITS.fullmatch(tail)) and not has_pane:
+        # "work:python3.11" reads as window "python3" pane 11: such a name needs a pane index.
         raise UsageError(
-            f"tmux window name {name!r} ends in '.<digits>': add a pane index "
+            f"tmux window name {name!r} ends in '.' or '.<digits>': add a pane index "
             f"(e.g. ':{name}.0') or use the window's index"
         )
 
@@ -251,7 +264,7 @@ def parse_target(text: str) -> Target:
         raise UsageError("empty tmux target; expected session:window[.pane] or %N")
     if _bad_chars(text):
         raise UsageError(f"bad tmux target {text!r}: control characters")
-    if text.startswith("%"):
+    if text.startswith("%") and ":" not in text:  # "%x:0" is session "%x"
         if not _PANE_ID.fullmatch(text):
             raise UsageError(f"bad tmux target {text!r}: a pane id is % followed by digits")
         return Target(pane_id=text)
@@ -462,7 +475,9 @@ class TmuxClient:
                 stdout, stderr = await proc.communicate(input)
         except TimeoutError:
             await _kill_and_reap(proc)
-            raise TmuxTimeout(f"tmux {' '.join(args[:2])} took more than {limit:g} s") from None
+            raise TmuxTimeout(
+                f"tmux {args[0] if args else ''} took more than {limit:g} s"
+            ) from None
         except BaseException:
             # Cancelled: do not leave a client (or a zombie) behind.
             await _kill_and_reap(proc)
@@ -517,18 +532,24 @@ class TmuxClient:
 
         One client call: ``load-buffer -b NAME -`` (the body on stdin, never parsed) chained with
         ``paste-buffer -p -d -b NAME -t %N`` (bracketed when the program asked for it; the buffer
-        is deleted after pasting). If anything fails, the buffer is deleted best-effort so that
-        buffers never pile up. ``buffer_name`` must be unique per delivery.
+        is deleted after pasting), guarded by ``#{pane_dead}`` (a paste into a dead pane crashes
+        tmux 3.3a). If anything fails, the buffer is deleted best-effort so that buffers never
+        pile up. ``buffer_name`` must be unique per delivery. Raises :class:`PaneDead`,
+        :class:`TargetMissing`, :class:`UsageError` (see :func:`check_body`).
         """
         _check_pane_id(pane_id)
         if not _BUFFER_NAME.fullmatch(buffer_name):
             raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
         body = check_body(text)
         try:
+            # The if-shell branches are command strings parsed by tmux: safe, because the pane id
+            # and the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above.
             call = await self.run(
                 "load-buffer", "-b", buffer_name, "-",
                 ";",
-                "paste-buffer", "-p", "-d", "-b", buffer_name, "-t", pane_id,
+                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+                f"delete-buffer -b {buffer_name} ; display-message -p {_DEAD_MARK}",
+                f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
                 input=body,
             )  # fmt: skip
         except TmuxTimeout:
@@ -537,13 +558,21 @@ class TmuxClient:
         if call.rc != 0:
             await self._delete_buffer(buffer_name)
             _raise_for(pane_id, "paste", call)
+        if _DEAD_MARK in call.out:
+            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
 
     async def send_enter(self, pane_id: str) -> None:
-        """Press Enter in the pane (``send-keys -t %N Enter``)."""
+        """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead."""
         _check_pane_id(pane_id)
-        call = await self.run("send-keys", "-t", pane_id, "Enter")
+        call = await self.run(
+            "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+            f"display-message -p {_DEAD_MARK}",
+            f"send-keys -t {pane_id} Enter",
+        )  # fmt: skip
         if call.rc != 0:
             _raise_for(pane_id, "send-keys", call)
+        if _DEAD_MARK in call.out:
+            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
 
     async def cancel_mode(self, pane_id: str) -> None:
         """Leave every mode the pane is in (copy, view, clock, tree); a no-op when in none.
@@ -597,7 +626,10 @@ class TmuxClient:
 
 
 def _server_missing(err: str) -> bool:
-    return err.startswith(("no server running", "error connecting to"))
+    # The first two: nobody listens on the socket. The others: the server went away mid-call.
+    return err.startswith(
+        ("no server running", "error connecting to", "server exited unexpectedly", "lost server")
+    )
 
 
 def _raise_for(pane_id: str, what: str, call: CompletedCall) -> None:
