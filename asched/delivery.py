@@ -142,6 +142,11 @@ class DeliveryEngine:
         """Deliveries still running."""
         return len(self._tasks)
 
+    async def wait_idle(self) -> None:
+        """Wait until no delivery runs (without stopping: new ones may still be submitted)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def drain(self) -> None:
         """Wait for every running delivery (the daemon bounds this with its drain timeout)."""
         self.stopping.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Spawner, spawner_fixture
+from tests.tmuxsrv import Server
 
 
 @pytest.fixture
@@ -28,3 +30,15 @@ def loop_name(request: pytest.FixtureRequest) -> str:
 def spawner(short_tmp: Path, loop_name: str) -> Iterator[Spawner]:
     """Spawns daemons on ``loop_name``; SIGKILLs leftovers at teardown."""
     yield from spawner_fixture(short_tmp, loop_name)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A private tmux server (started by its first session), killed at teardown."""
+    root = Path(tempfile.mkdtemp(prefix="asched-"))  # short: AF_UNIX paths < 108 bytes
+    srv = Server(root)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+        shutil.rmtree(root, ignore_errors=True)

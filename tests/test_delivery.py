@@ -1,0 +1,293 @@
+"""The delivery engine against a real tmux server on a private socket and a real SQLite journal."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from asched.delivery import DeliveryEngine, DeliverySettings
+from asched.models import Delivery, DeliveryState, NewCheckIn, Once
+from asched.store import AsyncStore
+from asched.tmux import TmuxClient, parse_target
+from tests.tmuxsrv import Server
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+FAST = DeliverySettings(settle_s=0.05, verify_delay_s=0.05, min_gap_s=0.0, retry_base_s=0.05)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    s = await AsyncStore.open(tmp_path / "asched.db")
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+def engine_for(
+    store: AsyncStore, server: Server, settings: DeliverySettings = FAST
+) -> DeliveryEngine:
+    return DeliveryEngine(store, TmuxClient(server.sock), settings)
+
+
+async def enqueue(
+    store: AsyncStore, engine: DeliveryEngine, target: str, message: str, grace_s: float = 60.0
+) -> Delivery:
+    now = datetime.now(UTC)
+    new = NewCheckIn(target=target, message=message, rule=Once(now), next_due=now, grace_s=grace_s)
+    checkin, delivery = await store.add_claimed(new, now)
+    engine.submit(checkin, delivery)
+    return delivery
+
+
+async def final(store: AsyncStore, delivery_id: int) -> Delivery:
+    row = await store.get_delivery(delivery_id)
+    assert row is not None
+    return row
+
+
+async def wait_for(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def hostile_corpus() -> list[str]:
+    """Bodies that break send-keys, a shell or tmux's parser if any byte is interpreted."""
+    pieces = [
+        "ends with a semicolon;",
+        "ends with an escaped semicolon \\;",
+        "'single' \"double\" `backticks` $(echo pwned) ${HOME} $HOME",
+        "100% done, #{pane_id} #{session_name} #[fg=red] ##",
+        "tab\tseparated\tcolumns",
+        "-leading dash",
+        "--also-an-option",
+        "Enter",
+        "C-c",
+        "C-d Escape Up",
+        "emoji 🚀🔥 and a family 👨‍👩‍👧‍👦",
+        "right-to-left: שלום عليكم",
+        "combining: e\u0301 a\u0308 n\u0303 Z\u0337\u0336",
+        "line one\nline two\nline three",
+        "; send-keys -t 0 'rm -rf /' Enter",
+        "\\\\ backslashes \\n \\t \\",
+        "{ braces } [ brackets ] < angle > | pipe & amp",
+        "~ tilde ^ caret * star ? question ! bang",
+    ]
+    out = []
+    for i in range(500):
+        body = pieces[i % len(pieces)]
+        out.append(f"[{i:03d}] {body}")
+    return out
+
+
+async def test_hostile_corpus_arrives_byte_exact_exactly_once(
+    store: AsyncStore, server: Server
+) -> None:
+    files = [server.root / f"out{n}" for n in range(10)]
+    for n, f in enumerate(files):
+        server.new_session(f"c{n}", f"cat > {f}")
+    engine = engine_for(store, server)
+    corpus = hostile_corpus()
+    ids = []
+    for i, body in enumerate(corpus):
+        ids.append((await enqueue(store, engine, f"c{i % 10}:0", body)).id)
+    async with asyncio.timeout(90):
+        await engine.wait_idle()
+    for i, f in enumerate(files):
+        expected = "".join(b + "\n" for b in corpus[i::10])
+        await wait_for(lambda f=f, e=expected: f.read_text() == e, f"{f} complete", timeout=10)
+    states = [(await final(store, d)).state for d in ids]
+    assert states.count(DeliveryState.VERIFIED) == 500, states
+
+
+async def test_64_kib_bodies_arrive_intact(store: AsyncStore, server: Server) -> None:
+    raw = server.root / "raw"
+    cooked = server.root / "cooked"
+    server.new_session("raw", f"stty raw -echo; cat > {raw}")
+    server.new_session("cooked", f"cat > {cooked}")
+    engine = engine_for(store, server)
+    one_line = ("x" * 63 + "é") * 1000  # 65,000 bytes on one line: needs a raw tty
+    many_lines = "\n".join(f"{n:05d} " + "y" * 58 for n in range(1000))  # 65 KiB, short lines
+    a = await enqueue(store, engine, "raw:0", one_line)
+    b = await enqueue(store, engine, "cooked:0", many_lines)
+    async with asyncio.timeout(60):
+        await engine.wait_idle()
+    # A raw tty gets the Enter key as CR; the body itself has no line ends.
+    await wait_for(lambda: raw.read_bytes() == one_line.encode() + b"\r", "raw body", 20)
+    await wait_for(lambda: cooked.read_text() == many_lines + "\n", "cooked body", 20)
+    assert (await final(store, a.id)).state in (DeliveryState.VERIFIED, DeliveryState.UNVERIFIED)
+    assert (await final(store, b.id)).state is DeliveryState.VERIFIED
+
+
+async def test_into_bash_nothing_runs_before_enter(store: AsyncStore, server: Server) -> None:
+    a, b = server.root / "a", server.root / "b"
+    server.new_session("sh", "bash --norc --noprofile")
+    await asyncio.sleep(0.3)  # bash enables bracketed paste when it prints its first prompt
+    slow = DeliverySettings(
+        settle_s=1.0, verify_delay_s=0.05, min_gap_s=0, shells=frozenset(), retry_base_s=0.05
+    )
+    engine = engine_for(store, server, slow)
+    d = await enqueue(store, engine, "sh:0", f"touch {a}; echo 'x;y' > {b}\ntouch {a}.2")
+    deadline = time.monotonic() + 5
+    while (await final(store, d.id)).state is not DeliveryState.TYPED:
+        assert time.monotonic() < deadline, "never reached typed"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # typed, Enter not pressed yet: nothing may have run
+    assert not a.exists() and not b.exists()
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(lambda: Path(f"{a}.2").exists() and b.exists(), "both lines ran")
+    assert b.read_text() == "x;y\n"
+
+
+async def test_into_a_python_repl(store: AsyncStore, server: Server) -> None:
+    out = server.root / "py"
+    server.new_session("py", f"{sys.executable} -q")
+    await asyncio.sleep(0.5)
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "py:0", f"x = 6 * 7; open({str(out)!r}, 'w').write(f'{{x}};')")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(out.exists, "the REPL ran the line")
+    assert out.read_text() == "42;"
+    assert (await final(store, d.id)).state is DeliveryState.VERIFIED
+
+
+async def test_work_never_reaches_workbench(store: AsyncStore, server: Server) -> None:
+    out = server.root / "bench"
+    server.new_session("workbench", f"cat > {out}")
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "work:0", "for work only", grace_s=0.5)
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert row.state is DeliveryState.FAILED and row.reason == "target-missing"
+    assert row.attempts >= 1  # retried before giving up
+    assert out.read_text() == ""
+
+
+@pytest.mark.parametrize("shell", ["bash", "sh", "zsh"])
+async def test_shell_panes_get_nothing(store: AsyncStore, server: Server, shell: str) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed (CI installs it)")
+    server.new_session("s", shell)
+    await asyncio.sleep(0.3)
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "s:0", "SCHEDULED CHECK-IN: hello")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.SKIPPED, "shell")
+    assert "SCHEDULED" not in server.tmux("capture-pane", "-p", "-t", "=s:0")
+
+
+async def test_copy_mode_wait_policy(store: AsyncStore, server: Server) -> None:
+    out = server.root / "cm"
+    server.new_session("cm", f"cat > {out}")
+    server.tmux("copy-mode", "-t", "=cm:0")
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "cm:0", "after copy mode", grace_s=10)
+    await asyncio.sleep(1.0)
+    assert out.read_text() == ""  # waiting, nothing typed into copy mode
+    assert (await final(store, d.id)).state is DeliveryState.CLAIMED
+    server.tmux("send-keys", "-X", "-t", "=cm:0", "cancel")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(lambda: out.read_text() == "after copy mode\n", "delivered after copy mode")
+    assert (await final(store, d.id)).state is DeliveryState.VERIFIED
+
+
+async def test_copy_mode_never_left_is_skipped(store: AsyncStore, server: Server) -> None:
+    out = server.root / "cm"
+    server.new_session("cm", f"cat > {out}")
+    server.tmux("copy-mode", "-t", "=cm:0")
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "cm:0", "never", grace_s=0.6)
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.SKIPPED, "copy-mode")
+    assert out.read_text() == ""
+
+
+async def test_copy_mode_cancel_policy(store: AsyncStore, server: Server) -> None:
+    out = server.root / "cm"
+    server.new_session("cm", f"cat > {out}")
+    server.tmux("copy-mode", "-t", "=cm:0")
+    settings = DeliverySettings(settle_s=0.05, verify_delay_s=0.05, min_gap_s=0, copy_mode="cancel")
+    engine = engine_for(store, server, settings)
+    d = await enqueue(store, engine, "cm:0", "cancelled it")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(lambda: out.read_text() == "cancelled it\n", "delivered")
+    assert (await final(store, d.id)).state is DeliveryState.VERIFIED
+
+
+async def test_no_server_retries_then_fails(store: AsyncStore, tmp_path: Path) -> None:
+    engine = DeliveryEngine(store, TmuxClient(str(tmp_path / "nosock")), FAST)
+    d = await enqueue(store, engine, "work:0", "hello", grace_s=0.5)
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.FAILED, "server-missing")
+    assert row.attempts >= 2
+
+
+async def test_same_pane_is_serialised_and_spaced(store: AsyncStore, server: Server) -> None:
+    out = server.root / "gap"
+    server.new_session("g", f"cat > {out}")
+    settings = DeliverySettings(settle_s=0.01, verify_delay_s=0.01, min_gap_s=0.3)
+    engine = engine_for(store, server, settings)
+    started = time.monotonic()
+    for i in range(4):
+        await enqueue(store, engine, "g:0", f"m{i}")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    assert time.monotonic() - started >= 0.9  # three gaps of 0.3 s
+    lines = out.read_text().splitlines()
+    assert sorted(lines) == ["m0", "m1", "m2", "m3"]
+
+
+async def test_recovery_never_retypes(store: AsyncStore, server: Server) -> None:
+    out = server.root / "rec"
+    server.new_session("r", f"cat > {out}")
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    rows = {}
+    for state in ("claimed", "typing", "typed", "submitted"):
+        new = NewCheckIn(target="r:0", message=f"was {state}", rule=Once(now), next_due=now)
+        _, d = await store.add_claimed(new, now)
+        pane = (await engine.tmux.resolve(parse_target("r:0"))).pane_id
+        if state != "claimed":
+            await store.transition(d.id, DeliveryState.TYPING, pane=pane)
+        if state in ("typed", "submitted"):
+            await store.transition(d.id, DeliveryState.TYPED)
+        if state == "submitted":
+            await store.transition(d.id, DeliveryState.SUBMITTED)
+        rows[state] = d.id
+    assert await engine.recover() == 4
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(lambda: "was claimed" in out.read_text(), "the claimed row delivered")
+    text = out.read_text()
+    # Only the row that never reached the pane was typed; the others were settled by looking.
+    assert text == "was claimed\n"
+    states = {k: (await final(store, v)).state for k, v in rows.items()}
+    assert states["claimed"] is DeliveryState.VERIFIED
+    assert states["typing"] is DeliveryState.UNVERIFIED
+    assert states["typed"] is DeliveryState.UNVERIFIED
+    assert states["submitted"] is DeliveryState.VERIFIED
