@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from asched import __version__
-from asched.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, AschedError
+from asched.commands import register as register_data_commands
+from asched.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, AschedError
 from asched.logs import LEVELS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -28,6 +30,17 @@ EPILOG = """\
 examples:
   asched daemon                      run the scheduler in the foreground (JSON logs on stderr)
   asched status                      is a daemon running on this state directory?
+  asched add work:0.1 "status report please" --in 30m
+                                     type that into pane 1 of window 0 of session work, once
+  asched add work:0 "check the build" --every 1h --key build
+                                     hourly; a second add with --key build replaces it
+  asched add work:0 "stand-up" --cron "0 9 * * MON-FRI" --tz Europe/Berlin
+  asched ls                          what is scheduled (--json for scripts)
+  asched pause 12 / resume 12 / rm 12
+  asched history                     what was delivered, skipped or failed
+  asched send work:0 "hello"         deliver now, no daemon needed
+  asched demo                        see it work in about ten seconds
+  asched COMMAND --help              each command's options and examples
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
 else $XDG_STATE_HOME/asched (~/.local/state/asched).
@@ -110,6 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_cmd_status)
+    register_data_commands(sub, common)
+
+    send = sub.add_parser(
+        "send",
+        parents=[common],
+        help="deliver a message now, without a daemon",
+        description="Type MESSAGE into the tmux pane TARGET now, through the same engine as the"
+        " daemon (exact target, shell guard, paste, settle, Enter, check), and print the outcome."
+        " The delivery is journaled: `asched history` shows it. Exit 0 when delivered, 1 when"
+        " it was skipped or failed.",
+        epilog="example:\n  asched send work:0.1 'SCHEDULED CHECK-IN: status report please'",
+        formatter_class=_Formatter,
+    )
+    send.add_argument("target", metavar="TARGET", help="session:window[.pane] or %%N")
+    send.add_argument("message", metavar="MESSAGE", help="the text to type (TAB and LF allowed)")
+    send.add_argument("--tmux-socket", metavar="PATH", help="tmux server socket (tmux -S)")
+    send.add_argument(
+        "--grace",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds to keep retrying a missing target (default 10)",
+    )
+    send.add_argument("--json", action="store_true", help="print the journal row as JSON")
+    send.set_defaults(handler=_cmd_send)
+
+    demo = sub.add_parser(
+        "demo",
+        help="see it work: a private tmux server, a few check-ins, about 10 s",
+        description="Start a private tmux server with a small interactive program and a shell,"
+        " schedule a few check-ins a second or two apart, run the daemon in-process, then print"
+        " the program's screen and the delivery journal. Everything it starts, it stops.",
+    )
+    demo.add_argument(
+        "--seconds", type=_positive_seconds, default=10.0, metavar="S", help="run time"
+    )
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
@@ -120,8 +170,6 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    import os
-
     from asched import daemon
     from asched.paths import config_file
 
@@ -135,6 +183,28 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         argv=tuple(sys.argv),
     )
     return daemon.run(options)
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from asched.models import DeliveryState
+    from asched.send import run_send
+    from asched.views import delivery_json
+
+    tmux_socket = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
+    row = run_send(_state_dir(args), args.target, args.message, tmux_socket, args.grace)
+    if args.json:
+        print(json.dumps(delivery_json(row), indent=2))
+    else:
+        why = f" ({row.reason})" if row.reason else ""
+        print(f"{row.state}{why}: {args.target}" + (f" ({row.pane})" if row.pane else ""))
+    ok = row.state in (DeliveryState.VERIFIED, DeliveryState.UNVERIFIED)
+    return EXIT_OK if ok else EXIT_RUNTIME
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from asched.demo import run_demo
+
+    return run_demo(args.seconds)
 
 
 def _format_bytes(n: int) -> str:

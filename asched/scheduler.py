@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from asched.logs import get_logger
 from asched.models import CatchUp, CheckIn, Delivery, DeliveryState, Every, Once
+from asched.store import Claim
 from asched.triggers import next_due
 
 log = get_logger()
 
 MAX_SLEEP_S = 30.0
 JUMP_THRESHOLD_S = 2.0
-LATE_THRESHOLD_S = 1.0
+LATE_S = 1.0  # later than this past its due time, a delivery is marked late
 BATCH = 1000
 _TICK = timedelta(milliseconds=1)
 
@@ -70,16 +71,7 @@ class SchedulerStore(Protocol):
 
     async def next_due_time(self) -> datetime | None: ...
 
-    async def claim(
-        self,
-        checkin_id: int,
-        due_at: datetime,
-        next_due: datetime | None,
-        *,
-        state: DeliveryState = DeliveryState.CLAIMED,
-        reason: str | None = None,
-        late: bool = False,
-    ) -> Delivery | None: ...
+    async def claim_many(self, claims: Iterable[Claim]) -> list[Delivery | None]: ...
 
     async def list_checkins(self, target: str | None = None) -> list[CheckIn]: ...
 
@@ -152,8 +144,8 @@ class Scheduler:
         stats = PassStats()
         while True:
             due = await self.store.due_checkins(now, BATCH)
-            for checkin in due:
-                await self._fire(checkin, now, stats)
+            if due:
+                await self._fire_all(due, now, stats)
             if len(due) < BATCH:
                 break
         if stats.claimed or stats.skipped or stats.lost_race:
@@ -205,46 +197,44 @@ class Scheduler:
                 moved += 1
         log.info("clock.rebased", checkins=moved)
 
-    async def _fire(self, checkin: CheckIn, now: datetime, stats: PassStats) -> None:
-        due_at = checkin.next_due
-        assert due_at is not None
-        late_s = (now - due_at).total_seconds()
-        nxt = self._following(checkin, now)
-        if late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
-            claimed = await self.store.claim(
-                checkin.id,
-                due_at,
-                nxt,
-                state=DeliveryState.SKIPPED,
-                reason="missed",
-                late=True,
-            )
-            if claimed is None:
+    async def _fire_all(self, due: list[CheckIn], now: datetime, stats: PassStats) -> None:
+        """Apply the misfire policy to each due check-in, claim them all in one transaction."""
+        claims = []
+        for checkin in due:
+            assert checkin.next_due is not None
+            late_s = (now - checkin.next_due).total_seconds()
+            nxt = self._following(checkin, now)
+            if late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
+                claims.append(
+                    Claim(checkin.id, checkin.next_due, nxt, DeliveryState.SKIPPED, "missed", True)
+                )
+            else:
+                claims.append(Claim(checkin.id, checkin.next_due, nxt, late=late_s > LATE_S))
+        results = await self.store.claim_many(claims)
+        for checkin, claim, delivery in zip(due, claims, results, strict=True):
+            if delivery is None:
                 stats.lost_race += 1
-                return
-            stats.skipped += 1
+                continue
+            late_ms = round((now - claim.due_at).total_seconds() * 1000, 1)
+            if delivery.state is DeliveryState.SKIPPED:
+                stats.skipped += 1
+                log.info(
+                    "checkin.missed",
+                    checkin_id=checkin.id,
+                    target=checkin.target,
+                    due_at=claim.due_at.isoformat(),
+                    late_ms=late_ms,
+                )
+                continue
+            stats.claimed += 1
             log.info(
-                "checkin.missed",
+                "checkin.claimed",
                 checkin_id=checkin.id,
+                delivery_id=delivery.id,
                 target=checkin.target,
-                due_at=due_at.isoformat(),
-                late_s=round(late_s, 3),
+                late_ms=late_ms,
             )
-            return
-        late = late_s > LATE_THRESHOLD_S
-        delivery = await self.store.claim(checkin.id, due_at, nxt, late=late)
-        if delivery is None:
-            stats.lost_race += 1
-            return
-        stats.claimed += 1
-        log.info(
-            "checkin.claimed",
-            checkin_id=checkin.id,
-            delivery_id=delivery.id,
-            target=checkin.target,
-            late_ms=round(late_s * 1000, 1),
-        )
-        self.dispatch(checkin, delivery)
+            self.dispatch(checkin, delivery)
 
     @staticmethod
     def _following(checkin: CheckIn, now: datetime) -> datetime | None:

@@ -239,6 +239,9 @@ def check_readonly(path: Path) -> None:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
     try:
+        # One read transaction: the pragmas and the table list must come from the same snapshot,
+        # or a migration committed between two reads looks like a foreign database.
+        conn.execute("BEGIN")
         inspect(conn, path)
     except sqlite3.DatabaseError as exc:
         msg = f"{path} is not a usable SQLite database ({exc}); not touching it"

@@ -180,7 +180,8 @@ def parse_time(text: str, now: datetime, tz: ZoneInfo | None = None) -> datetime
         if parsed.tzinfo is not None:
             return parsed.astimezone(UTC)
         return _to_instant(parsed, tz)[0]
-    except (OverflowError, OSError) as exc:
+    except (OverflowError, OSError, ValueError) as exc:
+        # Converting a wall time near year 1 or 9999 to UTC can leave datetime's range.
         raise UsageError(f"time {text!r} is out of range") from exc
 
 
@@ -247,7 +248,7 @@ def _next_cron(rule: Cron, after: datetime) -> datetime | None:
         jump = max(timedelta(0), _offset(after, zone) - _offset(day_before, zone))
         start = (after - jump).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
         return _first_cron_instant(spec, zone, start, after)
-    except OverflowError:
+    except (OverflowError, ValueError):
         return None  # the answer would lie beyond year 9999
 
 

@@ -1,0 +1,150 @@
+"""The real daemon delivering into a real tmux server: crashes, missing targets, bursts."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from asched.control import send as control_send
+from asched.models import DeliveryState, NewCheckIn, Once
+from asched.paths import DB_NAME
+from asched.store import Store
+from tests.harness import DaemonProc, Spawner, wait_until
+from tests.tmuxsrv import Server
+
+FINAL = {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED}
+
+
+def _start(spawner: Spawner, state: Path, server: Server) -> DaemonProc:
+    d = spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
+    d.notify.wait_for("READY", "1", timeout=15)
+    return d
+
+
+def _once(target: str, message: str, due: datetime, grace_s: float = 600.0) -> NewCheckIn:
+    return NewCheckIn(target=target, message=message, rule=Once(due), next_due=due, grace_s=grace_s)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigkill_at_random_moments_never_duplicates(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    files = [server.root / f"p{n}" for n in range(10)]
+    for n, f in enumerate(files):
+        server.new_session(f"p{n}", f"cat > {f}")
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    messages = [f"msg-{i:03d}" for i in range(200)]
+    with Store.open(state / DB_NAME) as store:
+        store.add_many(
+            _once(f"p{i % 10}:0", m, start + timedelta(milliseconds=100 * i))
+            for i, m in enumerate(messages)
+        )
+    rng = random.Random(20261130)
+    for _ in range(50):
+        d = _start(spawner, state, server)
+        time.sleep(rng.uniform(0.0, 0.4))
+        d.signal(signal.SIGKILL)
+        d.wait()
+    d = _start(spawner, state, server)
+
+    def all_final() -> bool:
+        with Store.open(state / DB_NAME) as store:
+            rows = store.history(limit=1000)
+        return len(rows) == 200 and all(r.state in FINAL for r in rows)
+
+    assert wait_until(all_final, timeout=120, step=0.25), "deliveries did not all end"
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    seen: Counter[str] = Counter()
+    for f in files:
+        seen.update(f.read_text().splitlines())
+    assert max(seen.values()) == 1, [m for m, n in seen.items() if n > 1]
+    with Store.open(state / DB_NAME) as store:
+        rows = {r.checkin_id: r for r in store.history(limit=1000)}
+        by_message = {c.message: rows[c.id] for c in store.list_checkins()}
+    for message, row in by_message.items():
+        if row.state is DeliveryState.VERIFIED:
+            assert seen[message] == 1, message
+        else:
+            assert row.reason, (message, row)
+            if row.state is DeliveryState.FAILED:
+                assert seen[message] == 0, message
+    states = Counter(r.state for r in by_message.values())
+    print(f"\nafter 50 SIGKILLs: {dict(states)}")
+    assert states[DeliveryState.VERIFIED] >= 150  # most land; the rest end with a reason
+
+
+def test_missing_targets_fail_and_the_daemon_keeps_running(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    out = server.root / "ok"
+    server.new_session("alive", f"cat > {out}")
+    d = _start(spawner, state, server)
+    now = datetime.now(UTC)
+    with Store.open(state / DB_NAME) as store:
+        gone = store.add_checkin(_once("nosuch:0", "to nobody", now, grace_s=1.5))
+    assert control_send(state, "wake")
+
+    def row_state(checkin_id: int) -> tuple[DeliveryState, str | None] | None:
+        with Store.open(state / DB_NAME) as store:
+            rows = store.history(checkin_id)
+        return (rows[0].state, rows[0].reason) if rows and rows[0].state.final else None
+
+    assert wait_until(lambda: row_state(gone.id) is not None, timeout=15)
+    assert row_state(gone.id) == (DeliveryState.FAILED, "target-missing")
+    # The server goes away entirely: the daemon records it and keeps running.
+    server.kill()
+    with Store.open(state / DB_NAME) as store:
+        dead = store.add_checkin(_once("alive:0", "server is gone", datetime.now(UTC), 1.5))
+    control_send(state, "wake")
+    assert wait_until(lambda: row_state(dead.id) is not None, timeout=15)
+    assert row_state(dead.id) == (DeliveryState.FAILED, "server-missing")
+    assert d.proc.poll() is None
+    events = [e["event"] for e in d.events()]
+    assert "delivery.retry" in events
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def test_three_hundred_due_in_one_second_all_delivered(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    files = [server.root / f"f{n}" for n in range(30)]
+    for n, f in enumerate(files):
+        server.new_session(f"f{n}", f"cat > {f}")
+    d = _start(spawner, state, server)
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    with Store.open(state / DB_NAME) as store:
+        store.add_many(
+            _once(f"f{i % 30}:0", f"burst-{i:03d}", due + timedelta(milliseconds=i * 3))
+            for i in range(300)
+        )
+    control_send(state, "wake")
+
+    def done() -> bool:
+        with Store.open(state / DB_NAME) as store:
+            rows = store.history(limit=1000)
+        return len(rows) == 300 and all(r.state.final for r in rows)
+
+    assert wait_until(done, timeout=120, step=0.25)
+    with Store.open(state / DB_NAME) as store:
+        rows = store.history(limit=1000)
+    assert Counter(r.state for r in rows) == {DeliveryState.VERIFIED: 300}
+    assert not any(r.late for r in rows)
+    lines = [ln for f in files for ln in f.read_text().splitlines()]
+    assert sorted(lines) == sorted(f"burst-{i:03d}" for i in range(300))
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
