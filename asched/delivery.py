@@ -23,7 +23,7 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -87,6 +87,35 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+class KeyedLocks:
+    """One FIFO lock per key, forgotten when nobody holds or waits for it (panes come and go)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def busy(self, key: str) -> bool:
+        """True when someone holds or waits for ``key``."""
+        return key in self._locks
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key``'s lock for the body."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class Journal(Protocol):
     """The store calls the engine makes (AsyncStore in the daemon)."""
 
@@ -125,7 +154,8 @@ class DeliveryEngine:
         self.settings = settings or DeliverySettings()
         self._wall = wall
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pane_locks: dict[str, asyncio.Lock] = {}
+        self._pane_locks = KeyedLocks()
+        self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
         self._parallel = asyncio.Semaphore(self.settings.max_parallel)
         self._bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
@@ -191,6 +221,12 @@ class DeliveryEngine:
     async def _deliver(self, checkin: CheckIn, delivery: Delivery) -> Delivery:
         if checkin.jitter_s > 0:
             await self._sleep_or_defer(random.uniform(0, checkin.jitter_s))
+        # One at a time per target, in the order they were handed over: two check-ins for one
+        # agent arrive in order even when tmux answers their lookups out of order.
+        async with self._target_locks.hold(checkin.target):
+            return await self._resolve_and_type(checkin, delivery)
+
+    async def _resolve_and_type(self, checkin: CheckIn, delivery: Delivery) -> Delivery:
         deadline = delivery.due_at.timestamp() + max(checkin.grace_s, 0.0)
         target = parse_target(checkin.target)
         attempt = 0
@@ -214,9 +250,8 @@ class DeliveryEngine:
                     delivery.id, DeliveryState.CLAIMED, reason=exc.reason, attempt=True
                 )
                 await self._sleep_or_defer(wait)
-        lock = self._pane_locks.setdefault(pane.pane_id, asyncio.Lock())
-        contended = lock.locked()
-        async with self._parallel, lock:
+        contended = self._pane_locks.busy(pane.pane_id)
+        async with self._parallel, self._pane_locks.hold(pane.pane_id):
             return await self._type_into(checkin, delivery, pane, deadline, contended)
 
     async def _type_into(
@@ -245,8 +280,8 @@ class DeliveryEngine:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
         if await asyncio.to_thread(pane_runs_shell, pane, self.settings.shells):
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
-        if self.stopping.is_set():
-            raise _Deferred
+        # Preflight done (the scheduler hands occurrences over a little early): type on time.
+        await self._sleep_or_defer(delivery.due_at.timestamp() - self._wall().timestamp())
         text = self.settings.prefix + checkin.message
         # The point of no return: from here on the body may be in the pane, so it is never typed
         # again; the row says so before the first byte goes out.
@@ -261,10 +296,17 @@ class DeliveryEngine:
         except TmuxError as exc:
             # A timeout or a failed paste: whether bytes reached the pane is unknown.
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
-        self._pane_last[pane.pane_id] = time.monotonic()
+        self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(self._program(pane)))
         return await self.submit_and_verify(delivery.id, pane.pane_id, text)
+
+    def _note_typed(self, pane_id: str) -> None:
+        now = time.monotonic()
+        self._pane_last[pane_id] = now
+        if len(self._pane_last) > 1024:  # forget panes whose gap has long passed
+            horizon = now - self.settings.min_gap_s
+            self._pane_last = {k: t for k, t in self._pane_last.items() if t > horizon}
 
     async def submit_and_verify(self, delivery_id: int, pane_id: str, text: str) -> Delivery:
         """Press Enter after the text is in the input line, then look whether it left it."""

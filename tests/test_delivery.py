@@ -258,6 +258,7 @@ async def test_same_pane_is_serialised_and_spaced(store: AsyncStore, server: Ser
     async with asyncio.timeout(20):
         await engine.wait_idle()
     assert time.monotonic() - started >= 0.9  # three gaps of 0.3 s
+    assert len(engine._pane_locks) == 0 and len(engine._target_locks) == 0  # nothing kept
     lines = out.read_text().splitlines()
     assert sorted(lines) == ["m0", "m1", "m2", "m3"]
 

@@ -80,7 +80,7 @@ async def test_fires_on_time_and_only_once(store: AsyncStore) -> None:
         NewCheckIn(target="work:0", message="hi", rule=Once(due), next_due=due)
     )
     sched = Scheduler(store, rec, clock)
-    assert await sched.run_once() == pytest.approx(10.0)
+    assert await sched.run_once() == pytest.approx(10.0 - sched.lead_s)
     assert rec.got == []
     clock.advance(10)
     await sched.run_once()
@@ -292,4 +292,4 @@ async def test_wakes_on_add_with_the_real_clock(store: AsyncStore) -> None:
     stopping.set()
     async with asyncio.timeout(5):
         await task
-    assert -0.002 <= got[0] < 0.05, f"dispatched {got[0] * 1000:.1f} ms after due"
+    assert -sched.lead_s - 0.002 <= got[0] < 0.05, f"dispatched {got[0] * 1000:.1f} ms after due"
