@@ -21,23 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from asched.logs import body_preview, get_logger
 from asched.models import CheckIn, Delivery, DeliveryState
+from asched.paste import PasteBatcher
 from asched.tmux import (
     DEFAULT_SHELLS,
     PaneInfo,
     TargetMissing,
     TmuxClient,
     TmuxError,
-    foreground_commands,
-    pane_runs_shell,
+    foreground_guard,
     parse_target,
 )
 
@@ -54,7 +54,7 @@ class DeliverySettings:
     prefix: str = ""
     shells: frozenset[str] = DEFAULT_SHELLS
     copy_mode: str = "wait"  # "wait" for the pane to leave it (within grace), or "cancel" it
-    max_parallel: int = 64
+    max_parallel: int = 16  # tmux clients at once (TmuxClient's max_calls)
     min_gap_s: float = 0.5
     rate_per_s: float = 50.0
     burst: int = 500
@@ -133,6 +133,8 @@ class Journal(Protocol):
 
     async def get_checkin(self, checkin_id: int) -> CheckIn | None: ...
 
+    async def mark_typing(self, items: list[tuple[int, str]]) -> None: ...
+
 
 class _Deferred(Exception):
     """The daemon is stopping before typing began: leave the row claimed for the next start."""
@@ -147,6 +149,7 @@ class DeliveryEngine:
         tmux: TmuxClient,
         settings: DeliverySettings | None = None,
         *,
+        spool: Path,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -157,9 +160,10 @@ class DeliveryEngine:
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
-        self._parallel = asyncio.Semaphore(self.settings.max_parallel)
         self._bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
         self.stopping = asyncio.Event()
+        spool.mkdir(mode=0o700, exist_ok=True)
+        self._batcher = PasteBatcher(store, tmux, spool)
 
     # -- the scheduler's side ---------------------------------------------------------------
 
@@ -251,7 +255,7 @@ class DeliveryEngine:
                 )
                 await self._sleep_or_defer(wait)
         contended = self._pane_locks.busy(pane.pane_id)
-        async with self._parallel, self._pane_locks.hold(pane.pane_id):
+        async with self._pane_locks.hold(pane.pane_id):
             return await self._type_into(checkin, delivery, pane, deadline, contended)
 
     async def _type_into(
@@ -278,18 +282,16 @@ class DeliveryEngine:
             return await self._finish(delivery.id, DeliveryState.FAILED, "pane-dead")
         if pane.in_mode:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
-        if await asyncio.to_thread(pane_runs_shell, pane, self.settings.shells):
+        is_shell, programs = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+        if is_shell:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
         # Preflight done (the scheduler hands occurrences over a little early): type on time.
         await self._sleep_or_defer(delivery.due_at.timestamp() - self._wall().timestamp())
         text = self.settings.prefix + checkin.message
         # The point of no return: from here on the body may be in the pane, so it is never typed
-        # again; the row says so before the first byte goes out.
-        await self.store.transition(delivery.id, DeliveryState.TYPING, pane=pane.pane_id)
+        # again; the batcher commits "typing" before the first byte goes out.
         try:
-            await self.tmux.paste(
-                pane.pane_id, text, f"asched-{delivery.id}-{secrets.token_hex(4)}"
-            )
+            await self._batcher.paste(delivery.id, pane.pane_id, text)
         except TargetMissing as exc:
             # tmux refused before pasting (pane gone or dead): nothing reached the pane.
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
@@ -298,7 +300,7 @@ class DeliveryEngine:
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
-        await asyncio.sleep(self.settings.settle_for(self._program(pane)))
+        await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
         return await self.submit_and_verify(delivery.id, pane.pane_id, text)
 
     def _note_typed(self, pane_id: str) -> None:
@@ -346,11 +348,6 @@ class DeliveryEngine:
             await self._sleep_or_defer(0.2)
             pane = await self.tmux.resolve(parse_target(pane.pane_id))
         return pane
-
-    @staticmethod
-    def _program(pane: PaneInfo) -> str:
-        names = foreground_commands(pane)
-        return names[0] if names else pane.current_command
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.settings.retry_base_s * 2.0 ** (attempt - 1), self.settings.retry_max_s)

@@ -11,6 +11,7 @@ from asched.errors import StateDirError, UsageError
 
 DB_NAME = "asched.db"
 SOCKET_NAME = "asched.sock"
+SPOOL_NAME = "spool"  # message bodies of a burst on their way into tmux, for milliseconds
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.models import Delivery, NewCheckIn, Once
-from asched.paths import DB_NAME, ensure_state_dir
+from asched.paths import DB_NAME, SPOOL_NAME, ensure_state_dir
 from asched.service import tmux_client
 from asched.store import AsyncStore
 from asched.tmux import check_body, parse_target
@@ -45,7 +45,10 @@ async def send_now(
             origin="send",
         )
         checkin, delivery = await store.add_claimed(new, now)
-        engine = DeliveryEngine(store, tmux_client(tmux_socket), settings)
+        settings = settings or DeliverySettings()
+        engine = DeliveryEngine(
+            store, tmux_client(tmux_socket, settings), settings, spool=state_dir / SPOOL_NAME
+        )
         await engine.deliver(checkin, delivery)
         final = await store.get_delivery(delivery.id)
     assert final is not None

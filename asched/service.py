@@ -13,21 +13,30 @@ from asched.control import ControlServer
 from asched.daemon import DaemonContext
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.logs import get_logger
-from asched.paths import runtime_socket
+from asched.paths import SPOOL_NAME, runtime_socket
 from asched.scheduler import Scheduler
 from asched.tmux import TmuxClient
 
 log = get_logger()
 
 
-def tmux_client(socket_path: str | None) -> TmuxClient:
+def tmux_client(socket_path: str | None, settings: DeliverySettings) -> TmuxClient:
     """A client for ``--tmux-socket`` (or ASCHED_TMUX_SOCKET), else tmux's default server."""
-    return TmuxClient(socket_path or os.environ.get("ASCHED_TMUX_SOCKET") or None)
+    return TmuxClient(
+        socket_path or os.environ.get("ASCHED_TMUX_SOCKET") or None,
+        max_calls=settings.max_parallel,
+    )
 
 
 async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     """Recover in-flight deliveries, serve the control socket, run the loop until stopping."""
-    engine = DeliveryEngine(ctx.store, tmux_client(ctx.options.tmux_socket), DeliverySettings())
+    settings = DeliverySettings()
+    engine = DeliveryEngine(
+        ctx.store,
+        tmux_client(ctx.options.tmux_socket, settings),
+        settings,
+        spool=ctx.options.state_dir / SPOOL_NAME,
+    )
     scheduler = Scheduler(ctx.store, engine.submit)
     control = ControlServer(
         runtime_socket(ctx.options.state_dir), {"wake": scheduler.wake, "reload": ctx.reload}

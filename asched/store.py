@@ -555,6 +555,22 @@ class Store:
             ).fetchone()
         return delivery_from_row(updated)
 
+    def mark_typing(self, items: list[tuple[int, str]]) -> None:
+        """``claimed -> typing`` (with the pane) for several deliveries in one transaction.
+
+        For a burst typed at once; the same rule as :meth:`transition`: only a claimed row may
+        start typing, otherwise ValueError and nothing is written.
+        """
+        with self._write() as conn:
+            for delivery_id, pane in items:
+                cur = conn.execute(
+                    "UPDATE deliveries SET state = 'typing', pane = ? "
+                    "WHERE id = ? AND state = 'claimed'",
+                    (pane, delivery_id),
+                )
+                if cur.rowcount != 1:
+                    raise ValueError(f"delivery {delivery_id} is not claimed: cannot start typing")
+
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         """The journal row with this id, or None."""
         row = self._conn.execute(SELECT_DELIVERIES + " WHERE id = ?", (delivery_id,)).fetchone()
@@ -685,6 +701,7 @@ class AsyncStore:
     claim_many = _on_thread(Store.claim_many)
     reschedule = _on_thread(Store.reschedule)
     transition = _on_thread(Store.transition)
+    mark_typing = _on_thread(Store.mark_typing)
     get_delivery = _on_thread(Store.get_delivery)
     in_flight = _on_thread(Store.in_flight)
     history = _on_thread(Store.history)

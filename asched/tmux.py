@@ -47,6 +47,7 @@ import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -94,6 +95,8 @@ MAX_BODY_BYTES = 1 << 20
 
 _DIGITS = re.compile(r"[0-9]+")
 _PANE_ID = re.compile(r"%[0-9]+")
+# tmux sends a client's command line to the server in one message of at most 16 KiB.
+_ARGV_BUDGET = 12_000
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _INT_MAX = 2**31 - 1
 # Printed by the dead-pane branch of the guarded commands; tmux itself never prints it.
@@ -427,9 +430,13 @@ class TmuxClient:
         *,
         timeout_s: float = 5.0,
         tmux_bin: str = "tmux",
+        max_calls: int = 16,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        # At most this many tmux clients at once (the threads that start them).
+        self._pool = ThreadPoolExecutor(max_workers=max_calls, thread_name_prefix="asched-tmux")
+        self._listing: asyncio.Future[list[PaneInfo]] | None = None
         self.socket_path = socket_path
         self.timeout_s = timeout_s
         self.tmux_bin = tmux_bin
@@ -459,7 +466,9 @@ class TmuxClient:
         """
         argv = (*self._prefix, *args)
         limit = self.timeout_s if timeout_s is None else timeout_s
-        rc, stdout, stderr = await _run_in_thread(argv, input, limit, self._env, self.tmux_bin)
+        rc, stdout, stderr = await _run_in_thread(
+            self._pool, argv, input, limit, self._env, self.tmux_bin
+        )
         call = CompletedCall(argv, rc, stdout, stderr)
         if rc != 0 and _server_missing(call.err):
             raise ServerMissing(call.err)
@@ -490,17 +499,14 @@ class TmuxClient:
         or by exact name, panes by index (default: the window's active pane). Raises
         :class:`TargetMissing` (or :class:`TargetAmbiguous` when a name matches several windows).
         """
-        fmt, marker = _pane_format()
-        if target.pane_id is not None:
-            # Lists the panes of the window holding the pane; fails cleanly when it is gone.
-            call = await self.run("list-panes", "-t", target.pane_id, "-F", fmt)
-        else:
-            call = await self.run("list-panes", "-s", "-t", f"={target.session}:", "-F", fmt)
-        if call.rc != 0:
-            if "can't find" in call.err:
-                raise TargetMissing(f"{target}: {call.err}")
-            raise TmuxError(f"{target}: list-panes: {call.err}")
-        return _select(target, _parse_panes(call.out, marker))
+        return _select(target, await self._shared_listing())
+
+    async def _shared_listing(self) -> list[PaneInfo]:
+        # Lookups that overlap share one `list-panes -a` call: a burst of 100 deliveries costs
+        # one tmux client, not 100. A listing is never older than the lookup that started it.
+        if self._listing is None or self._listing.done():
+            self._listing = asyncio.ensure_future(self.list_panes())
+        return await asyncio.shield(self._listing)
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -537,6 +543,81 @@ class TmuxClient:
             _raise_for(pane_id, "paste", call)
         if _DEAD_MARK in call.out:
             raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+
+    async def paste_many(self, items: Sequence[tuple[str, str, str]], spool: Path) -> list[str]:
+        """Paste several ``(pane_id, text, buffer_name)`` with few client calls; an outcome each.
+
+        For a burst (100 check-ins due at one instant), a few clients instead of 100: stdin can
+        feed only one buffer, so each body goes through a private file in ``spool`` (a 0700
+        directory of ours) that ``load-buffer -b NAME PATH`` reads without parsing it. A client's
+        command line is limited (tmux sends it in one 16 KiB message), so items go in chunks,
+        one client each, in parallel. Each paste is guarded like :meth:`paste` and followed by a
+        marker, so that whatever tmux does after a failing command (a missing pane), the markers
+        say exactly which pastes happened.
+
+        Outcomes, in order: ``"pasted"``, ``"dead"`` (nothing pasted) or ``"not-pasted"`` (its
+        guard or load failed, or tmux stopped before it: nothing of it was pasted, and a single
+        :meth:`paste` tells why). A timeout raises :class:`TmuxTimeout`: then whether
+        anything was pasted is unknown.
+        """
+        chunks: list[list[tuple[int, list[str]]]] = [[]]
+        size = 0
+        tag = secrets.token_hex(4)
+        for n, (pane_id, _text, buffer_name) in enumerate(items):
+            _check_pane_id(pane_id)
+            if not _BUFFER_NAME.fullmatch(buffer_name):
+                raise UsageError(f"bad tmux buffer name {buffer_name!r}")
+            # Branch strings are parsed by tmux: they hold only checked ids and names.
+            args = [
+                "load-buffer", "-b", buffer_name, str(spool / buffer_name),
+                ";",
+                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+                f"delete-buffer -b {buffer_name} ; display-message -p {tag}-dead-{n}",
+                f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
+                f"display-message -p {tag}-ok-{n}",
+            ]  # fmt: skip
+            cost = sum(len(a) + 1 for a in args) + 2
+            if chunks[-1] and size + cost > _ARGV_BUDGET:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((n, args))
+            size += cost
+        files: list[Path] = []
+        try:
+            for _pane, text, buffer_name in items:
+                path = spool / buffer_name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                files.append(path)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(check_body(text))
+            results = await asyncio.gather(*(self._paste_chunk(c, tag, items) for c in chunks))
+        finally:
+            for path in files:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        done: dict[int, str] = {}
+        for part in results:
+            done.update(part)
+        return [done.get(n, "not-pasted") for n in range(len(items))]
+
+    async def _paste_chunk(
+        self, chunk: list[tuple[int, list[str]]], tag: str, items: Sequence[tuple[str, str, str]]
+    ) -> dict[int, str]:
+        argv: list[str] = []
+        for n, (_, args) in enumerate(chunk):
+            argv += ([";"] if n else []) + args
+        call = await self.run(*argv)
+        done: dict[int, str] = {}
+        for line in call.out.split():
+            head, _, index = line.rpartition("-")
+            if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
+                done[int(index)] = "pasted" if head.endswith("ok") else "dead"
+        if call.rc != 0:
+            # Some item's guard or load failed; its buffer may be loaded. Rare: one call each.
+            for n, _ in chunk:
+                if n not in done:
+                    await self._delete_buffer(items[n][2])
+        return done
 
     async def send_enter(self, pane_id: str) -> None:
         """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead."""
@@ -619,11 +700,13 @@ def _raise_for(pane_id: str, what: str, call: CompletedCall) -> None:
 # posix_spawn) rather than with the loop's create_subprocess_exec: under uvloop, which forks,
 # a tmux call cost 2.9 ms at the median against 1.3 ms this way (and 1.5 ms on the stdlib loop),
 # and the due-to-pasted path of a delivery is one such call. The pool bounds concurrent clients.
-_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="asched-tmux")
-
-
 async def _run_in_thread(
-    argv: tuple[str, ...], input: bytes | None, limit: float, env: dict[str, str], tmux_bin: str
+    pool: ThreadPoolExecutor,
+    argv: tuple[str, ...],
+    input: bytes | None,
+    limit: float,
+    env: dict[str, str],
+    tmux_bin: str,
 ) -> tuple[int, bytes, bytes]:
     """Run one client in the pool; on timeout or cancellation its process group is killed."""
     started: list[subprocess.Popen[bytes]] = []
@@ -648,7 +731,7 @@ async def _run_in_thread(
             raise
         return proc.returncode, out, err
 
-    done = _POOL.submit(work)
+    done = pool.submit(work)
     try:
         return await asyncio.wrap_future(done)
     except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
@@ -731,6 +814,36 @@ def _names(proc: psutil.Process) -> set[str]:
     return {n.lstrip("-") for n in names if n}
 
 
+# Kernels without CONFIG_PROC_CHILDREN lack /proc/PID/task/TID/children.
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _subtree(root: psutil.Process) -> list[psutil.Process]:
+    """Every descendant of ``root``, read from /proc/PID/task/TID/children.
+
+    psutil's ``children(recursive=True)`` reads the stat file of every process on the machine to
+    build a parent map: ~10 ms with a few hundred processes, paid per pane per delivery. The
+    children files name just the subtree. psutil is the fallback where the kernel lacks them.
+    """
+    if not _HAS_CHILDREN_FILES:
+        return list(root.children(recursive=True))
+    out: list[psutil.Process] = []
+    todo = [root.pid]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):  # the process or a thread ended meanwhile
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/{pid}/task/{task}/children", "rb") as f,
+                ):
+                    for child in f.read().split():
+                        todo.append(int(child))
+                        with contextlib.suppress(psutil.Error):
+                            out.append(psutil.Process(int(child)))
+    return out
+
+
 def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
     """The innermost processes of the foreground job on ``pid``'s controlling terminal.
 
@@ -744,7 +857,7 @@ def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
     if tpgid <= 0:
         return []
     root = psutil.Process(pid)
-    tree = [root, *root.children(recursive=True)]
+    tree = [root, *_subtree(root)]
     members: list[psutil.Process] = []
     for p in tree:
         with contextlib.suppress(OSError):
@@ -767,7 +880,7 @@ def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
 def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:
     """The foreground job of the first session leader below ``proc`` on another tty, if any."""
     tty = _stat(proc.pid)[4]
-    for child in proc.children(recursive=True):
+    for child in _subtree(proc):
         with contextlib.suppress(psutil.Error, OSError, ValueError, IndexError):
             fields = _stat(child.pid)
             if os.getsid(child.pid) == child.pid and fields[4] not in ("0", tty):
@@ -806,7 +919,15 @@ def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> 
     Not detectable: a foreground program that does not read its tty (``sleep 100``) leaves what
     is typed for the shell to read after it exits.
     """
+    return foreground_guard(info, shells)[0]
+
+
+def foreground_guard(
+    info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS
+) -> tuple[bool, tuple[str, ...]]:
+    """``(runs a shell, names in the foreground)``: :func:`pane_runs_shell` and the programs it
+    saw, from one look at /proc (the delivery engine picks its settle delay by program)."""
     names = foreground_commands(info)
     if names is None:
         names = (os.path.basename(info.current_command).lstrip("-"),)
-    return any(n in shells for n in names)
+    return any(n in shells for n in names), names

@@ -38,7 +38,7 @@ async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
 def engine_for(
     store: AsyncStore, server: Server, settings: DeliverySettings = FAST
 ) -> DeliveryEngine:
-    return DeliveryEngine(store, TmuxClient(server.sock), settings)
+    return DeliveryEngine(store, TmuxClient(server.sock), settings, spool=server.root / "spool")
 
 
 async def enqueue(
@@ -238,7 +238,9 @@ async def test_copy_mode_cancel_policy(store: AsyncStore, server: Server) -> Non
 
 
 async def test_no_server_retries_then_fails(store: AsyncStore, tmp_path: Path) -> None:
-    engine = DeliveryEngine(store, TmuxClient(str(tmp_path / "nosock")), FAST)
+    engine = DeliveryEngine(
+        store, TmuxClient(str(tmp_path / "nosock")), FAST, spool=tmp_path / "spool"
+    )
     d = await enqueue(store, engine, "work:0", "hello", grace_s=0.5)
     async with asyncio.timeout(10):
         await engine.wait_idle()

@@ -714,3 +714,50 @@ def test_error_hierarchy() -> None:
     assert (e.reason, e.detail, str(e)) == ("target-missing", "work:0: no session", e.detail)
     assert isinstance(e, TmuxError)
     assert TmuxError("x\ny", reason="odd").detail == "x y"
+
+
+# ---------------------------------------------------------------------------------------------
+# paste_many (bursts)
+
+
+async def test_paste_many_reports_each_outcome(server: Server, client: TmuxClient) -> None:
+    outs = [server.root / f"pm{n}" for n in range(3)]
+    panes = [server.new_session(f"pm{n}", f"cat > {outs[n]}") for n in range(3)]
+    server.tmux("set-option", "-g", "remain-on-exit", "on")
+    dead = server.new_window("pm0", "exit 0")
+
+    async def died() -> bool:
+        return (await client.resolve(Target(pane_id=dead))).dead
+
+    await until(died, "pane death")
+    spool = server.root / "spool"
+    spool.mkdir(mode=0o700)
+    # A pane that does not exist fails its guard; whatever tmux does next, the outcomes say
+    # exactly what was pasted.
+    items = [
+        (panes[0], "first;", "pm-a"),
+        (dead, "into the dead", "pm-b"),
+        (panes[1], "second $(x)", "pm-c"),
+        ("%9999", "nowhere", "pm-d"),
+        (panes[2], "never run", "pm-e"),
+    ]
+    outcomes = await client.paste_many(items, spool)
+    assert outcomes[:4] == ["pasted", "dead", "pasted", "not-pasted"]
+    for pane in panes:
+        await client.send_enter(pane)
+    await until(lambda: asyncio.sleep(0, outs[1].read_text() == "second $(x)\n"), "second")
+    assert outs[0].read_text() == "first;\n"
+    last = ("never run" if outcomes[4] == "pasted" else "") + "\n"
+    await until(lambda: asyncio.sleep(0, outs[2].read_text() == last), "the last item")
+    assert list(spool.iterdir()) == []  # bodies removed
+    assert server.tmux("list-buffers", check=False).strip() == ""  # nothing left loaded
+    assert server.tmux("display-message", "-p", "#{pid}").strip()  # the server survived
+
+
+async def test_paste_many_splits_long_command_lines(server: Server, client: TmuxClient) -> None:
+    out = server.root / "many"
+    panes = [server.new_session(f"s{n}", f"cat > {out}.{n}") for n in range(60)]
+    spool = server.root / "spool"
+    spool.mkdir(mode=0o700)
+    items = [(p, f"m{n}", f"burst-buffer-name-{n:03d}") for n, p in enumerate(panes)]
+    assert await client.paste_many(items, spool) == ["pasted"] * 60

@@ -1,0 +1,154 @@
+"""Fixtures that boot a real systemd in a throw-away container (see nspawn.py).
+
+The tests here run when root and systemd-nspawn are available and skip, with the reason,
+elsewhere. With ``ASCHED_REQUIRE_SYSTEMD=1`` (CI) a missing prerequisite is a failure.
+
+One box per test module (``box``, about 0.5 s to boot); ``svc`` puts asched@asched-t.service back
+to a known state before each test: stopped, no drop-ins, no state, no tmux server, no failures.
+The box is always torn down, also when a test fails, times out (pytest-timeout's signal method)
+or the run is interrupted (Ctrl-C, or SIGTERM, which is turned into KeyboardInterrupt meanwhile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from asched.install import interpreter, render
+from tests.systemd.helpers import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
+from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
+
+PROJECT = Path(__file__).resolve().parents[2]
+REQUIRE = os.environ.get("ASCHED_REQUIRE_SYSTEMD", "") == "1"
+
+
+def require(problem: str | None, what: str) -> None:
+    """Skip (or, under ASCHED_REQUIRE_SYSTEMD=1, fail) when ``problem`` is set."""
+    if problem is None:
+        return
+    if REQUIRE:
+        pytest.fail(f"{what}: {problem} (ASCHED_REQUIRE_SYSTEMD=1 makes this a failure)", False)
+    pytest.skip(f"{what}: {problem}")
+
+
+def require_analyze() -> str:
+    """The path of systemd-analyze, or skip/fail."""
+    tool = shutil.which("systemd-analyze")
+    require(None if tool else "systemd-analyze is missing (apt-get install systemd)", "units")
+    assert tool is not None
+    return tool
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    """The interpreter install-service would put into ExecStart (this venv's)."""
+    return interpreter()[0]
+
+
+def _binds(python: str) -> list[str]:
+    """Host paths the box needs read-only: the project, the venv and the base interpreter.
+    The host's root filesystem is the box's lower layer already; these may live elsewhere."""
+    wanted = [PROJECT, Path(sys.prefix), Path(sys.base_prefix), Path(python).parent]
+    roots: list[Path] = []
+    for p in sorted({Path(os.path.realpath(x)) for x in wanted}, key=lambda p: len(p.parts)):
+        if p != Path("/") and not any(p.is_relative_to(r) for r in roots):
+            roots.append(p)
+    return [str(r) for r in roots]
+
+
+def _traversable(paths: list[str]) -> list[str]:
+    """Ancestors of ``paths`` that others cannot enter (e.g. /root, 0700): the service's user
+    must reach the interpreter. Opened inside the box only, where writes are throw-away."""
+    closed: list[str] = []
+    for p in paths:
+        for parent in Path(p).parents:
+            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+                closed.append(str(parent))
+    return sorted(set(closed))
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a box is up, SIGTERM (CI cancelling the job) unwinds like Ctrl-C, so that the
+    fixture's teardown still runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    replace = previous in (signal.SIG_DFL, None)
+    if replace:
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if replace:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def boot(python: str) -> Iterator[Box]:
+    """A booted box with the test user, torn down when the generator is closed."""
+    require(prerequisites(), "no systemd box")
+    cleanup_orphans()  # boxes left by a SIGKILLed run, whose creator is gone
+    # The project is bound read-only: compile its bytecode here, or every start recompiles.
+    subprocess.run(
+        [python, "-m", "compileall", "-q", str(PROJECT / "asched")], check=True, timeout=120
+    )
+    binds = _binds(python)
+    box = Box(binds_ro=binds)
+    with _sigterm_interrupts():
+        try:
+            box.up()
+            box.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/sh", USER])
+            for d in _traversable([*binds, os.path.realpath(python)]):
+                box.run(["chmod", "o+x", d])
+            yield box
+        finally:
+            problems = box.down()
+            if problems:
+                pytest.fail(f"box {box.name} not fully cleaned up: {problems}", False)
+
+
+@pytest.fixture(scope="module")
+def box(python: str) -> Iterator[Box]:
+    """A booted systemd 252 (or whatever the host has) with user asched-t; one per module."""
+    yield from boot(python)
+
+
+def reset(box: Box) -> None:
+    """Back to a known state: the unit stopped, no drop-ins, no state, no tmux, no failures."""
+    box.run(["systemctl", "stop", UNIT, TMUX_UNIT], check=False, timeout=60)
+    box.run(
+        [
+            "rm",
+            "-rf",
+            DROPIN_DIR,
+            STATE,
+            f"{HOME}/recv",
+            f"{HOME}/.config/asched",
+            f"/tmp/asched-tmux-{USER}",
+        ]
+    )
+    box.run(["systemctl", "daemon-reload"], timeout=60)
+    box.run(["systemctl", "reset-failed"], check=False)
+
+
+@pytest.fixture
+def svc(box: Box, python: str) -> Iterator[Svc]:
+    """asched@asched-t.service installed (rendered for this interpreter) and reset."""
+    box.write("/etc/systemd/system/asched@.service", render("asched@.service", python))
+    reset(box)
+    # Enabled, as install-service leaves it: an enabled unit stays loaded when it stops, so
+    # `systemctl show` still has its exit status (a disabled instance is garbage-collected).
+    box.run(["systemctl", "enable", "--quiet", UNIT])
+    yield Svc(box, python)
+    reset(box)

@@ -1,0 +1,224 @@
+"""Driving asched@USER.service, tmux and the asched CLI inside a box; every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tests.systemd.nspawn import Box, BoxError
+
+USER = "asched-t"
+UNIT = f"asched@{USER}.service"
+STATE = f"/var/lib/asched/{USER}"
+HOME = f"/home/{USER}"
+RECV = f"{HOME}/recv"
+TMUX_UNIT = "asched-tmux.service"
+TMUX_SOCKET = f"/tmp/asched-tmux-{USER}/sock"
+DROPIN_DIR = f"/etc/systemd/system/{UNIT}.d"
+FINAL = {"verified", "unverified", "failed", "skipped"}
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` until it returns something truthy; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what} (last: {last!r})"
+            )
+        time.sleep(interval)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def latency_summary(values: Sequence[float]) -> str:
+    """``n=.. p50=.. p99=.. max=..`` in seconds."""
+    return (
+        f"n={len(values)} p50={statistics.median(values):.3f}s"
+        f" p99={percentile(values, 99):.3f}s max={max(values):.3f}s"
+    )
+
+
+@dataclass
+class Svc:
+    """asched@USER.service in one box, and the tools the tests use around it."""
+
+    box: Box
+    python: str
+
+    # -- systemd ---------------------------------------------------------------------------------
+
+    def systemctl(
+        self, *args: str, check: bool = True, timeout: float = 60.0
+    ) -> tuple[int, str, float]:
+        """Run systemctl inside; returns (exit status, output, seconds it took)."""
+        t0 = time.monotonic()
+        r = self.box.run(["systemctl", *args], check=False, timeout=timeout)
+        took = time.monotonic() - t0
+        if check and r.returncode != 0:
+            raise BoxError(f"systemctl {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+        return r.returncode, (r.stdout + r.stderr).strip(), took
+
+    def show(self, *props: str, unit: str = UNIT) -> dict[str, str]:
+        """``systemctl show -p ...`` as a dict."""
+        _, out, _ = self.systemctl("show", unit, *(f"--property={p}" for p in props))
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def dropin(self, name: str, text: str) -> None:
+        """Add a drop-in to the unit and reload."""
+        self.box.write(f"{DROPIN_DIR}/{name}.conf", text)
+        self.systemctl("daemon-reload")
+
+    def exec_start_dropin(self, *daemon_args: str) -> None:
+        """Replace ExecStart with the same command plus ``daemon_args``."""
+        cmd = " ".join([self.python, "-P", "-m", "asched", "--daemon", *daemon_args])
+        self.dropin("exec", f"[Service]\nExecStart=\nExecStart={cmd}\n")
+
+    def main_pid(self) -> int:
+        return int(self.show("MainPID")["MainPID"])
+
+    def invocation(self) -> str:
+        return self.show("InvocationID")["InvocationID"]
+
+    # -- the journal -----------------------------------------------------------------------------
+
+    def journal_lines(self, *matches: str, priority: str | None = None) -> list[str]:
+        """``journalctl -o cat`` for ``matches`` (default: what the unit's processes logged)."""
+        argv = ["journalctl", "--no-pager", "-o", "cat", *(matches or (f"_SYSTEMD_UNIT={UNIT}",))]
+        if priority:
+            argv += ["-p", priority]
+        return self.box.run(argv, timeout=30).stdout.splitlines()
+
+    def journal_json(self, *matches: str, priority: str | None = None) -> list[dict[str, Any]]:
+        """``journalctl -o json`` entries for ``matches``."""
+        argv = ["journalctl", "--no-pager", "-o", "json", "--all", *matches]
+        if priority:
+            argv += ["-p", priority]
+        out = self.box.run(argv, timeout=30).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def events(self, *matches: str) -> list[dict[str, Any]]:
+        """The daemon's JSON log records (default: every one the unit's processes logged)."""
+        records = []
+        for line in self.journal_lines(*matches):
+            records.append(json.loads(line))
+        return records
+
+    def wait_event(self, event: str, timeout: float = 10.0, *matches: str) -> dict[str, Any]:
+        """The first record named ``event`` (journald may need a moment to show it)."""
+
+        def find() -> dict[str, Any] | None:
+            return next((e for e in self.events(*matches) if e.get("event") == event), None)
+
+        found: dict[str, Any] = wait_for(f"log event {event}", find, timeout, 0.1)
+        return found
+
+    # -- the CLI and tmux, as the service's user -------------------------------------------------
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30.0) -> str:
+        """``asched ARGS --state-dir STATE`` as the user; returns stdout."""
+        argv = [self.python, "-P", "-m", "asched", *args, "--state-dir", STATE]
+        r = self.box.run(argv, user=USER, check=False, timeout=timeout)
+        if check and r.returncode != 0:
+            raise BoxError(f"asched {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+        return r.stdout
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every delivery journal row."""
+        rows: list[dict[str, Any]] = json.loads(self.cli("history", "--json", "--limit", "10000"))
+        return rows
+
+    def tmux(self, *args: str, socket: str | None = TMUX_SOCKET, check: bool = True) -> str:
+        sock = ["-S", socket] if socket else []
+        r = self.box.run(["tmux", *sock, "-f", "/dev/null", *args], user=USER, check=check)
+        return r.stdout
+
+    def start_tmux(self, receivers: int, socket: str | None = TMUX_SOCKET) -> list[str]:
+        """A tmux server of the user's, in a transient unit of its own (never in the daemon's
+        cgroup): sessions p0..pN-1, each window 0 running ``cat > RECV/pI``. Returns targets."""
+        self.box.run(["mkdir", "-p", RECV], user=USER)
+        if socket:
+            self.box.run(["mkdir", "-p", "-m", "0700", socket.rsplit("/", 1)[0]], user=USER)
+        sock = ["-S", socket] if socket else []
+        self.box.run(
+            [
+                "systemd-run",
+                f"--unit={TMUX_UNIT}",
+                f"--uid={USER}",
+                f"--gid={USER}",
+                "--property=Type=forking",
+                f"--setenv=HOME={HOME}",
+                "--setenv=SHELL=/bin/sh",
+                "--setenv=LANG=C.UTF-8",
+                "tmux",
+                *sock,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "p0",
+                "-x",
+                "120",
+                "-y",
+                "30",
+                f"cat > {RECV}/p0",
+            ]
+        )
+        for i in range(1, receivers):
+            self.tmux("new-session", "-d", "-s", f"p{i}", "-x", "120", "-y", "30",
+                      f"cat > {RECV}/p{i}", socket=socket)  # fmt: skip
+        return [f"p{i}:0" for i in range(receivers)]
+
+    def sessions(self, socket: str | None = TMUX_SOCKET) -> list[str]:
+        return sorted(self.tmux("list-sessions", "-F", "#{session_name}", socket=socket).split())
+
+    def received(self, index: int) -> list[str]:
+        r = self.box.run(["cat", f"{RECV}/p{index}"], check=False)
+        return r.stdout.splitlines()
+
+
+def assert_exactly_once(svc: Svc, messages: dict[int, tuple[int, str]]) -> Counter[str]:
+    """Every occurrence the journal says was verified is in its receiver's file exactly once.
+
+    ``messages`` maps a check-in id to (receiver index, message text). One check-in per pane and
+    one text per check-in: the file's line count is the number of typed occurrences. A
+    ``verified`` row was typed exactly once; an ``unverified`` one (cut off by a restart after
+    typing began) at most once, never again. Returns the count of rows by state.
+    """
+    rows = svc.history()
+    states: Counter[str] = Counter(r["state"] for r in rows)
+    in_flight = [r for r in rows if r["state"] not in FINAL]
+    assert not in_flight, f"rows still in flight: {in_flight[:5]}"
+    keys = Counter((r["checkin_id"], r["due_at"]) for r in rows)
+    doubled = [k for k, n in keys.items() if n > 1]
+    assert not doubled, f"occurrences journaled twice: {doubled[:5]}"
+    bad = [r for r in rows if r["state"] in ("failed", "skipped")]
+    assert not bad, f"failed or skipped deliveries: {bad[:5]}"
+    for checkin_id, (index, text) in messages.items():
+        mine = [r for r in rows if r["checkin_id"] == checkin_id]
+        verified = sum(r["state"] == "verified" for r in mine)
+        unverified = sum(r["state"] == "unverified" for r in mine)
+        lines = svc.received(index)
+        assert all(line == text for line in lines), f"p{index}: unexpected lines {lines[:5]}"
+        assert verified <= len(lines) <= verified + unverified, (
+            f"check-in {checkin_id} (p{index}): {verified} verified + {unverified} unverified"
+            f" rows, but {len(lines)} lines typed"
+        )
+    return states
