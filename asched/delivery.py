@@ -43,6 +43,8 @@ from asched.tmux import (
 
 log = get_logger()
 
+PREPARE_S = 0.25  # the preflight starts this long before typing
+
 
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
@@ -223,14 +225,18 @@ class DeliveryEngine:
         )
 
     async def _deliver(self, checkin: CheckIn, delivery: Delivery) -> Delivery:
-        if checkin.jitter_s > 0:
-            await self._sleep_or_defer(random.uniform(0, checkin.jitter_s))
+        # When to type: the due time, plus this occurrence's share of the jitter. The preflight
+        # (lookups, guards) runs just before, so that what it saw is still true when typing.
+        fire_at = delivery.due_at.timestamp() + random.uniform(0, max(checkin.jitter_s, 0.0))
+        await self._sleep_or_defer(fire_at - PREPARE_S - self._wall().timestamp())
         # One at a time per target, in the order they were handed over: two check-ins for one
         # agent arrive in order even when tmux answers their lookups out of order.
         async with self._target_locks.hold(checkin.target):
-            return await self._resolve_and_type(checkin, delivery)
+            return await self._resolve_and_type(checkin, delivery, fire_at)
 
-    async def _resolve_and_type(self, checkin: CheckIn, delivery: Delivery) -> Delivery:
+    async def _resolve_and_type(
+        self, checkin: CheckIn, delivery: Delivery, fire_at: float
+    ) -> Delivery:
         deadline = delivery.due_at.timestamp() + max(checkin.grace_s, 0.0)
         target = parse_target(checkin.target)
         attempt = 0
@@ -256,7 +262,7 @@ class DeliveryEngine:
                 await self._sleep_or_defer(wait)
         contended = self._pane_locks.busy(pane.pane_id)
         async with self._pane_locks.hold(pane.pane_id):
-            return await self._type_into(checkin, delivery, pane, deadline, contended)
+            return await self._type_into(checkin, delivery, pane, deadline, contended, fire_at)
 
     async def _type_into(
         self,
@@ -265,6 +271,7 @@ class DeliveryEngine:
         pane: PaneInfo,
         deadline: float,
         contended: bool,
+        fire_at: float,
     ) -> Delivery:
         # Spacing per pane and the global budget come before the preflight, which must be fresh.
         gap = self._pane_last.get(pane.pane_id, -1e9) + self.settings.min_gap_s - time.monotonic()
@@ -286,7 +293,7 @@ class DeliveryEngine:
         if is_shell:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
         # Preflight done (the scheduler hands occurrences over a little early): type on time.
-        await self._sleep_or_defer(delivery.due_at.timestamp() - self._wall().timestamp())
+        await self._sleep_or_defer(fire_at - self._wall().timestamp())
         text = self.settings.prefix + checkin.message
         # The point of no return: from here on the body may be in the pane, so it is never typed
         # again; the batcher commits "typing" before the first byte goes out.

@@ -126,7 +126,7 @@ def box(python: str) -> Iterator[Box]:
 
 def reset(box: Box) -> None:
     """Back to a known state: the unit stopped, no drop-ins, no state, no tmux, no failures."""
-    box.run(["systemctl", "stop", UNIT, TMUX_UNIT], check=False, timeout=60)
+    box.run(["systemctl", "stop", UNIT, TMUX_UNIT, "asched-hand.scope"], check=False, timeout=60)
     box.run(
         [
             "rm",

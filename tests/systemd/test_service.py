@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
+from datetime import datetime
 
 import pytest
 
@@ -190,3 +192,131 @@ def test_default_tmux_socket_works_in_the_sandbox(svc: Svc) -> None:
     rows = wait_for("the delivery", delivered, timeout=10, interval=0.2)
     assert rows[0]["state"] == "verified", rows
     assert svc.received(0) == ["via-default-socket"]
+
+
+HAND_SCOPE = "asched-hand"
+
+
+def start_hand_daemon(svc: Svc) -> tuple[subprocess.Popen[str], int]:
+    """A daemon started by hand on the service's state directory, as the user, in a scope of
+    its own (like a login shell's); returns the process (on the host side) and its pid."""
+    argv = svc.box.argv(
+        [
+            "systemd-run",
+            "--scope",
+            "--quiet",
+            f"--unit={HAND_SCOPE}",
+            f"--uid={USER}",
+            f"--gid={USER}",
+            svc.python,
+            "-P",
+            "-m",
+            "asched",
+            "--daemon",
+            "--state-dir",
+            STATE,
+        ],
+        env={"HOME": f"/home/{USER}", "USER": USER},
+    )
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+    def holding() -> int | None:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"the hand-started daemon exited: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        st = json.loads(svc.cli("status", "--json", check=False) or "{}")
+        return int(st["pid"]) if st.get("running") and st.get("pid") else None
+
+    try:
+        pid: int = wait_for("the hand-started daemon to hold the lock", holding, timeout=10)
+    except BaseException:
+        stop_hand_daemon(svc, proc, None)
+        raise
+    return proc, pid
+
+
+def stop_hand_daemon(
+    svc: Svc, proc: subprocess.Popen[str], pid: int | None
+) -> list[dict[str, object]]:
+    """SIGTERM it (by pid), wait, and return its log records."""
+    if pid is not None:
+        svc.box.run(["kill", "-TERM", str(pid)], check=False)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        svc.box.run(["systemctl", "kill", "--signal=SIGKILL", f"{HAND_SCOPE}.scope"], check=False)
+        _, err = proc.communicate(timeout=10)
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def _at(record: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
+
+
+def test_waits_for_a_hand_started_daemon_that_stops_in_time(svc: Svc) -> None:
+    svc.exec_start_dropin("--lock-timeout", "6")
+    hand, hand_pid = start_hand_daemon(svc)
+    start = None
+    try:
+        t0 = time.monotonic()
+        start = subprocess.Popen(
+            svc.box.argv(["systemctl", "start", UNIT]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        waiting = svc.wait_event("lock.waiting", 5)
+        assert waiting["holder_pid"] == hand_pid
+        assert svc.show("ActiveState")["ActiveState"] == "activating"
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
+        hand_log = stop_hand_daemon(svc, hand, hand_pid)
+        out, _ = start.communicate(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if hand.poll() is None:
+            stop_hand_daemon(svc, hand, hand_pid)
+        if start is not None and start.poll() is None:
+            start.kill()
+            start.communicate()
+    print(f"\nservice start waited for the hand-started daemon: active after {took:.2f}s")
+    assert start.returncode == 0, out
+    assert 1.4 < took < 6
+    assert svc.show("ActiveState")["ActiveState"] == "active"
+    assert svc.main_pid() != hand_pid
+    acquired = svc.wait_event("lock.acquired")
+    hand_stopping = next(r for r in hand_log if r["event"] == "daemon.stopping")
+    # Never alongside: the service took the lock only after the hand-started one began to stop
+    # (it releases the lock after its services ended and its store closed).
+    assert _at(acquired) > _at(hand_stopping)
+
+
+def test_fails_clearly_when_the_holder_does_not_stop(svc: Svc) -> None:
+    svc.exec_start_dropin("--lock-timeout", "2")
+    hand, hand_pid = start_hand_daemon(svc)
+    try:
+        rc, _, took = svc.systemctl("start", UNIT, check=False)
+        invocation = svc.invocation()
+        print(f"\nservice start gave up after {took:.2f}s (lock timeout 2 s): exit {rc}")
+        assert rc != 0
+        assert 1.9 < took < 5
+        p = svc.show("ActiveState", "Result", "ExecMainStatus", "NRestarts")
+        assert p == {
+            "ActiveState": "failed",
+            "Result": "exit-code",
+            "ExecMainStatus": "75",
+            "NRestarts": "0",
+        }
+        timeout = svc.wait_event("lock.timeout", 5, f"_SYSTEMD_INVOCATION_ID={invocation}")
+        assert timeout["holder_pid"] == hand_pid and timeout["level"] == "error"
+        events = [e["event"] for e in svc.events(f"_SYSTEMD_INVOCATION_ID={invocation}")]
+        assert "daemon.ready" not in events and "lock.acquired" not in events
+        time.sleep(1.5)  # RestartSec=1s: exit 75 is in RestartPreventExitStatus, so no retry
+        assert svc.show("ActiveState", "NRestarts") == {"ActiveState": "failed", "NRestarts": "0"}
+        status = json.loads(svc.cli("status", "--json"))
+        assert status["running"] and status["pid"] == hand_pid
+    finally:
+        stop_hand_daemon(svc, hand, hand_pid)
