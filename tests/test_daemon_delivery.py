@@ -148,3 +148,54 @@ def test_three_hundred_due_in_one_second_all_delivered(
     assert sorted(lines) == sorted(f"burst-{i:03d}" for i in range(300))
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
+
+
+STAMPER = (
+    "import os, sys, time, tty\n"
+    "tty.setraw(0)\n"
+    "out = open(sys.argv[1], 'a', buffering=1)\n"
+    "while True:\n"
+    "    b = os.read(0, 65536)\n"
+    "    out.write(f'{time.time():.6f} {b!r}\\n')\n"
+)
+
+
+def test_cli_add_in_one_second_lands_on_time(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    state = short_tmp / "state"
+    stamps = server.root / "stamps"
+    server.new_session("agent", f"{sys.executable} -c {_sh_quote(STAMPER)} {stamps}")
+    d = _start(spawner, state, server)
+    time.sleep(0.3)  # the reader is in raw mode
+    lateness = []
+    for n in range(3):
+        argv = [sys.executable, "-m", "asched", "add", "agent:0", f"on-time-{n}", "--in", "1s"]
+        out = subprocess.run(
+            [*argv, "--json", "--state-dir", str(state)],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        due = datetime.fromisoformat(json.loads(out.stdout)["next_due"].replace("Z", "+00:00"))
+
+        def arrived(n: int = n) -> bool:
+            return stamps.exists() and f"on-time-{n}" in stamps.read_text()
+
+        assert wait_until(arrived, timeout=10)
+        line = next(ln for ln in stamps.read_text().splitlines() if f"on-time-{n}" in ln)
+        lateness.append(float(line.split()[0]) - due.timestamp())
+        time.sleep(1.0)  # past the pane's minimum gap
+    print(f"\ndue -> pasted: {[round(x * 1000, 1) for x in lateness]} ms")
+    # The figure belongs to bench/latency.py; here only a generous bound, never early.
+    assert all(-0.002 <= x < 0.25 for x in lateness), lateness
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"

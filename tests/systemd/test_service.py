@@ -200,6 +200,9 @@ HAND_SCOPE = "asched-hand"
 def start_hand_daemon(svc: Svc) -> tuple[subprocess.Popen[str], int]:
     """A daemon started by hand on the service's state directory, as the user, in a scope of
     its own (like a login shell's); returns the process (on the host side) and its pid."""
+    # The service ran before: its StateDirectory= exists (the user could not create it).
+    svc.systemctl("start", UNIT)
+    svc.systemctl("stop", UNIT)
     argv = svc.box.argv(
         [
             "systemd-run",
@@ -269,9 +272,14 @@ def test_waits_for_a_hand_started_daemon_that_stops_in_time(svc: Svc) -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        waiting = svc.wait_event("lock.waiting", 5)
+
+        def activating() -> str | None:
+            p = svc.show("ActiveState", "InvocationID")
+            return p["InvocationID"] if p["ActiveState"] == "activating" else None
+
+        invocation = wait_for("the start job", activating, timeout=5)
+        waiting = svc.wait_event("lock.waiting", 5, f"_SYSTEMD_INVOCATION_ID={invocation}")
         assert waiting["holder_pid"] == hand_pid
-        assert svc.show("ActiveState")["ActiveState"] == "activating"
         time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
         hand_log = stop_hand_daemon(svc, hand, hand_pid)
         out, _ = start.communicate(timeout=15)
@@ -287,7 +295,8 @@ def test_waits_for_a_hand_started_daemon_that_stops_in_time(svc: Svc) -> None:
     assert 1.4 < took < 6
     assert svc.show("ActiveState")["ActiveState"] == "active"
     assert svc.main_pid() != hand_pid
-    acquired = svc.wait_event("lock.acquired")
+    assert svc.invocation() == invocation
+    acquired = svc.wait_event("lock.acquired", 5, f"_SYSTEMD_INVOCATION_ID={invocation}")
     hand_stopping = next(r for r in hand_log if r["event"] == "daemon.stopping")
     # Never alongside: the service took the lock only after the hand-started one began to stop
     # (it releases the lock after its services ended and its store closed).
