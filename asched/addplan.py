@@ -16,7 +16,7 @@ from asched.localzone import local_zone_name
 from asched.models import CatchUp, Cron, Every, NewCheckIn, Once, Rule, utc
 from asched.paths import validate_name
 from asched.schema import checkin_params
-from asched.tmux import check_body, parse_target
+from asched.targets import check_body, parse_target
 from asched.triggers import next_due, parse_cron, parse_duration, parse_time, parse_zone
 from asched.views import iso
 

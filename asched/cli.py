@@ -16,9 +16,12 @@ from pathlib import Path
 from asched import __version__
 from asched.commands import register as register_data_commands
 from asched.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, AschedError
-from asched.logs import LEVELS
 
 Handler = Callable[[argparse.Namespace], int]
+
+# asched.logs has the same tuple; importing it here would load structlog (and asyncio) into
+# every CLI call, about 45 ms.
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 DESCRIPTION = """\
 asched types scheduled check-in messages into tmux panes: "in 30 minutes, ask the orchestrator
@@ -40,6 +43,7 @@ examples:
   asched history                     what was delivered, skipped or failed
   asched send work:0 "hello"         deliver now, no daemon needed
   asched demo                        see it work in about ten seconds
+  asched config check                validate the config file (declarative check-ins)
   asched COMMAND --help              each command's options and examples
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
@@ -149,6 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--json", action="store_true", help="print the journal row as JSON")
     send.set_defaults(handler=_cmd_send)
 
+    cfg = sub.add_parser(
+        "config",
+        help="check a config file",
+        description="Validate a config file (default: the one the daemon reads) and print what"
+        " it declares. Errors name the file and line; exit 2 when the file is bad.",
+        epilog="example:\n  asched config check ~/.config/asched/config.toml",
+        formatter_class=_Formatter,
+    )
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = cfg_sub.add_parser("check", help="validate a config file")
+    check.add_argument("file", metavar="FILE", nargs="?", help="default: $ASCHED_CONFIG or"
+                       " $XDG_CONFIG_HOME/asched/config.toml")  # fmt: skip
+    check.set_defaults(handler=_cmd_config_check)
+
+    reload = sub.add_parser(
+        "reload",
+        parents=[common],
+        help="make the running daemon re-read its config file (like SIGHUP)",
+        description="Ask the daemon on this state directory to re-read its config file. A bad"
+        " file is logged by the daemon and its running configuration kept; run"
+        " `asched config check` first. Exit 3 when no daemon answers.",
+    )
+    reload.set_defaults(handler=_cmd_reload)
+
     demo = sub.add_parser(
         "demo",
         help="see it work: a private tmux server, a few check-ins, about 10 s",
@@ -228,6 +256,35 @@ def _cmd_send(args: argparse.Namespace) -> int:
         print(f"{row.state}{why}: {args.target}" + (f" ({row.pane})" if row.pane else ""))
     ok = row.state in (DeliveryState.VERIFIED, DeliveryState.UNVERIFIED)
     return EXIT_OK if ok else EXIT_RUNTIME
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from asched import config
+    from asched.errors import UsageError
+    from asched.paths import config_file
+
+    path = config_file(args.file)
+    if args.file is not None and not path.exists():
+        raise UsageError(f"{path}: no such file")
+    cfg = config.load(path)
+    where = str(path) if path.exists() else f"{path} (absent: defaults)"
+    print(f"{where}: ok")
+    for e in cfg.checkins:
+        when = f"every {e.every_s}s" if e.every_s is not None else f"cron {e.cron!r} {e.tz}"
+        match = f"role={e.role}" if e.role else f"session={e.session} window={e.window}"
+        print(f"  [[checkin]] {e.name}: {when}, {match}")
+    return EXIT_OK
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    from asched.control import send
+
+    state = _state_dir(args)
+    if send(state, "reload"):
+        print("asched: reload requested")
+        return EXIT_OK
+    print(f"asched: no daemon answered on {state}", file=sys.stderr)
+    return EXIT_NOT_RUNNING
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

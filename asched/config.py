@@ -1,32 +1,105 @@
 """The configuration file (TOML): one frozen, validated object, durations normalised to seconds.
 
-A missing file means defaults. A bad file is a UsageError naming the file and what is wrong; the
-daemon keeps its previous configuration when a reload finds one.
+A missing file means defaults. A bad file is a UsageError naming the file, the line and what is
+wrong; the daemon keeps its previous configuration when a reload finds one. Unknown keys are
+errors, so that a typo never passes silently.
+
+    [daemon]      drain_timeout_s, log_level
+    [delivery]    prefix, settle_s, settle_by_program, shells, copy_mode, min_gap_s,
+                  rate_per_s, burst
+    [[checkin]]   declarative check-ins: name, match (session / window patterns, or role),
+                  every or cron (+ tz), message, grace, catch_up, jitter
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from asched.errors import UsageError
 from asched.logs import LEVELS
+from asched.models import CatchUp
+from asched.triggers import parse_cron, parse_duration, parse_zone
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The ``[delivery]`` table: how messages are typed (see asched.delivery)."""
+
+    prefix: str = ""
+    settle_s: float = 0.5
+    settle_by_program: tuple[tuple[str, float], ...] = ()
+    shells: tuple[str, ...] | None = None  # None: the built-in list
+    copy_mode: str = "wait"
+    min_gap_s: float = 0.5
+    rate_per_s: float = 50.0
+    burst: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ``[[checkin]]``: a check-in for every tmux window that matches."""
+
+    name: str
+    message: str
+    every_s: int | None = None
+    cron: str | None = None
+    tz: str = "UTC"
+    session: str = "*"  # fnmatch pattern on the session name
+    window: str = "*"  # fnmatch pattern on the window name
+    role: str | None = None  # matches a window whose @asched_role option equals it
+    grace_s: float = 300.0
+    catch_up: CatchUp = CatchUp.SKIP
+    jitter_s: float = 0.0
+
+    def matches(self, session: str, window: str, role: str) -> bool:
+        """True when a window (by session name, window name and @asched_role) is this entry's."""
+        if self.role is not None:
+            return role == self.role and fnmatch.fnmatchcase(session, self.session)
+        return fnmatch.fnmatchcase(session, self.session) and fnmatch.fnmatchcase(
+            window, self.window
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Settings from the ``[daemon]`` table of the config file."""
+    """The whole file, validated."""
 
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     log_level: str | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+    checkins: tuple[Entry, ...] = ()
     source: Path | None = None
 
 
-_DAEMON_KEYS = {"drain_timeout_s", "log_level"}
+class _Where:
+    """Names a place in the file: ``path:line: [table]`` (tomllib keeps no positions)."""
+
+    def __init__(self, text: str, source: Path | None) -> None:
+        self.lines = text.splitlines()
+        self.name = str(source) if source else "config"
+
+    def table(self, header: str, nth: int = 0) -> str:
+        seen = -1
+        for n, line in enumerate(self.lines, 1):
+            if line.strip().replace(" ", "") == header:
+                seen += 1
+                if seen == nth:
+                    return f"{self.name}:{n}: {header}"
+        return f"{self.name}: {header}"
+
+
+def _known(table: dict[str, Any], keys: set[str], where: str) -> None:
+    unknown = sorted(set(table) - keys)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s): {', '.join(unknown)}")
 
 
 def _number(table: dict[str, Any], key: str, where: str, low: float, high: float) -> float | None:
@@ -38,26 +111,150 @@ def _number(table: dict[str, Any], key: str, where: str, low: float, high: float
     return float(value)
 
 
+def _text(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{where}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _duration(table: dict[str, Any], key: str, where: str) -> int | None:
+    value = _text(table, key, where)
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {key}: {exc}") from None
+
+
+def _daemon(data: dict[str, Any], w: _Where) -> tuple[float, str | None]:
+    table = data.get("daemon", {})
+    where = w.table("[daemon]")
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table")
+    _known(table, {"drain_timeout_s", "log_level"}, where)
+    drain = _number(table, "drain_timeout_s", where, 0.0, 300.0)
+    level = _text(table, "log_level", where)
+    if level is not None and level.lower() not in LEVELS:
+        raise UsageError(f"{where}: log_level must be one of {', '.join(LEVELS)}, not {level!r}")
+    return (DEFAULT_DRAIN_TIMEOUT_S if drain is None else drain), (level.lower() if level else None)
+
+
+def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
+    table = data.get("delivery", {})
+    where = w.table("[delivery]")
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table")
+    keys = {f for f in Delivery.__dataclass_fields__}
+    _known(table, keys, where)
+    d = Delivery()
+    by_program = table.get("settle_by_program", {})
+    if not isinstance(by_program, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 30
+        for v in by_program.values()
+    ):
+        raise UsageError(f"{where}: settle_by_program maps program names to 0-30 seconds")
+    shells = table.get("shells")
+    if shells is not None and (
+        not isinstance(shells, list) or not all(isinstance(s, str) and s for s in shells)
+    ):
+        raise UsageError(f"{where}: shells must be a list of program names")
+    copy_mode = _text(table, "copy_mode", where, d.copy_mode)
+    if copy_mode not in ("wait", "cancel"):
+        raise UsageError(f'{where}: copy_mode must be "wait" or "cancel", not {copy_mode!r}')
+    burst = _number(table, "burst", where, 1, 100_000)
+    settle = _number(table, "settle_s", where, 0.0, 30.0)
+    gap = _number(table, "min_gap_s", where, 0.0, 3600.0)
+    rate = _number(table, "rate_per_s", where, 0.01, 10_000.0)
+    return Delivery(
+        prefix=_text(table, "prefix", where, d.prefix) or "",
+        settle_s=d.settle_s if settle is None else settle,
+        settle_by_program=tuple((str(k), float(v)) for k, v in by_program.items()),
+        shells=tuple(shells) if shells is not None else None,
+        copy_mode=copy_mode,
+        min_gap_s=d.min_gap_s if gap is None else gap,
+        rate_per_s=d.rate_per_s if rate is None else rate,
+        burst=d.burst if burst is None else int(burst),
+    )
+
+
+_ENTRY_KEYS = {
+    "name", "message", "every", "cron", "tz", "match", "grace", "catch_up", "jitter",
+}  # fmt: skip
+
+
+def _entry(raw: Any, nth: int, w: _Where) -> Entry:
+    where = w.table("[[checkin]]", nth)
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where} must be a table")
+    _known(raw, _ENTRY_KEYS, where)
+    name = _text(raw, "name", where)
+    if name is None or not _NAME.fullmatch(name):
+        raise UsageError(f"{where}: name is required: 1-64 of A-Z a-z 0-9 _ . -")
+    where = f"{where} {name!r}"
+    message = _text(raw, "message", where)
+    if not message or not message.strip():
+        raise UsageError(f"{where}: message is required")
+    every = _duration(raw, "every", where)
+    cron = _text(raw, "cron", where)
+    if (every is None) == (cron is None):
+        raise UsageError(f"{where}: give exactly one of every or cron")
+    if every is not None and every < 1:
+        raise UsageError(f"{where}: every must be at least 1s")
+    tz = _text(raw, "tz", where, "UTC") or "UTC"
+    try:
+        if cron is not None:
+            parse_cron(cron)
+        parse_zone(tz)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    match = raw.get("match", {})
+    if not isinstance(match, dict):
+        raise UsageError(f'{where}: match must be a table like {{ session = "proj-*" }}')
+    _known(match, {"session", "window", "role"}, f"{where} match")
+    catch_up = _text(raw, "catch_up", where, "skip")
+    if catch_up not in ("skip", "once"):
+        raise UsageError(f'{where}: catch_up must be "skip" or "once"')
+    grace = _duration(raw, "grace", where)
+    jitter = _duration(raw, "jitter", where)
+    return Entry(
+        name=name,
+        message=message,
+        every_s=every,
+        cron=cron,
+        tz=tz,
+        session=_text(match, "session", where, "*") or "*",
+        window=_text(match, "window", where, "*") or "*",
+        role=_text(match, "role", where),
+        grace_s=300.0 if grace is None else float(grace),
+        catch_up=CatchUp(catch_up),
+        jitter_s=0.0 if jitter is None else float(jitter),
+    )
+
+
 def parse(text: str, source: Path | None = None) -> Config:
-    """Validate TOML ``text``; unknown keys are errors so that typos do not pass silently."""
-    where = str(source) if source else "config"
+    """Validate TOML ``text``; raises UsageError naming the file and line."""
+    w = _Where(text, source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{where}: {exc}") from exc
-    daemon = data.get("daemon", {})
-    if not isinstance(daemon, dict):
-        raise UsageError(f"{where}: [daemon] must be a table")
-    unknown = sorted(set(daemon) - _DAEMON_KEYS)
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) in [daemon]: {', '.join(unknown)}")
-    drain = _number(daemon, "drain_timeout_s", where, 0.0, 300.0)
-    level = daemon.get("log_level")
-    if level is not None and (not isinstance(level, str) or level.lower() not in LEVELS):
-        raise UsageError(f"{where}: log_level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise UsageError(f"{w.name}: {exc}") from exc
+    _known(data, {"daemon", "delivery", "checkin"}, w.name)
+    drain, level = _daemon(data, w)
+    raw_entries = data.get("checkin", [])
+    if not isinstance(raw_entries, list):
+        raise UsageError(f"{w.name}: checkin must be written [[checkin]] (an array of tables)")
+    entries = tuple(_entry(raw, n, w) for n, raw in enumerate(raw_entries))
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"{w.name}: [[checkin]] names must be unique: {', '.join(dupes)}")
     return Config(
-        drain_timeout_s=DEFAULT_DRAIN_TIMEOUT_S if drain is None else drain,
-        log_level=level.lower() if isinstance(level, str) else None,
+        drain_timeout_s=drain,
+        log_level=level,
+        delivery=_delivery(data, w),
+        checkins=entries,
         source=source,
     )
 

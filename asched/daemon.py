@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from asched import __version__, config
+from asched.config import Config
 from asched.errors import EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, AschedError, LockTimeout
 from asched.lock import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S, LOCK_NAME, HolderInfo, InstanceLock
 from asched.logs import configure as configure_logs
@@ -74,13 +75,14 @@ class DaemonContext:
     """What the services share: options, the live config, the store and the stop signal."""
 
     options: DaemonOptions
-    config: config.Config
+    config: Config
     store: Any
     stopping: asyncio.Event
-    reloaded: asyncio.Event
     notifier: Notifier
     announce: Callable[..., None]
     reload: Callable[[], None]
+    # Called with the new config after a successful reload (services adopt it).
+    reload_hooks: list[Callable[[Config], None]] = field(default_factory=list)
 
 
 class Daemon:
@@ -92,7 +94,6 @@ class Daemon:
         self.notifier = Notifier()
         self.state = RunState.STARTING
         self._stop = asyncio.Event()
-        self._reloaded = asyncio.Event()
         self._stop_signal: str | None = None
         self._lock_task: asyncio.Task[InstanceLock] | None = None
         self._started_mono = time.monotonic()
@@ -151,8 +152,9 @@ class Daemon:
         else:
             ctx.config = new
             configure_logs(effective_level(self.options, new))
+            for hook in ctx.reload_hooks:
+                hook(new)
             log.info("config.reloaded", path=str(self.options.config_path))
-            self._reloaded.set()
         self._set_state(RunState.RUNNING)
         self.notifier.ready(self._status_line())
 
@@ -225,7 +227,7 @@ class Daemon:
         return lock
 
     async def _serve(self, lock: InstanceLock, cfg: config.Config) -> int:
-        from asched.store import AsyncStore  # imported late: `asched status` never needs it
+        from asched.async_store import AsyncStore  # imported late: `asched status` never needs it
 
         store = await AsyncStore.open(self.options.state_dir / DB_NAME)
         log.info("store.opened", path=str(self.options.state_dir / DB_NAME))
@@ -240,7 +242,6 @@ class Daemon:
             config=cfg,
             store=store,
             stopping=self._stop,
-            reloaded=self._reloaded,
             notifier=self.notifier,
             announce=announce,
             reload=self.reload,

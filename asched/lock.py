@@ -11,7 +11,6 @@ open/close of the same file elsewhere in the process silently drops them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -79,6 +78,8 @@ class InstanceLock:
         ``on_wait`` is called with the holder's info at most every ``wait_report_s`` seconds.
         Raises :class:`LockTimeout` when the time is up.
         """
+        import asyncio  # here, not at the top: the CLI reads lock files and needs no loop
+
         fd = _open(path)
         try:
             deadline = time.monotonic() + timeout_s

@@ -154,6 +154,8 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
         CHECK (typeof(origin) = 'text' AND length(origin) > 0)
     """,
     "CREATE INDEX checkins_target ON checkins (target)",
+    # The fleet reconciler reads its own rows (origin 'config') every few seconds.
+    "CREATE INDEX checkins_origin ON checkins (origin)",
 )
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2)

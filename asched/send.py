@@ -10,11 +10,11 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from asched.async_store import AsyncStore
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.models import Delivery, NewCheckIn, Once
 from asched.paths import DB_NAME, SPOOL_NAME, ensure_state_dir
 from asched.service import tmux_client
-from asched.store import AsyncStore
 from asched.tmux import check_body, parse_target
 
 

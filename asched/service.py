@@ -1,7 +1,8 @@
-"""The daemon's scheduling service: control socket + scheduler loop + delivery engine.
+"""The daemon's scheduling service: control socket + scheduler loop + delivery engine + fleet.
 
 This is the composition the daemon runs as one named service; each part is tested on its own
-(scheduler.py with an injected clock, delivery.py against a real tmux server).
+(scheduler.py with an injected clock, delivery.py against a real tmux server, fleet.py with a
+real tmux server and store).
 """
 
 from __future__ import annotations
@@ -9,15 +10,32 @@ from __future__ import annotations
 import asyncio
 import os
 
+from asched import config
 from asched.control import ControlServer
 from asched.daemon import DaemonContext
 from asched.delivery import DeliveryEngine, DeliverySettings
+from asched.fleet import run_fleet
 from asched.logs import get_logger
 from asched.paths import SPOOL_NAME, runtime_socket
 from asched.scheduler import Scheduler
-from asched.tmux import TmuxClient
+from asched.tmux import DEFAULT_SHELLS, TmuxClient
 
 log = get_logger()
+
+
+def delivery_settings(cfg: config.Config) -> DeliverySettings:
+    """The engine's settings from the ``[delivery]`` table."""
+    d = cfg.delivery
+    return DeliverySettings(
+        settle_s=d.settle_s,
+        settle_by_program=dict(d.settle_by_program),
+        prefix=d.prefix,
+        shells=frozenset(d.shells) if d.shells is not None else DEFAULT_SHELLS,
+        copy_mode=d.copy_mode,
+        min_gap_s=d.min_gap_s,
+        rate_per_s=d.rate_per_s,
+        burst=d.burst,
+    )
 
 
 def tmux_client(socket_path: str | None, settings: DeliverySettings) -> TmuxClient:
@@ -30,14 +48,19 @@ def tmux_client(socket_path: str | None, settings: DeliverySettings) -> TmuxClie
 
 async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     """Recover in-flight deliveries, serve the control socket, run the loop until stopping."""
-    settings = DeliverySettings()
-    engine = DeliveryEngine(
-        ctx.store,
-        tmux_client(ctx.options.tmux_socket, settings),
-        settings,
-        spool=ctx.options.state_dir / SPOOL_NAME,
-    )
+    settings = delivery_settings(ctx.config)
+    tmux = tmux_client(ctx.options.tmux_socket, settings)
+    spool = ctx.options.state_dir / SPOOL_NAME
+    engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
     scheduler = Scheduler(ctx.store, engine.submit)
+    poke_fleet = asyncio.Event()
+
+    def adopt(cfg: config.Config) -> None:
+        engine.settings = delivery_settings(cfg)
+        poke_fleet.set()
+        scheduler.wake()
+
+    ctx.reload_hooks.append(adopt)
     control = ControlServer(
         runtime_socket(ctx.options.state_dir), {"wake": scheduler.wake, "reload": ctx.reload}
     )
@@ -46,6 +69,17 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
         log.info("delivery.recovered", rows=recovered)
     await control.start()
     ctx.announce(socket=str(control.path))
+    fleet = asyncio.create_task(
+        run_fleet(
+            ctx.store,
+            tmux,
+            lambda: ctx.config.checkins,
+            scheduler.wake,
+            ctx.stopping,
+            poke_fleet,
+        ),
+        name="fleet",
+    )
     try:
         started.set()
         await scheduler.run(ctx.stopping)
@@ -54,5 +88,6 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
         log.info("scheduler.stopped", in_flight=engine.in_flight)
         await engine.drain()
     finally:
+        fleet.cancel()
         await engine.cancel_all()
         await control.close()

@@ -24,18 +24,15 @@ Decisions worth knowing (see also :mod:`asched.schema`):
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import functools
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Final, Literal, ParamSpec, Self, TypeVar
+from typing import Any, Final, Literal, Self
 
 from asched import schema
 from asched.errors import NotFoundError, StoreError, UsageError
@@ -54,8 +51,6 @@ from asched.schema import (
 BUSY_TIMEOUT_MS: Final = 5000
 Clock = Callable[[], datetime]
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 # Legal moves of the delivery state machine. Staying in CLAIMED is allowed to record a failed
 # attempt before typing (retried with backoff). TYPING/TYPED may end UNVERIFIED: after a crash the
@@ -68,6 +63,9 @@ _NEXT: Final[dict[DeliveryState, frozenset[DeliveryState]]] = {
 }
 _ABORT_STATES: Final = frozenset({DeliveryState.FAILED, DeliveryState.SKIPPED})
 _CLAIM_STATES: Final = frozenset({DeliveryState.CLAIMED, *_ABORT_STATES})
+# The upsert's own INSERT with "keep the existing row" instead of "replace it", derived from it
+# so that the two statements can never list different columns.
+_INSERT_NEW: Final = UPSERT_CHECKIN.partition("ON CONFLICT")[0] + "ON CONFLICT (key) DO NOTHING"
 
 
 class _Default(enum.Enum):
@@ -269,6 +267,31 @@ class Store:
             raise UsageError(f"invalid check-in: {exc}") from exc
         return len(rows)
 
+    def add_new(self, news: Sequence[NewCheckIn]) -> list[CheckIn | None]:
+        """Insert the keyed check-ins whose key is still free, in one transaction; never replace.
+
+        One answer per item, in order: the stored check-in, or None when its key already existed
+        (``import-legacy`` run twice imports nothing twice). Every item needs a key.
+        """
+        if any(new.key is None for new in news):
+            raise ValueError("add_new needs a key on every check-in")
+        now = self._now_ms()
+        rows = [checkin_params(new, now) for new in news]
+        out: list[CheckIn | None] = []
+        try:
+            with self._write() as conn:
+                for params in rows:
+                    inserted = conn.execute(_INSERT_NEW + " RETURNING id", params).fetchone()
+                    found = None
+                    if inserted is not None:
+                        found = conn.execute(
+                            SELECT_CHECKINS + " WHERE id = ?", (inserted[0],)
+                        ).fetchone()
+                    out.append(None if found is None else checkin_from_row(found))
+        except sqlite3.IntegrityError as exc:
+            raise UsageError(f"invalid check-in: {exc}") from exc
+        return out
+
     def get_checkin(self, checkin_id: int) -> CheckIn | None:
         """The check-in with this id, or None."""
         row = self._conn.execute(SELECT_CHECKINS + " WHERE id = ?", (checkin_id,)).fetchone()
@@ -287,6 +310,13 @@ class Store:
         else:
             where = " WHERE target = ?"
             rows = self._conn.execute(SELECT_CHECKINS + where + order, (target,)).fetchall()
+        return [checkin_from_row(r) for r in rows]
+
+    def list_by_origin(self, origin: str) -> list[CheckIn]:
+        """The check-ins one creator made (``config`` for declarative ones), by id."""
+        rows = self._conn.execute(
+            SELECT_CHECKINS + " WHERE origin = ? ORDER BY id", (origin,)
+        ).fetchall()
         return [checkin_from_row(r) for r in rows]
 
     def count_checkins(self) -> int:
@@ -604,104 +634,3 @@ class Store:
             SELECT_DELIVERIES + where + " ORDER BY due_ms DESC, id DESC LIMIT ?", (*args, limit)
         ).fetchall()
         return [delivery_from_row(r) for r in rows]
-
-
-def _on_thread(
-    method: Callable[Concatenate[Store, _P], _T],
-) -> Callable[Concatenate[AsyncStore, _P], Coroutine[Any, Any, _T]]:
-    """Make an AsyncStore method that runs ``method`` on the store thread, same signature.
-
-    Generating the mirror (instead of writing it out) keeps it from drifting from Store.
-    """
-
-    async def call(self: AsyncStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return await self._call(method, self._store, *args, **kwargs)
-
-    call.__name__ = call.__qualname__ = method.__name__
-    call.__doc__ = f"Async :meth:`Store.{method.__name__}`, run on the store thread."
-    return call
-
-
-class AsyncStore:
-    """A :class:`Store` driven from asyncio: every call runs on one dedicated thread, in order.
-
-    It has every query and write method of Store, as coroutines with the same signature. One
-    thread because a sqlite3 connection belongs to the thread that made it, and because it
-    serialises this process's writes without any lock. A cancelled call may still complete on the
-    thread (a claim then shows up in :meth:`in_flight`, which is what crash recovery reads anyway).
-    """
-
-    def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
-        """Wrap a Store opened on ``executor``'s thread; use :meth:`open` instead."""
-        self._store = store
-        self._executor = executor
-        self._closed = False
-
-    @classmethod
-    async def open(cls, path: Path, *, clock: Clock | None = None) -> AsyncStore:
-        """Open the store on a new dedicated thread (see :meth:`Store.open`)."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asched-store")
-        loop = asyncio.get_running_loop()
-        try:
-            store = await loop.run_in_executor(
-                executor, functools.partial(Store.open, path, clock=clock)
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(store, executor)
-
-    async def _call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        if self._closed:
-            raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    @property
-    def path(self) -> Path:
-        """The database file."""
-        return self._store.path
-
-    async def aclose(self) -> None:
-        """Finish the calls already queued, close the connection and stop the thread."""
-        if self._closed:
-            return
-        await self._call(Store.close, self._store)
-        self._closed = True
-        self._executor.shutdown(wait=True)  # the queue is empty: the thread exits at once
-
-    async def __aenter__(self) -> Self:
-        """Use as ``async with await AsyncStore.open(path) as store:``."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        await self.aclose()
-
-    add_checkin = _on_thread(Store.add_checkin)
-    add_many = _on_thread(Store.add_many)
-    add_claimed = _on_thread(Store.add_claimed)
-    get_checkin = _on_thread(Store.get_checkin)
-    get_by_key = _on_thread(Store.get_by_key)
-    list_checkins = _on_thread(Store.list_checkins)
-    count_checkins = _on_thread(Store.count_checkins)
-    remove_checkin = _on_thread(Store.remove_checkin)
-    remove_by_key = _on_thread(Store.remove_by_key)
-    prune_finished = _on_thread(Store.prune_finished)
-    set_paused = _on_thread(Store.set_paused)
-    set_paused_for_target = _on_thread(Store.set_paused_for_target)
-    next_due_time = _on_thread(Store.next_due_time)
-    due_checkins = _on_thread(Store.due_checkins)
-    claim = _on_thread(Store.claim)
-    claim_many = _on_thread(Store.claim_many)
-    reschedule = _on_thread(Store.reschedule)
-    transition = _on_thread(Store.transition)
-    mark_typing = _on_thread(Store.mark_typing)
-    get_delivery = _on_thread(Store.get_delivery)
-    in_flight = _on_thread(Store.in_flight)
-    history = _on_thread(Store.history)

@@ -43,16 +43,28 @@ import re
 import secrets
 import signal
 import subprocess
-import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from asched.errors import AschedError, UsageError
+from asched.shellguard import (
+    DEFAULT_SHELLS,
+    WRAPPERS,
+    foreground_commands,
+    foreground_guard,
+    pane_runs_shell,
+)
 from asched.systemd import child_env
+from asched.targets import (
+    MAX_BODY_BYTES,
+    PANE_ID,
+    Target,
+    check_body,
+    check_pane_id,
+    parse_target,
+)
 
 __all__ = [
     "DEFAULT_SHELLS",
@@ -71,34 +83,14 @@ __all__ = [
     "TmuxTimeout",
     "check_body",
     "foreground_commands",
+    "foreground_guard",
     "pane_runs_shell",
     "parse_target",
 ]
 
-# Interactive shells: text typed into one of these runs as a command (REFERENCE.md failure 4).
-# Broader than the five in the design: a false "shell" costs a visible, configurable refusal, a
-# missed one costs a command executed in someone's shell.
-DEFAULT_SHELLS: frozenset[str] = frozenset(
-    {
-        "bash", "sh", "dash", "zsh", "fish", "ksh", "mksh", "pdksh", "oksh", "yash", "posh",
-        "ash", "rbash", "tcsh", "csh", "nu", "xonsh", "elvish", "pwsh",
-    }
-)  # fmt: skip
-
-# Programs that run a command on a pty of their own (sudo with use_pty, the Debian default, and
-# script) or as another user: the pane's tty then shows the wrapper in the foreground while the
-# program that reads what we type is a shell behind it.
-WRAPPERS: frozenset[str] = frozenset({"sudo", "su", "doas", "runuser", "script"})
-
-# A check-in is a message, not a file transfer; a body this large is a mistake.
-MAX_BODY_BYTES = 1 << 20
-
-_DIGITS = re.compile(r"[0-9]+")
-_PANE_ID = re.compile(r"%[0-9]+")
 # tmux sends a client's command line to the server in one message of at most 16 KiB.
 _ARGV_BUDGET = 12_000
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_INT_MAX = 2**31 - 1
 # Printed by the dead-pane branch of the guarded commands; tmux itself never prints it.
 _DEAD_MARK = "asched:pane-dead"
 
@@ -181,128 +173,6 @@ class TmuxTimeout(TmuxError):
 # Targets
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A pane address: ``session:window[.pane]`` or a pane id ``%N``.
-
-    ``window`` is an ``int`` for a window index and a ``str`` for a window name, so a window
-    *named* ``"3"`` and window index ``3`` are different targets. ``pane`` is a pane index; None
-    means the window's active pane. Invalid combinations raise :class:`UsageError`.
-    """
-
-    session: str | None = None
-    window: int | str | None = None
-    pane: int | None = None
-    pane_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.pane_id is not None:
-            if (self.session, self.window, self.pane) != (None, None, None):
-                raise UsageError("a tmux target is either a pane id or session:window[.pane]")
-            if not _PANE_ID.fullmatch(self.pane_id):
-                raise UsageError(f"bad tmux pane id {self.pane_id!r}: expected %N")
-            return
-        if self.session is None or self.window is None:
-            raise UsageError("a tmux target needs a session and a window (session:window[.pane])")
-        _check_session(self.session)
-        if isinstance(self.window, int):
-            if isinstance(self.window, bool) or not 0 <= self.window <= _INT_MAX:
-                raise UsageError(f"bad tmux window index {self.window!r}")
-        else:
-            _check_window_name(self.window, has_pane=self.pane is not None)
-        if self.pane is not None and (
-            isinstance(self.pane, bool) or not 0 <= self.pane <= _INT_MAX
-        ):
-            raise UsageError(f"bad tmux pane index {self.pane!r}")
-
-    def __str__(self) -> str:
-        if self.pane_id is not None:
-            return self.pane_id
-        win = self.window
-        if isinstance(win, str) and (_DIGITS.fullmatch(win) or win.startswith("=")):
-            win = "=" + win  # a name that would read as an index (or as this escape)
-        tail = "" if self.pane is None else f".{self.pane}"
-        return f"{self.session}:{win}{tail}"
-
-
-def _bad_chars(part: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in part)
-
-
-def _check_session(name: str) -> None:
-    if not name:
-        raise UsageError("empty tmux session name")
-    if _bad_chars(name):
-        raise UsageError(f"tmux session name {name!r} contains control characters")
-    if ":" in name or "." in name:
-        # tmux itself turns both into "_" in session names, so no session can be named like this.
-        raise UsageError(f"tmux session name {name!r} cannot contain ':' or '.'")
-    if name != name.strip():
-        raise UsageError(f"tmux session name {name!r} has leading or trailing spaces")
-
-
-def _check_window_name(name: str, *, has_pane: bool) -> None:
-    if not name:
-        raise UsageError("empty tmux window name")
-    if _bad_chars(name):
-        raise UsageError(f"tmux window name {name!r} contains control characters")
-    if name != name.strip():
-        raise UsageError(f"tmux window name {name!r} has leading or trailing spaces")
-    _, dot, tail = name.rpartition(".")
-    if dot and (not tail or _DIGITS.fullmatch(tail)) and not has_pane:
-        # "work:python3.11" reads as window "python3" pane 11: such a name needs a pane index.
-        raise UsageError(
-            f"tmux window name {name!r} ends in '.' or '.<digits>': add a pane index "
-            f"(e.g. ':{name}.0') or use the window's index"
-        )
-
-
-def parse_target(text: str) -> Target:
-    """Parse ``session:window[.pane]`` or ``%N`` into a :class:`Target`.
-
-    The window is an index when it is all ASCII digits and a name otherwise; ``=NAME`` forces a
-    name (a window named ``3`` is ``work:=3``). The pane index follows the *last* ``.`` when what
-    follows it is all digits, so ``work:api.v2`` is window ``api.v2``. Raises :class:`UsageError`
-    with a one-line message.
-    """
-    if not isinstance(text, str) or not text:
-        raise UsageError("empty tmux target; expected session:window[.pane] or %N")
-    if _bad_chars(text):
-        raise UsageError(f"bad tmux target {text!r}: control characters")
-    if text.startswith("%") and ":" not in text:  # "%x:0" is session "%x"
-        if not _PANE_ID.fullmatch(text):
-            raise UsageError(f"bad tmux target {text!r}: a pane id is % followed by digits")
-        return Target(pane_id=text)
-    session, colon, rest = text.partition(":")
-    if not colon:
-        raise UsageError(f"bad tmux target {text!r}: no window; expected session:window[.pane]")
-    if not session:
-        raise UsageError(f"bad tmux target {text!r}: empty session name")
-    if not rest:
-        raise UsageError(f"bad tmux target {text!r}: empty window")
-    pane: int | None = None
-    head, dot, tail = rest.rpartition(".")
-    if dot and _DIGITS.fullmatch(tail):
-        if not head:
-            raise UsageError(f"bad tmux target {text!r}: empty window")
-        rest, pane = head, int(tail)
-    elif dot and not tail:
-        raise UsageError(f"bad tmux target {text!r}: empty pane index after '.'")
-    window: int | str
-    if rest.startswith("="):
-        window = rest[1:]
-        if not window:
-            raise UsageError(f"bad tmux target {text!r}: empty window name after '='")
-    elif _DIGITS.fullmatch(rest):
-        window = int(rest)
-    else:
-        window = rest
-    try:
-        return Target(session=session, window=window, pane=pane)
-    except UsageError as e:
-        raise UsageError(f"bad tmux target {text!r}: {e}") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -383,34 +253,6 @@ def _pane_format() -> tuple[str, str]:
     """
     marker = f"\x1e{secrets.token_hex(8)}\x1e"
     return marker + "\t".join(f"#{{{name}}}" for name in _FIELDS), marker
-
-
-def check_body(text: str) -> bytes:
-    """Validate a message body for pasting and return its UTF-8 bytes.
-
-    Refused (:class:`UsageError`): an empty body, more than :data:`MAX_BODY_BYTES`, and control
-    characters other than TAB and LF. A pasted ESC could end the bracketed paste early (tmux 3.3a
-    does not filter ``ESC [ 201 ~``) and ^C/^D/^Z act on the tty; CR is refused so that a body's
-    line endings mean one thing.
-    """
-    if not text:
-        raise UsageError("empty message")
-    bad = {c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n"}
-    if bad:
-        shown = ", ".join(sorted(repr(c) for c in bad))
-        raise UsageError(f"message contains control characters ({shown}); only TAB and LF allowed")
-    try:
-        body = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("message is not valid Unicode (lone surrogates)") from None
-    if len(body) > MAX_BODY_BYTES:
-        raise UsageError(f"message is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    return body
-
-
-def _check_pane_id(pane_id: str) -> None:
-    if not isinstance(pane_id, str) or not _PANE_ID.fullmatch(pane_id):
-        raise UsageError(f"bad tmux pane id {pane_id!r}: expected %N")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,7 +362,7 @@ class TmuxClient:
         pile up. ``buffer_name`` must be unique per delivery. Raises :class:`PaneDead`,
         :class:`TargetMissing`, :class:`UsageError` (see :func:`check_body`).
         """
-        _check_pane_id(pane_id)
+        check_pane_id(pane_id)
         if not _BUFFER_NAME.fullmatch(buffer_name):
             raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
         body = check_body(text)
@@ -564,7 +406,7 @@ class TmuxClient:
         size = 0
         tag = secrets.token_hex(4)
         for n, (pane_id, _text, buffer_name) in enumerate(items):
-            _check_pane_id(pane_id)
+            check_pane_id(pane_id)
             if not _BUFFER_NAME.fullmatch(buffer_name):
                 raise UsageError(f"bad tmux buffer name {buffer_name!r}")
             # Branch strings are parsed by tmux: they hold only checked ids and names.
@@ -621,7 +463,7 @@ class TmuxClient:
 
     async def send_enter(self, pane_id: str) -> None:
         """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead."""
-        _check_pane_id(pane_id)
+        check_pane_id(pane_id)
         call = await self.run(
             "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
             f"display-message -p {_DEAD_MARK}",
@@ -638,7 +480,7 @@ class TmuxClient:
         Uses ``copy-mode -q``: ``send-keys -X cancel`` only works for copy/view mode and fails
         with "not in a mode" otherwise.
         """
-        _check_pane_id(pane_id)
+        check_pane_id(pane_id)
         call = await self.run("copy-mode", "-q", "-t", pane_id)
         if call.rc != 0 and "not in a mode" not in call.err:
             _raise_for(pane_id, "copy-mode -q", call)
@@ -646,7 +488,7 @@ class TmuxClient:
     async def capture(self, pane_id: str, start: int | None = None) -> str:
         """The pane's text (``capture-pane -p -J``), wrapped lines joined; ``start`` as ``-S``
         (negative numbers reach into the history)."""
-        _check_pane_id(pane_id)
+        check_pane_id(pane_id)
         args = ["capture-pane", "-p", "-J", "-t", pane_id]
         if start is not None:
             args += ["-S", str(int(start))]
@@ -660,7 +502,7 @@ class TmuxClient:
 
         One client call: ``#{cursor_y}`` and the visible screen (unjoined, so rows map 1:1).
         """
-        _check_pane_id(pane_id)
+        check_pane_id(pane_id)
         call = await self.run(
             "display-message", "-p", "-t", pane_id, "#{pane_id} #{cursor_y}",
             ";",
@@ -787,147 +629,7 @@ def _select(target: Target, panes: Sequence[PaneInfo]) -> PaneInfo:
         chosen = [p for p in in_window if p.active]
     else:
         chosen = [p for p in in_window if p.pane_index == target.pane]
-    if len(chosen) != 1 or not _PANE_ID.fullmatch(chosen[0].pane_id):
+    if len(chosen) != 1 or not PANE_ID.fullmatch(chosen[0].pane_id):
         which = "no active pane" if target.pane is None else f"no pane {target.pane}"
         raise TargetMissing(f"{target}: {which} in window {indexes[0]}")
     return chosen[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# The shell guard
-
-
-def _stat(pid: int) -> list[str]:
-    """Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr,
-    tpgid, ...] (proc(5) fields 3 onwards)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read().decode("ascii", "replace")
-    return data[data.rindex(")") + 2 :].split()
-
-
-def _names(proc: psutil.Process) -> set[str]:
-    """The names a process goes by: comm, and the basename of argv[0] without a login ``-``."""
-    names = {proc.name()}
-    with contextlib.suppress(psutil.Error, IndexError):
-        argv0 = proc.cmdline()[0]
-        names.add(os.path.basename(argv0.split(" ", 1)[0]).lstrip("-"))
-    return {n.lstrip("-") for n in names if n}
-
-
-# Kernels without CONFIG_PROC_CHILDREN lack /proc/PID/task/TID/children.
-_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
-
-
-def _subtree(root: psutil.Process) -> list[psutil.Process]:
-    """Every descendant of ``root``, read from /proc/PID/task/TID/children.
-
-    psutil's ``children(recursive=True)`` reads the stat file of every process on the machine to
-    build a parent map: ~10 ms with a few hundred processes, paid per pane per delivery. The
-    children files name just the subtree. psutil is the fallback where the kernel lacks them.
-    """
-    if not _HAS_CHILDREN_FILES:
-        return list(root.children(recursive=True))
-    out: list[psutil.Process] = []
-    todo = [root.pid]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError):  # the process or a thread ended meanwhile
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with (
-                    contextlib.suppress(OSError),
-                    open(f"/proc/{pid}/task/{task}/children", "rb") as f,
-                ):
-                    for child in f.read().split():
-                        todo.append(int(child))
-                        with contextlib.suppress(psutil.Error):
-                            out.append(psutil.Process(int(child)))
-    return out
-
-
-def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
-    """The innermost processes of the foreground job on ``pid``'s controlling terminal.
-
-    The tty's foreground process group comes from ``tpgid`` in /proc/PID/stat: no tty has to be
-    opened (as ``tcgetpgrp`` would need), and it is readable for any process the daemon can see.
-    Of the pane's process tree, the members of that group are the foreground job; its leaves are
-    what reads the keyboard (a non-interactive ``sh -c 'a; b'`` waits in the same group as ``b``).
-    A wrapper (sudo, script) in the foreground is looked through to the pty it created.
-    """
-    tpgid = int(_stat(pid)[5])
-    if tpgid <= 0:
-        return []
-    root = psutil.Process(pid)
-    tree = [root, *_subtree(root)]
-    members: list[psutil.Process] = []
-    for p in tree:
-        with contextlib.suppress(OSError):
-            if os.getpgid(p.pid) == tpgid:
-                members.append(p)
-    parents = set()
-    for p in members:
-        with contextlib.suppress(psutil.Error):
-            parents.add(p.ppid())
-    leaves = [p for p in members if p.pid not in parents]
-    out: list[psutil.Process] = []
-    for p in leaves:
-        inner: list[psutil.Process] = []
-        if depth < 3 and _names(p) & WRAPPERS:
-            inner = _behind_wrapper(p, depth)
-        out.extend(inner or [p])
-    return out
-
-
-def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:
-    """The foreground job of the first session leader below ``proc`` on another tty, if any."""
-    tty = _stat(proc.pid)[4]
-    for child in _subtree(proc):
-        with contextlib.suppress(psutil.Error, OSError, ValueError, IndexError):
-            fields = _stat(child.pid)
-            if os.getsid(child.pid) == child.pid and fields[4] not in ("0", tty):
-                return _foreground(child.pid, depth + 1)
-    return []
-
-
-def foreground_commands(info: PaneInfo) -> tuple[str, ...] | None:
-    """Names of the programs in the pane's foreground job, or None when the process tree cannot
-    be read (pane exited, /proc hidden). Blocking /proc reads: call it via ``asyncio.to_thread``
-    when many panes are checked at once."""
-    if info.pane_pid <= 0:
-        return None
-    try:
-        procs = _foreground(info.pane_pid)
-        names: set[str] = set()
-        for p in procs:
-            names |= _names(p)
-    except (psutil.Error, OSError, ValueError, IndexError):
-        return None
-    return tuple(sorted(names)) if names else None
-
-
-def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> bool:
-    """True when text typed into the pane would reach an interactive shell.
-
-    Decided by the pane's process tree (see :func:`_foreground`): a shell waiting at its prompt
-    is alone in the foreground group; a program started from it (python, claude, sleep) is in a
-    group of its own and is what reads the keyboard. When the tree cannot be read, the decision
-    falls back to ``#{pane_current_command}`` (the foreground group leader's argv[0]).
-
-    Where the two disagree the tree wins: ``sh -c 'cd x && agent'`` (dash does not exec the last
-    command) shows ``dash`` as the current command while ``agent`` reads the keyboard; and
-    ``sudo -s`` shows ``sudo`` while a root shell reads it.
-
-    Not detectable: a foreground program that does not read its tty (``sleep 100``) leaves what
-    is typed for the shell to read after it exits.
-    """
-    return foreground_guard(info, shells)[0]
-
-
-def foreground_guard(
-    info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS
-) -> tuple[bool, tuple[str, ...]]:
-    """``(runs a shell, names in the foreground)``: :func:`pane_runs_shell` and the programs it
-    saw, from one look at /proc (the delivery engine picks its settle delay by program)."""
-    names = foreground_commands(info)
-    if names is None:
-        names = (os.path.basename(info.current_command).lstrip("-"),)
-    return any(n in shells for n in names), names

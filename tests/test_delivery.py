@@ -14,7 +14,7 @@ import pytest
 
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.models import Delivery, DeliveryState, NewCheckIn, Once
-from asched.store import AsyncStore
+from asched.async_store import AsyncStore
 from asched.tmux import TmuxClient, parse_target
 from tests.tmuxsrv import Server
 

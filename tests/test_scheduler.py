@@ -12,7 +12,7 @@ import pytest
 
 from asched.models import CatchUp, CheckIn, Cron, Delivery, DeliveryState, Every, NewCheckIn, Once
 from asched.scheduler import Scheduler
-from asched.store import AsyncStore
+from asched.async_store import AsyncStore
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 

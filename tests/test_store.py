@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from asched import schema
+from asched.async_store import AsyncStore
 from asched.errors import NotFoundError, StoreError, UsageError
 from asched.models import (
     CatchUp,
@@ -31,7 +32,7 @@ from asched.models import (
     from_ms,
     to_ms,
 )
-from asched.store import AsyncStore, Store
+from asched.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 S = DeliveryState

@@ -1,0 +1,176 @@
+"""The shell guard: is the program reading a pane's keyboard an interactive shell?
+
+Text typed into a shell runs as a command (REFERENCE failure 4: ``-bash: SCHEDULED: command not
+found``), so the delivery engine never types into one. The answer comes from the pane's process
+tree in /proc: the terminal's foreground process group, and the innermost members of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+import psutil
+
+if TYPE_CHECKING:
+    from asched.tmux import PaneInfo
+
+__all__ = [
+    "DEFAULT_SHELLS",
+    "WRAPPERS",
+    "foreground_commands",
+    "foreground_guard",
+    "pane_runs_shell",
+]
+
+# Interactive shells: text typed into one of these runs as a command (REFERENCE.md failure 4).
+# Broader than the five in the design: a false "shell" costs a visible, configurable refusal, a
+# missed one costs a command executed in someone's shell.
+DEFAULT_SHELLS: frozenset[str] = frozenset(
+    {
+        "bash", "sh", "dash", "zsh", "fish", "ksh", "mksh", "pdksh", "oksh", "yash", "posh",
+        "ash", "rbash", "tcsh", "csh", "nu", "xonsh", "elvish", "pwsh",
+    }
+)  # fmt: skip
+
+# Programs that run a command on a pty of their own (sudo with use_pty, the Debian default, and
+# script) or as another user: the pane's tty then shows the wrapper in the foreground while the
+# program that reads what we type is a shell behind it.
+WRAPPERS: frozenset[str] = frozenset({"sudo", "su", "doas", "runuser", "script"})
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr,
+    tpgid, ...] (proc(5) fields 3 onwards)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read().decode("ascii", "replace")
+    return data[data.rindex(")") + 2 :].split()
+
+
+def _names(proc: psutil.Process) -> set[str]:
+    """The names a process goes by: comm, and the basename of argv[0] without a login ``-``."""
+    names = {proc.name()}
+    with contextlib.suppress(psutil.Error, IndexError):
+        argv0 = proc.cmdline()[0]
+        names.add(os.path.basename(argv0.split(" ", 1)[0]).lstrip("-"))
+    return {n.lstrip("-") for n in names if n}
+
+
+# Kernels without CONFIG_PROC_CHILDREN lack /proc/PID/task/TID/children.
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _subtree(root: psutil.Process) -> list[psutil.Process]:
+    """Every descendant of ``root``, read from /proc/PID/task/TID/children.
+
+    psutil's ``children(recursive=True)`` reads the stat file of every process on the machine to
+    build a parent map: ~10 ms with a few hundred processes, paid per pane per delivery. The
+    children files name just the subtree. psutil is the fallback where the kernel lacks them.
+    """
+    if not _HAS_CHILDREN_FILES:
+        return list(root.children(recursive=True))
+    out: list[psutil.Process] = []
+    todo = [root.pid]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):  # the process or a thread ended meanwhile
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/{pid}/task/{task}/children", "rb") as f,
+                ):
+                    for child in f.read().split():
+                        todo.append(int(child))
+                        with contextlib.suppress(psutil.Error):
+                            out.append(psutil.Process(int(child)))
+    return out
+
+
+def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
+    """The innermost processes of the foreground job on ``pid``'s controlling terminal.
+
+    The tty's foreground process group comes from ``tpgid`` in /proc/PID/stat: no tty has to be
+    opened (as ``tcgetpgrp`` would need), and it is readable for any process the daemon can see.
+    Of the pane's process tree, the members of that group are the foreground job; its leaves are
+    what reads the keyboard (a non-interactive ``sh -c 'a; b'`` waits in the same group as ``b``).
+    A wrapper (sudo, script) in the foreground is looked through to the pty it created.
+    """
+    tpgid = int(_stat(pid)[5])
+    if tpgid <= 0:
+        return []
+    root = psutil.Process(pid)
+    tree = [root, *_subtree(root)]
+    members: list[psutil.Process] = []
+    for p in tree:
+        with contextlib.suppress(OSError):
+            if os.getpgid(p.pid) == tpgid:
+                members.append(p)
+    parents = set()
+    for p in members:
+        with contextlib.suppress(psutil.Error):
+            parents.add(p.ppid())
+    leaves = [p for p in members if p.pid not in parents]
+    out: list[psutil.Process] = []
+    for p in leaves:
+        inner: list[psutil.Process] = []
+        if depth < 3 and _names(p) & WRAPPERS:
+            inner = _behind_wrapper(p, depth)
+        out.extend(inner or [p])
+    return out
+
+
+def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:
+    """The foreground job of the first session leader below ``proc`` on another tty, if any."""
+    tty = _stat(proc.pid)[4]
+    for child in _subtree(proc):
+        with contextlib.suppress(psutil.Error, OSError, ValueError, IndexError):
+            fields = _stat(child.pid)
+            if os.getsid(child.pid) == child.pid and fields[4] not in ("0", tty):
+                return _foreground(child.pid, depth + 1)
+    return []
+
+
+def foreground_commands(info: PaneInfo) -> tuple[str, ...] | None:
+    """Names of the programs in the pane's foreground job, or None when the process tree cannot
+    be read (pane exited, /proc hidden). Blocking /proc reads: call it via ``asyncio.to_thread``
+    when many panes are checked at once."""
+    if info.pane_pid <= 0:
+        return None
+    try:
+        procs = _foreground(info.pane_pid)
+        names: set[str] = set()
+        for p in procs:
+            names |= _names(p)
+    except (psutil.Error, OSError, ValueError, IndexError):
+        return None
+    return tuple(sorted(names)) if names else None
+
+
+def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> bool:
+    """True when text typed into the pane would reach an interactive shell.
+
+    Decided by the pane's process tree (see :func:`_foreground`): a shell waiting at its prompt
+    is alone in the foreground group; a program started from it (python, claude, sleep) is in a
+    group of its own and is what reads the keyboard. When the tree cannot be read, the decision
+    falls back to ``#{pane_current_command}`` (the foreground group leader's argv[0]).
+
+    Where the two disagree the tree wins: ``sh -c 'cd x && agent'`` (dash does not exec the last
+    command) shows ``dash`` as the current command while ``agent`` reads the keyboard; and
+    ``sudo -s`` shows ``sudo`` while a root shell reads it.
+
+    Not detectable: a foreground program that does not read its tty (``sleep 100``) leaves what
+    is typed for the shell to read after it exits.
+    """
+    return foreground_guard(info, shells)[0]
+
+
+def foreground_guard(
+    info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS
+) -> tuple[bool, tuple[str, ...]]:
+    """``(runs a shell, names in the foreground)``: :func:`pane_runs_shell` and the programs it
+    saw, from one look at /proc (the delivery engine picks its settle delay by program)."""
+    names = foreground_commands(info)
+    if names is None:
+        names = (os.path.basename(info.current_command).lstrip("-"),)
+    return any(n in shells for n in names), names

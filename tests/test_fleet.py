@@ -1,0 +1,162 @@
+"""Declarative check-ins: the config file, and a daemon following tmux windows that come and go."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from asched import config
+from asched.async_store import AsyncStore
+from asched.errors import UsageError
+from asched.fleet import ORIGIN, Window, reconcile
+from asched.models import Every, NewCheckIn, Once
+from asched.paths import DB_NAME
+from asched.store import Store
+from tests.harness import DaemonProc, Spawner, wait_until
+from tests.tmuxsrv import Server
+
+GOOD = """
+[delivery]
+settle_s = 0.1
+min_gap_s = 0
+
+[[checkin]]
+name = "dev"
+match = { session = "proj-*" }
+every = "1s"
+message = "dev check-in"
+
+[[checkin]]
+name = "pm"
+match = { role = "pm" }
+cron = "*/30 * * * *"
+tz = "Europe/Berlin"
+message = "pm check-in"
+"""
+
+
+def test_parse_good_file() -> None:
+    cfg = config.parse(GOOD)
+    assert [e.name for e in cfg.checkins] == ["dev", "pm"]
+    dev, pm = cfg.checkins
+    assert dev.every_s == 1 and dev.session == "proj-*" and dev.window == "*"
+    assert pm.cron == "*/30 * * * *" and pm.role == "pm"
+    assert cfg.delivery.settle_s == 0.1 and cfg.delivery.min_gap_s == 0
+    assert dev.matches("proj-a", "anything", "") and not dev.matches("work", "x", "")
+    assert pm.matches("work", "x", "pm") and not pm.matches("work", "x", "dev")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ('[[checkin]]\nname = "a"\nmessage = "m"\n', 1, "exactly one of every or cron"),
+        ('[daemon]\n\n[[checkin]]\nname="a"\nevery="5q"\nmessage="m"\n', 3, "5q"),
+        ('[[checkin]]\nname="a"\nevery="1m"\nmessage="m"\n[[checkin]]\nname="b"\ncron="61 * * * *"'
+         '\nmessage="m"\n', 5, "minute"),
+        ('[[checkin]]\nname="a"\nevery="1m"\nmessage="m"\ntz="Mars/Base"\n', 1, "Mars/Base"),
+        ('[delivery]\nsettle = 1\n', 1, "unknown key"),
+        ('[delivery]\ncopy_mode = "drop"\n', 1, "copy_mode"),
+        ('[daemon]\nlog_level = "loud"\n', 1, "log_level"),
+        ('[[checkin]]\nname="a b"\nevery="1m"\nmessage="m"\n', 1, "name"),
+        ("[daemon\n", 1, "line 1"),
+    ],
+)  # fmt: skip
+def test_bad_files_name_the_line(text: str, line: int, needle: str) -> None:
+    with pytest.raises(UsageError) as err:
+        config.parse(text, Path("/etc/x.toml"))
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert needle in msg
+    assert f"/etc/x.toml:{line}:" in msg or f"line {line}" in msg
+
+
+def test_config_check_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[checkin]]\nname = "a"\nevery = "soon"\nmessage = "m"\n')
+    run = [sys.executable, "-m", "asched", "config", "check"]
+    out = subprocess.run([*run, str(bad)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"asched: {bad}:1:") and "Traceback" not in out.stderr
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    out = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "dev" in out.stdout
+
+
+async def test_reconcile_creates_changes_and_retires(tmp_path: Path) -> None:
+    store = await AsyncStore.open(tmp_path / "a.db")
+    try:
+        now = datetime.now(UTC)
+        user = await store.add_checkin(
+            NewCheckIn(target="proj-a:0", message="mine", rule=Once(now), next_due=now)
+        )
+        entries = config.parse(GOOD).checkins
+        windows = [Window("proj-a", 0, "edit", ""), Window("work", 1, "x", "pm")]
+        assert await reconcile(store, entries, windows, now) == 2
+        assert await reconcile(store, entries, windows, now) == 0  # nothing changed
+        rows = {c.key: c for c in await store.list_by_origin(ORIGIN)}
+        assert set(rows) == {"config:dev:proj-a:0", "config:pm:work:1"}
+        assert isinstance(rows["config:dev:proj-a:0"].rule, Every)
+        changed = config.parse(GOOD.replace('"dev check-in"', '"new words"')).checkins
+        assert await reconcile(store, changed, windows, now) == 1
+        got = await store.get_by_key("config:dev:proj-a:0")
+        assert got is not None and got.message == "new words"
+        assert await reconcile(store, changed, windows[1:], now) == 1  # proj-a is gone
+        assert await store.get_by_key("config:dev:proj-a:0") is None
+        assert await store.get_checkin(user.id) == user  # never touched
+    finally:
+        await store.aclose()
+
+
+def _config_rows(state: Path) -> dict[str, str]:
+    if not (state / DB_NAME).exists():
+        return {}
+    with Store.open(state / DB_NAME) as store:
+        return {c.key or "": c.message for c in store.list_by_origin(ORIGIN)}
+
+
+def test_daemon_follows_sessions_and_reloads(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    state = short_tmp / "state"
+    cfg = short_tmp / "config.toml"
+    cfg.write_text(GOOD)
+    out = server.root / "a.txt"
+    server.new_session("other", "cat > /dev/null")
+    d: DaemonProc = spawner.spawn(
+        state, extra=["--tmux-socket", server.sock, "--config", str(cfg)], lock_timeout=5
+    )
+    d.notify.wait_for("READY", "1", timeout=15)
+    add = [sys.executable, "-m", "asched", "add", "other:0", "user's own", "--in", "1h"]
+    subprocess.run(
+        [*add, "--state-dir", str(state)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    with Store.open(state / DB_NAME) as store:
+        (user,) = [c for c in store.list_checkins() if c.origin == "user"]
+    server.new_session("proj-a", f"cat > {out}")
+    assert wait_until(lambda: "config:dev:proj-a:0" in _config_rows(state), timeout=10)
+    # It fires: every second into the new session.
+    assert wait_until(lambda: out.exists() and out.read_text().count("dev check-in") >= 2, 10)
+    cfg.write_text(GOOD.replace('"dev check-in"', '"reloaded words"'))
+    d.signal(signal.SIGHUP)
+    assert wait_until(
+        lambda: _config_rows(state).get("config:dev:proj-a:0") == "reloaded words", timeout=10
+    )
+    server.tmux("kill-session", "-t", "=proj-a")
+    assert wait_until(lambda: "config:dev:proj-a:0" not in _config_rows(state), timeout=10)
+    with Store.open(state / DB_NAME) as store:
+        assert store.get_checkin(user.id) == user  # the user's check-in was never touched
+    events = [e["event"] for e in d.events()]
+    assert "config.reloaded" in events and "fleet.checkin_retired" in events
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert json.loads(json.dumps(_config_rows(state))) == {}
