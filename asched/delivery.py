@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from asched.logs import body_preview, get_logger
 from asched.models import CheckIn, Delivery, DeliveryState
-from asched.paste import PasteBatcher
+from asched.paste import Paste, Typist
 from asched.tmux import (
     DEFAULT_SHELLS,
     PaneInfo,
@@ -165,7 +165,7 @@ class DeliveryEngine:
         self._bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
         self.stopping = asyncio.Event()
         spool.mkdir(mode=0o700, exist_ok=True)
-        self._batcher = PasteBatcher(store, tmux, spool)
+        self._typist = Typist(store, tmux, spool)
 
     # -- the scheduler's side ---------------------------------------------------------------
 
@@ -298,7 +298,7 @@ class DeliveryEngine:
         # The point of no return: from here on the body may be in the pane, so it is never typed
         # again; the batcher commits "typing" before the first byte goes out.
         try:
-            await self._batcher.paste(delivery.id, pane.pane_id, text)
+            await self._typist.paste(Paste(delivery.id, pane.pane_id, text))
         except TargetMissing as exc:
             # tmux refused before pasting (pane gone or dead): nothing reached the pane.
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
@@ -320,7 +320,7 @@ class DeliveryEngine:
     async def submit_and_verify(self, delivery_id: int, pane_id: str, text: str) -> Delivery:
         """Press Enter after the text is in the input line, then look whether it left it."""
         try:
-            await self.tmux.send_enter(pane_id)
+            await self._typist.enter(pane_id)
         except TmuxError as exc:
             return await self._finish(delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}")
         await self.store.transition(delivery_id, DeliveryState.SUBMITTED)
@@ -340,7 +340,7 @@ class DeliveryEngine:
         tail = _tail(text)
         if not tail:
             return False
-        line = await self.tmux.cursor_line(pane_id)
+        line = await self._typist.cursor_line(pane_id)
         return tail in line
 
     async def _leave_copy_mode(self, pane: PaneInfo, deadline: float) -> PaneInfo:

@@ -1,8 +1,9 @@
-"""Pastes that fall due together are typed together: one journal commit and one tmux call.
+"""Work that falls due together is done together: one journal commit, few tmux clients.
 
-A burst (100 check-ins due at one instant in 100 panes) would otherwise start 100 tmux clients,
-which on two cores takes a few hundred milliseconds; gathered, it is one client (about 12 ms here,
-TMUX.md). A lone paste keeps the plain path: the body on stdin of one client call.
+A burst (100 check-ins due at one instant in 100 panes) would otherwise start 100 tmux clients for
+the pastes, 100 for the Enters and 100 for the checks; on two cores that takes a few hundred
+milliseconds and starves everything else on the machine. :class:`TickBatcher` gathers the calls
+made in one turn of the event loop and runs them as one batch; a lone call keeps the plain path.
 
 Whatever the batch, each delivery's ``typing`` row is committed before its first byte can reach
 a pane, and a paste that tmux did not perform is reported as not pasted, never guessed.
@@ -12,97 +13,132 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from asched.tmux import PaneDead, TmuxClient, TmuxError
+from asched.tmux import PaneDead, TargetMissing, TmuxClient
+
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 _RUN = secrets.token_hex(3)
 
 
+class TickBatcher(Generic[Q, R]):
+    """Runs the items submitted in the same loop turn through ``run`` as one list.
+
+    ``run`` returns one result or exception per item, in order. It runs to its end even when a
+    submitter is cancelled: what it did must reach every caller's bookkeeping.
+    """
+
+    def __init__(self, run: Callable[[list[Q]], Awaitable[list[R | BaseException]]]) -> None:
+        self._run = run
+        self._pending: list[tuple[Q, asyncio.Future[R]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Q) -> R:
+        """Add ``item`` to the current batch; returns its result or raises its exception."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, done))
+        if len(self._pending) == 1:
+            task = loop.create_task(self._flush(), name="tick-batch")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        # Let the other callers of this instant reach submit() first.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        batch, self._pending = self._pending, []
+        try:
+            results = await self._run([item for item, _ in batch])
+        except BaseException as exc:
+            results = [exc] * len(batch)
+        for (_, done), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+
 class TypingJournal(Protocol):
-    """The one store call the batcher makes."""
+    """The one store call the paste batch makes."""
 
     async def mark_typing(self, items: list[tuple[int, str]]) -> None: ...
 
 
-@dataclass(slots=True)
-class _Request:
+@dataclass(frozen=True, slots=True)
+class Paste:
+    """One body for one pane, for one delivery."""
+
     delivery_id: int
     pane_id: str
     text: str
-    done: asyncio.Future[None] = field(repr=False)
 
     @property
     def buffer(self) -> str:
-        # Unique per delivery, and per daemon: two state dirs may share one tmux server.
+        """A tmux buffer name unique per delivery and per daemon (state dirs may share tmux)."""
         return f"as{_RUN}-{self.delivery_id}"
 
 
-class PasteBatcher:
-    """Collects :meth:`paste` calls made in the same loop turn and performs them together."""
+class Typist:
+    """Pastes, Enters and looks at panes, batched per loop turn."""
 
     def __init__(self, store: TypingJournal, tmux: TmuxClient, spool: Path) -> None:
         self.store = store
         self.tmux = tmux
         self.spool = spool
-        self._pending: list[_Request] = []
-        self._flushing: set[asyncio.Task[None]] = set()
+        self.paste = TickBatcher[Paste, None](self._paste_batch).submit
+        self.enter = TickBatcher[str, None](self._enter_batch).submit
+        self.cursor_line = TickBatcher[str, str](self._look_batch).submit
 
-    async def paste(self, delivery_id: int, pane_id: str, text: str) -> None:
-        """Journal ``typing``, then paste ``text`` into ``pane_id``.
-
-        Raises what :meth:`TmuxClient.paste` raises: TargetMissing/PaneDead when nothing was
-        pasted, another TmuxError (a timeout) when it is unknown whether anything was.
-        """
-        loop = asyncio.get_running_loop()
-        request = _Request(delivery_id, pane_id, text, loop.create_future())
-        self._pending.append(request)
-        if len(self._pending) == 1:
-            task = loop.create_task(self._flush(), name="paste-batch")
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
-        # The flush runs to its end even if this caller is cancelled: the journal must hear
-        # about every paste that happened.
-        await asyncio.shield(request.done)
-
-    async def _flush(self) -> None:
-        # Let the other deliveries due in this instant reach paste() first.
-        for _ in range(3):
-            await asyncio.sleep(0)
-        batch, self._pending = self._pending, []
-        try:
-            await self.store.mark_typing([(r.delivery_id, r.pane_id) for r in batch])
-        except Exception as exc:
-            for r in batch:
-                r.done.set_exception(exc)
-            return
+    async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
+        # Raises (for every item) when "typing" cannot be journaled: then nothing is typed.
+        await self.store.mark_typing([(p.delivery_id, p.pane_id) for p in batch])
         if len(batch) == 1:
-            await self._single(batch[0])
-            return
-        try:
-            outcomes = await self.tmux.paste_many(
-                [(r.pane_id, r.text, r.buffer) for r in batch], self.spool
-            )
-        except TmuxError as exc:
-            for r in batch:
-                r.done.set_exception(exc)
-            return
-        retry = []
-        for r, outcome in zip(batch, outcomes, strict=True):
+            return [await self._single(batch[0])]
+        outcomes = await self.tmux.paste_many(
+            [(p.pane_id, p.text, p.buffer) for p in batch], self.spool
+        )
+        results: list[BaseException | None] = []
+        for p, outcome in zip(batch, outcomes, strict=True):
             if outcome == "pasted":
-                r.done.set_result(None)
+                results.append(None)
             elif outcome == "dead":
-                r.done.set_exception(PaneDead(f"{r.pane_id}: the pane is dead"))
+                results.append(PaneDead(f"{p.pane_id}: the pane is dead"))
             else:
-                retry.append(r)  # tmux never got to it: a plain paste is safe and says why
-        await asyncio.gather(*(self._single(r) for r in retry))
+                # tmux never pasted it: a plain paste is safe, and its error says why.
+                results.append(await self._single(p))
+        return results
 
-    async def _single(self, r: _Request) -> None:
+    async def _single(self, p: Paste) -> BaseException | None:
         try:
-            await self.tmux.paste(r.pane_id, r.text, r.buffer)
+            await self.tmux.paste(p.pane_id, p.text, p.buffer)
         except Exception as exc:
-            r.done.set_exception(exc)
-        else:
-            r.done.set_result(None)
+            return exc
+        return None
+
+    async def _enter_batch(self, panes: list[str]) -> list[BaseException | None]:
+        if len(panes) == 1:
+            await self.tmux.send_enter(panes[0])
+            return [None]
+        outcomes = await self.tmux.send_enter_many(panes)
+        return [
+            None
+            if outcome == "entered"
+            else (PaneDead if outcome == "dead" else TargetMissing)(f"{pane}: {outcome}")
+            for pane, outcome in zip(panes, outcomes, strict=True)
+        ]
+
+    async def _look_batch(self, panes: list[str]) -> list[str | BaseException]:
+        if len(panes) == 1:
+            return [await self.tmux.cursor_line(panes[0])]
+        lines = await self.tmux.cursor_lines(panes)
+        return [
+            line if line is not None else TargetMissing(f"{pane}: cannot read the pane")
+            for pane, line in zip(panes, lines, strict=True)
+        ]

@@ -518,6 +518,63 @@ class TmuxClient:
         row = int(y)
         return rows[row].rstrip(" ") if row < len(rows) else ""
 
+    async def send_enter_many(self, pane_ids: Sequence[str]) -> list[str]:
+        """Press Enter in several panes with few client calls; ``"entered"``, ``"dead"`` or
+        ``"missing"`` for each, in order (guarded like :meth:`send_enter`)."""
+        tag = secrets.token_hex(4)
+        groups = []
+        for n, pane_id in enumerate(pane_ids):
+            check_pane_id(pane_id)
+            groups.append([
+                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+                f"display-message -p {tag}-dead-{n}",
+                f"send-keys -t {pane_id} Enter ; display-message -p {tag}-ok-{n}",
+            ])  # fmt: skip
+        done: dict[int, str] = {}
+        for call in await self._run_chunked(groups):
+            for line in call.out.split():
+                head, _, index = line.rpartition("-")
+                if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
+                    done[int(index)] = "entered" if head.endswith("ok") else "dead"
+        return [done.get(n, "missing") for n in range(len(pane_ids))]
+
+    async def cursor_lines(self, pane_ids: Sequence[str]) -> list[str | None]:
+        """:meth:`cursor_line` of several panes with few client calls; None for a pane that
+        could not be read (gone)."""
+        tag = secrets.token_hex(6)
+        groups = []
+        for n, pane_id in enumerate(pane_ids):
+            check_pane_id(pane_id)
+            groups.append([
+                "display-message", "-p", "-t", pane_id, f"{tag} {n} #{{cursor_y}}",
+                ";",
+                "capture-pane", "-p", "-t", pane_id,
+            ])  # fmt: skip
+        found: dict[int, str] = {}
+        for call in await self._run_chunked(groups):
+            # Each pane's screen follows its marker line; the random tag cannot be forged.
+            for part in call.out.split(tag + " ")[1:]:
+                head, _, screen = part.partition("\n")
+                index, _, y = head.partition(" ")
+                if index.isdigit() and y.isdigit():
+                    rows = screen.split("\n")
+                    found[int(index)] = rows[int(y)].rstrip(" ") if int(y) < len(rows) else ""
+        return [found.get(n) for n in range(len(pane_ids))]
+
+    async def _run_chunked(self, groups: Sequence[list[str]]) -> list[CompletedCall]:
+        """Run command groups joined by ``;`` in as few clients as the 16 KiB limit allows,
+        the clients in parallel."""
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for group in groups:
+            cost = sum(len(a) + 1 for a in group) + 2
+            if chunks[-1] and size + cost > _ARGV_BUDGET:
+                chunks.append([])
+                size = 0
+            chunks[-1] += ([";"] if chunks[-1] else []) + group
+            size += cost
+        return list(await asyncio.gather(*(self.run(*c) for c in chunks if c)))
+
     async def _delete_buffer(self, buffer_name: str) -> None:
         # Best-effort cleanup after a failed paste: the server may be gone or the buffer already
         # deleted, and neither may hide the original error.

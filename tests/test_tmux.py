@@ -761,3 +761,21 @@ async def test_paste_many_splits_long_command_lines(server: Server, client: Tmux
     spool.mkdir(mode=0o700)
     items = [(p, f"m{n}", f"burst-buffer-name-{n:03d}") for n, p in enumerate(panes)]
     assert await client.paste_many(items, spool) == ["pasted"] * 60
+
+
+async def test_enter_and_look_in_many_panes_at_once(server: Server, client: TmuxClient) -> None:
+    outs = [server.root / f"e{n}" for n in range(40)]
+    panes = [server.new_session(f"e{n}", f"cat > {outs[n]}") for n in range(40)]
+    spool = server.root / "spool"
+    spool.mkdir(mode=0o700)
+    items = [(p, f"line {n}", f"eb-{n}") for n, p in enumerate(panes)]
+    assert await client.paste_many(items, spool) == ["pasted"] * 40
+    looks = await client.cursor_lines([*panes, "%9999"])
+    assert looks[:40] == [f"line {n}" for n in range(40)]  # typed, not submitted yet
+    assert looks[40] is None
+    assert await client.send_enter_many([*panes, "%9999"]) == ["entered"] * 40 + ["missing"]
+    for n, out in enumerate(outs):
+        await until(
+            lambda out=out, n=n: asyncio.sleep(0, out.read_text() == f"line {n}\n"), "Enter"
+        )
+    assert await client.cursor_lines(panes) == [""] * 40
