@@ -292,6 +292,13 @@ class DeliveryEngine:
         is_shell, programs = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
         if is_shell:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
+        if checkin.idle_s is not None:
+            try:
+                pane = await self._await_quiet(checkin, pane, deadline)
+            except TmuxError as exc:
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            if self._busy_for(pane, checkin.idle_s):
+                return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
         # Preflight done (the scheduler hands occurrences over a little early): type on time.
         await self._sleep_or_defer(fire_at - self._wall().timestamp())
         text = self.settings.prefix + checkin.message
@@ -353,6 +360,28 @@ class DeliveryEngine:
         log.info("delivery.copy_mode_wait", pane=pane.pane_id)
         while pane.in_mode and self._wall().timestamp() < deadline:
             await self._sleep_or_defer(0.2)
+            pane = await self.tmux.resolve(parse_target(pane.pane_id))
+        return pane
+
+    def _busy_for(self, pane: PaneInfo, idle_s: float) -> bool:
+        # tmux 3.3a keeps activity per window (#{window_activity}), not per pane, in whole
+        # seconds rounded down: the last output may be up to a second later than it says.
+        return self._wall().timestamp() - (pane.activity + 1) < idle_s
+
+    async def _await_quiet(self, checkin: CheckIn, pane: PaneInfo, deadline: float) -> PaneInfo:
+        """With ``idle_wait``, look again until the pane is quiet or the grace window ends.
+
+        An agent that is working is never interrupted; one that has stalled gets its nudge at the
+        first quiet moment (REFERENCE failures 16-17).
+        """
+        assert checkin.idle_s is not None
+        while checkin.idle_wait and self._busy_for(pane, checkin.idle_s):
+            now = self._wall().timestamp()
+            if now >= deadline:
+                break
+            # Look again when it would be quiet, or within a second: output may stop any time.
+            wait = min(max(pane.activity + 1 + checkin.idle_s - now, 0.05), 1.0, deadline - now)
+            await self._sleep_or_defer(wait)
             pane = await self.tmux.resolve(parse_target(pane.pane_id))
         return pane
 

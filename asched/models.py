@@ -86,6 +86,8 @@ class NewCheckIn:
     until: datetime | None = None
     paused: bool = False
     origin: str = "user"
+    idle_s: float | None = None  # deliver only after the pane was quiet this long
+    idle_wait: bool = False  # wait (within grace) for that quiet moment instead of skipping
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class CheckIn:
     origin: str
     created_at: datetime
     updated_at: datetime
+    idle_s: float | None = None
+    idle_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)

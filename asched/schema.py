@@ -156,6 +156,16 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     "CREATE INDEX checkins_target ON checkins (target)",
     # The fleet reconciler reads its own rows (origin 'config') every few seconds.
     "CREATE INDEX checkins_origin ON checkins (origin)",
+    # Idle-aware check-ins: deliver only when the pane has been quiet for idle_s seconds;
+    # idle_wait: wait (inside grace) for such a moment instead of skipping the occurrence.
+    """
+    ALTER TABLE checkins ADD COLUMN idle_s REAL
+        CHECK (idle_s IS NULL OR (typeof(idle_s) = 'real' AND idle_s > 0 AND idle_s < 1e9))
+    """,
+    """
+    ALTER TABLE checkins ADD COLUMN idle_wait INTEGER NOT NULL DEFAULT 0
+        CHECK (idle_wait IN (0, 1) AND (idle_wait = 0 OR idle_s IS NOT NULL))
+    """,
 )
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2)
@@ -319,7 +329,7 @@ MAX_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z, its upper bound
 SELECT_CHECKINS: Final = (
     "SELECT id, key, target, message, kind, at_ms, interval_s, anchor_ms, cron_expr, tz, "
     "next_due_ms, last_due_ms, grace_s, catch_up, jitter_s, remaining, until_ms, paused, origin, "
-    "created_ms, updated_ms FROM checkins"
+    "idle_s, idle_wait, created_ms, updated_ms FROM checkins"
 )
 SELECT_DELIVERIES: Final = (
     "SELECT id, checkin_id, due_ms, state, reason, late, pane, attempts, started_ms, finished_ms, "
@@ -333,17 +343,18 @@ IN_FLIGHT_WHERE: Final = " WHERE state IN ('claimed', 'typing', 'typed', 'submit
 UPSERT_CHECKIN: Final = """
     INSERT INTO checkins (key, target, message, kind, at_ms, interval_s, anchor_ms, cron_expr, tz,
         next_due_ms, grace_s, catch_up, jitter_s, remaining, until_ms, paused, origin,
-        created_ms, updated_ms)
+        idle_s, idle_wait, created_ms, updated_ms)
     VALUES (:key, :target, :message, :kind, :at_ms, :interval_s, :anchor_ms, :cron_expr, :tz,
         :next_due_ms, :grace_s, :catch_up, :jitter_s, :remaining, :until_ms, :paused, :origin,
-        :now, :now)
+        :idle_s, :idle_wait, :now, :now)
     ON CONFLICT (key) DO UPDATE SET target = excluded.target, message = excluded.message,
         kind = excluded.kind, at_ms = excluded.at_ms, interval_s = excluded.interval_s,
         anchor_ms = excluded.anchor_ms, cron_expr = excluded.cron_expr, tz = excluded.tz,
         next_due_ms = excluded.next_due_ms, last_due_ms = NULL, grace_s = excluded.grace_s,
         catch_up = excluded.catch_up, jitter_s = excluded.jitter_s,
         remaining = excluded.remaining, until_ms = excluded.until_ms, paused = excluded.paused,
-        origin = excluded.origin, updated_ms = excluded.updated_ms
+        origin = excluded.origin, idle_s = excluded.idle_s, idle_wait = excluded.idle_wait,
+        updated_ms = excluded.updated_ms
 """
 
 
@@ -420,6 +431,8 @@ def checkin_params(new: NewCheckIn, now_ms: int) -> dict[str, object]:
         until_ms=until_ms,
         paused=int(bool(new.paused)),
         origin=_nonempty("origin", new.origin),
+        idle_s=None if new.idle_s is None else _seconds("idle", new.idle_s),
+        idle_wait=int(bool(new.idle_wait)),
         now=now_ms,
     )
     return p
@@ -454,6 +467,8 @@ def checkin_from_row(row: sqlite3.Row) -> CheckIn:
         until=_opt_dt(row["until_ms"]),
         paused=bool(row["paused"]),
         origin=row["origin"],
+        idle_s=None if row["idle_s"] is None else float(row["idle_s"]),
+        idle_wait=bool(row["idle_wait"]),
         created_at=from_ms(row["created_ms"]),
         updated_at=from_ms(row["updated_ms"]),
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from asched.async_store import AsyncStore
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.models import Delivery, DeliveryState, NewCheckIn, Once
-from asched.async_store import AsyncStore
 from asched.tmux import TmuxClient, parse_target
 from tests.tmuxsrv import Server
 
@@ -294,3 +294,72 @@ async def test_recovery_never_retypes(store: AsyncStore, server: Server) -> None
     assert states["typing"] is DeliveryState.UNVERIFIED
     assert states["typed"] is DeliveryState.UNVERIFIED
     assert states["submitted"] is DeliveryState.VERIFIED
+
+
+def chatty(out: Path, seconds: float) -> str:
+    """A program that prints twice a second for ``seconds`` (busy), then stays quiet, and writes
+    what it reads to ``out``."""
+    script = out.with_suffix(".py")
+    script.write_text(
+        "import sys, threading, time\n"
+        f"def sink():\n    with open({str(out)!r}, 'a') as f:\n"
+        "        for line in sys.stdin:\n            f.write(line); f.flush()\n"
+        "threading.Thread(target=sink, daemon=True).start()\n"
+        f"end = time.time() + {seconds}\n"
+        "while time.time() < end:\n    print('working', time.time(), flush=True); time.sleep(0.5)\n"
+        "time.sleep(3600)\n"
+    )
+    return f"{sys.executable} {script}"
+
+
+async def test_if_idle_skips_a_busy_pane_and_serves_a_quiet_one(
+    store: AsyncStore, server: Server
+) -> None:
+    busy, quiet = server.root / "busy", server.root / "quiet"
+    server.new_session("busy", chatty(busy, 3600))
+    server.new_session("quiet", f"cat > {quiet}")
+    await asyncio.sleep(3.5)  # quiet for 2 s, even counting the second tmux rounds away
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    rows = []
+    for target in ("busy:0", "quiet:0"):
+        new = NewCheckIn(target=target, message="nudge", rule=Once(now), next_due=now, idle_s=2.0)
+        checkin, delivery = await store.add_claimed(new, now)
+        engine.submit(checkin, delivery)
+        rows.append(delivery.id)
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    b, q = [await final(store, r) for r in rows]
+    assert (b.state, b.reason) == (DeliveryState.SKIPPED, "busy")
+    assert q.state is DeliveryState.VERIFIED
+    await wait_for(lambda: quiet.read_text() == "nudge\n", "the quiet pane got it")
+    assert not busy.exists() or "nudge" not in busy.read_text()
+
+
+async def test_when_idle_waits_for_the_first_quiet_moment(
+    store: AsyncStore, server: Server
+) -> None:
+    out = server.root / "later"
+    server.new_session("agent", chatty(out, 3.0))
+    await asyncio.sleep(0.5)
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    new = NewCheckIn(
+        target="agent:0",
+        message="now that you are free",
+        rule=Once(now),
+        next_due=now,
+        idle_s=1.0,
+        idle_wait=True,
+        grace_s=20.0,
+    )
+    checkin, delivery = await store.add_claimed(new, now)
+    engine.submit(checkin, delivery)
+    async with asyncio.timeout(30):
+        await engine.wait_idle()
+    row = await final(store, delivery.id)
+    assert row.state is DeliveryState.VERIFIED, row
+    await wait_for(lambda: out.exists() and "now that you are free" in out.read_text(), "delivered")
+    # Not before the output stopped (about 3 s after start) and the pane was quiet for 1 s.
+    assert row.finished_at is not None
+    assert (row.finished_at - now).total_seconds() >= 3.0
