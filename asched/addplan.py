@@ -40,6 +40,8 @@ class AddRequest:
     grace: str = "5m"
     catch_up: str = "skip"
     jitter: str = "0s"
+    if_idle: str | None = None
+    when_idle: str | None = None
 
 
 def _check_combination(req: AddRequest) -> None:
@@ -55,6 +57,8 @@ def _check_combination(req: AddRequest) -> None:
         raise UsageError("--count and --until need a repeating rule (--every or --cron)")
     if not repeating and req.at is None and req.in_ is None:
         raise UsageError("say when: --in DUR, --at TIME, --every DUR or --cron EXPR")
+    if req.if_idle is not None and req.when_idle is not None:
+        raise UsageError("--if-idle skips a busy pane, --when-idle waits for it; give one of them")
 
 
 def _message(text: str) -> str:
@@ -150,6 +154,13 @@ def plan_checkin(
     zone = parse_zone(req.tz) if req.tz is not None else None
     grace_s = _seconds("--grace", req.grace)
     jitter_s = _seconds("--jitter", req.jitter)
+    idle_text = req.if_idle if req.if_idle is not None else req.when_idle
+    idle_s = None
+    if idle_text is not None:
+        option = "--if-idle" if req.if_idle is not None else "--when-idle"
+        idle_s = _seconds(option, idle_text)
+        if idle_s < 1:
+            raise UsageError(f"{option} must be at least 1s")
     count = _count(req.count)
     try:
         catch_up = CatchUp(req.catch_up)
@@ -175,6 +186,8 @@ def plan_checkin(
         jitter_s=float(jitter_s),
         remaining=count,
         until=until,
+        idle_s=None if idle_s is None else float(idle_s),
+        idle_wait=req.when_idle is not None,
     )
     # The store's own checks (time ranges, field rules), run now so the database is never opened
     # for a check-in it would refuse.

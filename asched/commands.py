@@ -1,4 +1,5 @@
-"""The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``.
+"""The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``; ``next``
+(:mod:`asched.selfsched`) and ``import-legacy`` (:mod:`asched.legacy`) register here too.
 
 They work on the database directly, whether a daemon runs or not; after a write they wake the
 daemon (best-effort) so that it re-plans at once instead of at its next 30 s look.
@@ -64,6 +65,8 @@ examples:
   asched add work:0 "weekly review" --cron "0 9 * * MON" --tz Europe/Berlin
   asched add work:0.1 "next check-in" --in 20m --key agent1-next    (replaces agent1-next)
   asched add work:0 --in 1m -- "-x starts with a dash"             (-- ends the options)
+  asched add work:0 "stuck?" --every 30m --if-idle 10m      (only when the agent has gone quiet)
+  asched add work:0 "review" --in 1h --when-idle 2m --grace 30m   (waits for a quiet moment)
 
 Prints the check-in's id and next time (--json: the stored check-in). Exit 2, with nothing
 written, for any invalid option.
@@ -90,9 +93,13 @@ The check-in's delivery history stays (asched history 12). Exit 2 for an unknown
 PAUSE_EPILOG = """\
 examples:
   asched pause 12      asched resume 12      asched pause --key agent1-next
+  asched pause --target work:0.1             every check-in aimed at that pane
+  asched resume --target %5
 
 A paused check-in keeps its place in the schedule; occurrences that fall due while it is paused
-meet its misfire policy (--grace, --catch-up) when it is resumed.
+meet its misfire policy (--grace, --catch-up) when it is resumed. --target acts on the
+check-ins the target has now; one an agent replaces later with `asched next` stays paused.
+asched ls lists the paused targets below the table.
 """
 
 HISTORY_EPILOG = """\
@@ -116,8 +123,11 @@ def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argument
     rm.set_defaults(handler=_cmd_rm)
 
     for name, verb in (("pause", "pause"), ("resume", "resume")):
-        p = _parser(sub, common, name, f"{verb} a check-in", PAUSE_EPILOG)
+        p = _parser(sub, common, name, f"{verb} a check-in, or all of one target's", PAUSE_EPILOG)
         _selector_args(p)
+        p.add_argument(
+            "--target", metavar="T", help=f"{verb} every check-in of this target, instead of one"
+        )
         p.set_defaults(handler=_cmd_pause if name == "pause" else _cmd_resume)
 
     history = _parser(sub, common, "history", "show the delivery journal", HISTORY_EPILOG)
@@ -131,6 +141,12 @@ def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argument
     )
     _output_args(history)
     history.set_defaults(handler=_cmd_history)
+
+    # Imported here, not at the top: both modules use this one's helpers.
+    from asched import legacy, selfsched
+
+    selfsched.register(sub, common)
+    legacy.register(sub, common)
 
 
 def _parser(
@@ -197,6 +213,16 @@ def _add_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argum
     policy.add_argument(
         "--jitter", metavar="DUR", default="0s", help="random delay up to DUR (default 0)"
     )
+    policy.add_argument(
+        "--if-idle",
+        metavar="DUR",
+        help="deliver only if the pane showed no output for DUR, else skip it (skipped(busy))",
+    )
+    policy.add_argument(
+        "--when-idle",
+        metavar="DUR",
+        help="wait (within --grace) until the pane showed no output for DUR, then deliver",
+    )
     _output_args(add, table=False)
     add.set_defaults(handler=_cmd_add)
 
@@ -215,8 +241,10 @@ def _ls_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argume
 
 
 def _now() -> datetime:
-    # Whole seconds: "--in 30m" then stores 14:05:00, not 14:05:00.437, and reads back the same.
-    return datetime.now(UTC).replace(microsecond=0)
+    # Milliseconds, the store's precision: "--in 1s" means a second from now, not from the
+    # start of the current second (which could be a few milliseconds away).
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -269,7 +297,7 @@ def _canonical_target(text: str | None) -> str | None:
     """A --target filter spelled the way ``add`` stores targets (``work:=3`` stays a name)."""
     if text is None:
         return None
-    from asched.tmux import parse_target
+    from asched.targets import parse_target
 
     return str(parse_target(text))
 
@@ -277,7 +305,10 @@ def _canonical_target(text: str | None) -> str | None:
 def _selector(args: argparse.Namespace) -> tuple[int | None, str | None]:
     """(id, key) from ``ID`` or ``--key``: exactly one of them."""
     if (args.id is None) == (args.key is None):
-        raise UsageError(f"{args.command}: give a check-in ID or --key KEY (one of them)")
+        choices = "ID or --key KEY"
+        if args.command in ("pause", "resume"):
+            choices = "ID, --key KEY or --target T"
+        raise UsageError(f"{args.command}: give a check-in {choices} (one of them)")
     if args.key is not None:
         if not args.key:
             raise UsageError("empty --key")
@@ -330,6 +361,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
         grace=args.grace,
         catch_up=args.catch_up,
         jitter=args.jitter,
+        if_idle=args.if_idle,
+        when_idle=args.when_idle,
     )
     new = plan_checkin(request, now)
     state = _state_dir(args)
@@ -386,6 +419,12 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    if args.target is not None:
+        if args.id is not None or args.key is not None:
+            raise UsageError(
+                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
+            )
+        return _set_paused_target(args, paused)
     checkin_id, key = _selector(args)
     state = _state_dir(args)
     store = _open_existing(state)
@@ -408,6 +447,60 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     else:
         print(f"resumed check-in {after.id} for {after.target}, {_next_text(after, _now())}")
     return EXIT_OK
+
+
+def _set_paused_target(args: argparse.Namespace, paused: bool) -> int:
+    """``pause/resume --target T``: every check-in of one target, changed in one write."""
+    target = _canonical_target(args.target)
+    assert target is not None
+    state = _state_dir(args)
+    store = _open_existing(state)
+    before: list[CheckIn] = []
+    after: list[CheckIn] = []
+    if store is not None:
+        with store:
+            before = store.list_checkins(target)
+            if before:
+                store.set_paused_for_target(target, paused)
+                after = store.list_checkins(target)
+    if not before:
+        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
+    _wake(state)
+    changed = {c.id for c in before if c.paused != paused}
+    if args.json:
+        print_json(
+            {
+                "target": target,
+                "paused": paused,
+                "changed": len(changed),
+                "checkins": [checkin_json(c) for c in after],
+            }
+        )
+        return EXIT_OK
+    verb = "paused" if paused else "resumed"
+    if not changed:
+        if len(after) == 1:
+            print(f"the check-in for {target} is {'already paused' if paused else 'not paused'}")
+        elif paused:
+            print(f"all {len(after)} check-ins for {target} are already paused")
+        else:
+            print(f"none of the {len(after)} check-ins for {target} is paused")
+        return EXIT_OK
+    unchanged = len(after) - len(changed)
+    tail = ""
+    if unchanged:
+        was = "was" if unchanged == 1 else "were"
+        tail = f" ({unchanged} already paused)" if paused else f" ({unchanged} {was} not paused)"
+    if not paused:
+        upcoming = [c for c in after if c.id in changed and c.next_due is not None]
+        if upcoming:
+            tail += f", {_next_text(upcoming[0], _now())}"  # listed soonest first
+    print(f"{verb} {_count_text(len(changed))} for {target}{tail}")
+    return EXIT_OK
+
+
+def _count_text(n: int) -> str:
+    return f"{n} check-in" if n == 1 else f"{n} check-ins"
 
 
 def _cmd_pause(args: argparse.Namespace) -> int:

@@ -226,17 +226,20 @@ UNIT_TEXTS = {"asched.service": USER_UNIT, "asched@.service": SYSTEM_UNIT}
 
 
 def exec_quote(path: str) -> str:
-    """``path`` as one word of a unit's ExecStart= line.
+    """``path`` as the executable (first word) of a unit's ExecStart= line.
 
-    systemd expands ``%`` specifiers and ``$`` variables there and splits on whitespace, so
-    ``%`` and ``$`` are doubled, backslashes and quotes escaped, and the word quoted when needed.
+    systemd expands ``%`` specifiers there and splits on whitespace (``$`` variables are expanded
+    in the arguments only), so ``%`` is doubled and a path with whitespace quoted. It refuses an
+    executable name with quotes, backslashes or control characters outright ("contains special
+    characters"): such a path is an error here rather than a unit that cannot start.
     """
-    if not path or any(ord(c) < 32 or ord(c) == 127 for c in path):
-        raise AschedError(f"the interpreter path {path!r} cannot be written into a unit file")
-    word = path.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
-    if any(c.isspace() or c in "\"'\\" for c in path):
-        word = f'"{word}"'
-    return word
+    if not path or any(ord(c) < 32 or ord(c) == 127 or c in "\"'\\" for c in path):
+        raise AschedError(
+            f"systemd cannot start an interpreter at {path!r} (quotes, backslashes and control"
+            " characters are refused in an executable path): install asched elsewhere"
+        )
+    word = path.replace("%", "%%")
+    return f'"{word}"' if any(c.isspace() for c in path) else word
 
 
 def render(unit_name: str, python: str) -> str:
@@ -414,13 +417,13 @@ class _Session:
 
     def query(self, *args: str) -> str:
         """A read-only systemctl call's first output line ('' when it printed nothing)."""
-        r = self._call([*self.scope.systemctl, *args], SYSTEMCTL_TIMEOUT_S)
+        r = self.call([*self.scope.systemctl, *args], SYSTEMCTL_TIMEOUT_S)
         return r.stdout.strip().splitlines()[0] if r.stdout.strip() else ""
 
     def act(self, *args: str, why: str = "") -> None:
         """Run a systemctl command that changes something; a failure ends the command."""
         argv = [*self.scope.systemctl, *args]
-        r = self._call(argv, SYSTEMCTL_TIMEOUT_S)
+        r = self.call(argv, SYSTEMCTL_TIMEOUT_S)
         if r.returncode != 0:
             detail = _first_line(r.stderr) or f"exit status {r.returncode}"
             journal = "journalctl" + ("" if self.scope.system else " --user")
@@ -430,7 +433,23 @@ class _Session:
         self.actions += 1
         self.say(f"ran: {' '.join(argv)}" + (f"  ({why})" if why else ""))
 
-    def _call(self, argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def require_manager(self) -> None:
+        """Fail before changing anything when the service manager cannot be reached."""
+        if self.scope.system and not os.path.isdir("/run/systemd/system"):  # sd_booted(3)
+            raise AschedError("systemd is not running on this machine (PID 1 is something else)")
+        r = self.call([*self.scope.systemctl, "is-system-running"], SYSTEMCTL_TIMEOUT_S)
+        state = r.stdout.strip()
+        if state and state != "offline":  # running, degraded, starting...: a manager answered
+            return
+        detail = _first_line(r.stderr) or f"systemctl is-system-running: {state or r.returncode}"
+        if self.scope.system:
+            raise AschedError(f"cannot talk to systemd: {detail}")
+        raise AschedError(
+            f"cannot talk to your systemd user manager: {detail} (log in to start it, or"
+            f" run: loginctl enable-linger {self.scope.user}; as root, use --system USER)"
+        )
+
+    def call(self, argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
         try:
             return self.runner(argv, timeout)
         except FileNotFoundError:
@@ -554,6 +573,7 @@ def install(
     _require_systemctl()
     preflight(scope, python)
     session = _Session(scope, out, runner)
+    session.require_manager()
     if note:
         session.say(f"note: {note}")
     old = _read(scope.unit_file)
@@ -588,7 +608,7 @@ def install(
 def _other_instances(scope: Scope, session: _Session) -> list[str]:
     """Other users' asched@ instances that still use the template (enabled or loaded)."""
     names = {p.name for p in SYSTEM_UNIT_DIR.glob("*.wants/asched@*.service")}
-    r = session._call(
+    r = session.call(
         [*scope.systemctl, "list-units", "--all", "--plain", "--no-legend", "asched@*.service"],
         SYSTEMCTL_TIMEOUT_S,
     )
@@ -621,6 +641,7 @@ def uninstall(
     _require_root(scope, "uninstall-service")
     _require_systemctl()
     session = _Session(scope, out, runner)
+    session.require_manager()
     old = _read(scope.unit_file)
     if old is not None and MARKER not in old:
         raise AschedError(

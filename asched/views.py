@@ -26,8 +26,11 @@ __all__ = [
     "duration_text",
     "iso",
     "local_time",
+    "one_line",
+    "paused_summary",
     "print_json",
     "print_lines",
+    "render_table",
     "rule_json",
     "terminal_width",
 ]
@@ -78,6 +81,8 @@ def checkin_json(c: CheckIn) -> dict[str, Any]:
         "remaining": c.remaining,
         "until": iso(c.until),
         "origin": c.origin,
+        "idle_s": c.idle_s,
+        "idle_wait": c.idle_wait,
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
     }
@@ -259,7 +264,28 @@ def checkins_table(
     footer = f"{_plural(len(checkins), 'check-in')} listed."
     if hidden:
         footer += f" Pass --all to see {_plural(hidden, 'finished one')} too."
-    return [*lines, *([""] if lines else []), footer]
+    return [*lines, *([""] if lines else []), footer, *paused_summary(checkins)]
+
+
+def paused_summary(checkins: Sequence[CheckIn]) -> list[str]:
+    """One line naming the targets with paused check-ins, ``work:0 (all 2), %5 (1 of 3)``, and
+    how to resume them; nothing when none is paused. A glance at "which agents are on hold",
+    which the per-row LEFT column cannot give once the list is long."""
+    totals: dict[str, int] = {}
+    paused: dict[str, int] = {}
+    for c in checkins:
+        if c.next_due is None:
+            continue  # a finished check-in has nothing to hold back
+        totals[c.target] = totals.get(c.target, 0) + 1
+        if c.paused:
+            paused[c.target] = paused.get(c.target, 0) + 1
+    if not paused:
+        return []
+    parts = [
+        f"{t} (all {n})" if n == totals[t] else f"{t} ({n} of {totals[t]})"
+        for t, n in sorted(paused.items())
+    ]
+    return [f"Paused: {', '.join(parts)}. Resume a target with: asched resume --target TARGET"]
 
 
 def deliveries_table(deliveries: Sequence[Delivery], width: int | None) -> list[str]:

@@ -32,6 +32,7 @@ from asched.views import cell_width, duration_text, truncate
 CHECKIN_FIELDS = {
     "id", "key", "target", "message", "rule", "rule_text", "next_due", "last_due", "paused",
     "grace_s", "catch_up", "jitter_s", "remaining", "until", "origin", "created_at", "updated_at",
+    "idle_s", "idle_wait",
 }  # fmt: skip
 DELIVERY_FIELDS = {
     "id", "checkin_id", "target", "pane", "due_at", "state", "reason", "late", "attempts",
@@ -312,7 +313,11 @@ def test_ls_table(run: Any, state: Path) -> None:
     assert re.search(r" (5m|4m \d+s) ", lines[1]) and " once " in lines[1]
     assert "every 1h, 4 left" in lines[2] and " hr " in lines[2]
     assert "paused" in lines[3]
-    assert lines[-2:] == ["", "3 check-ins listed."]
+    assert lines[-3:] == [
+        "",
+        "3 check-ins listed.",
+        "Paused: work:3 (all 1). Resume a target with: asched resume --target TARGET",
+    ]
     due = only_due(state, 1)
     assert due in lines[1]  # local time, as in `date`
 
@@ -366,6 +371,59 @@ def test_ls_target_filter_and_json(run: Any) -> None:
     assert [d["message"] for d in data] == ["a"]
     assert set(data[0]) == CHECKIN_FIELDS
     assert "1 check-in listed." in run("ls", "--target", "work:1").out
+
+
+def test_target_filters_accept_any_spelling(run: Any, state: Path) -> None:
+    run("add", "work:0.1", "a", "--in", "1m")
+    run("add", "work:=abc", "b", "--in", "2m")
+    run("add", "work:2", "c", "--in", "3m")
+
+    def listed(spelling: str) -> list[str]:
+        return [d["message"] for d in json.loads(run("ls", "--target", spelling, "--json").out)]
+
+    assert listed("work:00.01") == listed("work:0.1") == ["a"]
+    assert listed("work:abc") == listed("work:=abc") == ["b"]
+    finish(state, 1)
+    for spelling in ("work:0.1", "work:0.001", "work:000.1"):
+        rows = json.loads(run("history", "--target", spelling, "--json").out)
+        assert [d["checkin_id"] for d in rows] == [1]
+    assert json.loads(run("history", "--target", "work:0", "--json").out) == []
+
+
+def test_pause_and_resume_a_target(run: Any, state: Path, wakes: list[Path]) -> None:
+    run("add", "work:0.1", "a", "--every", "5m")
+    run("add", "work:0.1", "b", "--in", "1h")
+    run("add", "work:2", "other target", "--in", "1h")
+    run("pause", "2")
+    assert run("pause", "--target", "work:00.01").out == (
+        "paused 1 check-in for work:0.1 (1 already paused)\n"
+    )
+    assert [c.paused for c in stored(state)] == [True, True, False]
+    assert run("pause", "--target", "work:0.1").out == (
+        "all 2 check-ins for work:0.1 are already paused\n"
+    )
+    listing = run("ls").out
+    assert "Paused: work:0.1 (all 2)." in listing and "work:2" not in listing.splitlines()[-1]
+    resumed = run("resume", "--target", "work:0.1")
+    assert re.fullmatch(
+        r"resumed 2 check-ins for work:0\.1, next .* \(in (5m|4m \d+s)\)\n", resumed.out
+    )
+    assert [c.paused for c in stored(state)] == [False, False, False]
+    assert "Paused" not in run("ls").out
+    assert run("resume", "--target", "work:0.1").out == (
+        "none of the 2 check-ins for work:0.1 is paused\n"
+    )
+    data = json.loads(run("pause", "--target", "work:2", "--json").out)
+    assert (data["target"], data["paused"], data["changed"]) == ("work:2", True, 1)
+    assert [c["message"] for c in data["checkins"]] == ["other target"]
+    assert run("resume", "--target", "work:2").out.startswith("resumed 1 check-in for work:2")
+    assert run("pause", "--target", "work:2").out == "paused 1 check-in for work:2\n"
+    assert run("pause", "--target", "work:2").out == "the check-in for work:2 is already paused\n"
+    run("pause", "1")
+    assert run("resume", "--target", "work:0.1").out.startswith(
+        "resumed 1 check-in for work:0.1 (1 was not paused), next "
+    )
+    assert len(wakes) == 3 + 11
 
 
 def test_read_only_commands_create_nothing(run: Any, state: Path) -> None:
@@ -497,6 +555,18 @@ OTHER_ERRORS: list[tuple[str, ...]] = [
     ("history", "--limit", "0"),
     ("history", "x"),
     ("ls", "--target", "nowindow"),
+    ("history", "--target", "work:"),
+    ("pause",),
+    ("pause", "--target", "nowindow"),
+    ("pause", "--target", "work:9"),
+    ("resume", "--target", "%99"),
+    ("pause", "1", "--target", "work:0"),
+    ("resume", "--key", "k", "--target", "work:0"),
+    ("next", "5m", "msg", "--target", "nowindow"),
+    ("next", "5x", "msg", "--target", "work:0"),
+    ("import-legacy", "/nonexistent/task_queue.db"),
+    ("import-legacy", "/etc/hostname"),
+    ("import-legacy", "/etc/hostname", "--dry-run"),
 ]
 ALL_ERRORS: list[tuple[str, ...]] = (
     [("add", "work:0", "msg", *opts) for opts in ADD_ERRORS]
@@ -530,7 +600,7 @@ def test_usage_error_changes_nothing(
 
 
 def test_help_teaches_every_command(run: Any) -> None:
-    for command in ("add", "ls", "rm", "pause", "resume", "history"):
+    for command in ("add", "ls", "rm", "pause", "resume", "history", "next", "import-legacy"):
         result = run(command, "--help", state_dir=None)
         assert result.code == 0
         assert "examples:" in result.out and "--state-dir" in result.out
@@ -643,3 +713,27 @@ def test_rendering_helpers() -> None:
     assert truncate("short", 8) == "short"
     assert truncate("日本語テキスト", 7) == "日本語…"
     assert cell_width(truncate("日本語テキスト", 7)) <= 7
+
+
+def test_add_idle_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from asched.cli import main
+
+    state = str(tmp_path / "s")
+    assert (
+        main(["add", "w:0", "a", "--in", "5m", "--if-idle", "2m", "--json", "--state-dir", state])
+        == 0
+    )
+    got = json.loads(capsys.readouterr().out)
+    assert (got["idle_s"], got["idle_wait"]) == (120.0, False)
+    assert (
+        main(["add", "w:0", "b", "--in", "5m", "--when-idle", "1m", "--json", "--state-dir", state])
+        == 0
+    )
+    got = json.loads(capsys.readouterr().out)
+    assert (got["idle_s"], got["idle_wait"]) == (60.0, True)
+    for bad in (
+        ["--if-idle", "1m", "--when-idle", "1m"],
+        ["--if-idle", "0s"],
+        ["--when-idle", "x"],
+    ):
+        assert main(["add", "w:0", "c", "--in", "5m", *bad, "--state-dir", state]) == 2

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from asched.async_store import AsyncStore
 from asched.models import CatchUp, CheckIn, Cron, Delivery, DeliveryState, Every, NewCheckIn, Once
 from asched.scheduler import Scheduler
-from asched.async_store import AsyncStore
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 

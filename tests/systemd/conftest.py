@@ -100,8 +100,12 @@ def boot(python: str) -> Iterator[Box]:
     require(prerequisites(), "no systemd box")
     cleanup_orphans()  # boxes left by a SIGKILLed run, whose creator is gone
     # The project is bound read-only: compile its bytecode here, or every start recompiles.
+    # Best effort: a module that does not compile fails the tests that start the daemon.
     subprocess.run(
-        [python, "-m", "compileall", "-q", str(PROJECT / "asched")], check=True, timeout=120
+        [python, "-m", "compileall", "-q", str(PROJECT / "asched")],
+        check=False,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
     )
     binds = _binds(python)
     box = Box(binds_ro=binds)

@@ -20,6 +20,8 @@ RECV = f"{HOME}/recv"
 TMUX_UNIT = "asched-tmux.service"
 TMUX_SOCKET = f"/tmp/asched-tmux-{USER}/sock"
 DROPIN_DIR = f"/etc/systemd/system/{UNIT}.d"
+UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f"  # sd-messages.h: SD_MESSAGE_UNIT_STOPPING
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"  # SD_MESSAGE_UNIT_STARTED (after READY=1)
 FINAL = {"verified", "unverified", "failed", "skipped"}
 
 
@@ -113,6 +115,26 @@ class Svc:
         out = self.box.run(argv, timeout=30).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
+    def restart_times(self, since: float, count: int) -> list[float]:
+        """Seconds from each "Stopping" of the unit to the "Started" that followed it (READY=1),
+        as systemd logged them: the restart-to-READY time without any client overhead. Only
+        restarts after ``since`` (a ``time.monotonic()`` reading: the box shares the host's
+        CLOCK_MONOTONIC); waits (bounded) until ``count`` of them are in the journal."""
+
+        def pairs() -> list[float] | None:
+            times, stopping = [], None
+            for e in self.journal_json("_PID=1", f"UNIT={UNIT}"):
+                at = int(e["__MONOTONIC_TIMESTAMP"])
+                if e.get("MESSAGE_ID") == UNIT_STOPPING and at >= since * 1e6:
+                    stopping = at
+                elif e.get("MESSAGE_ID") == UNIT_STARTED and stopping is not None:
+                    times.append((at - stopping) / 1e6)
+                    stopping = None
+            return times if len(times) >= count else None
+
+        found: list[float] = wait_for(f"{count} restarts in the journal", pairs, 10, 0.2)
+        return found
+
     def events(self, *matches: str) -> list[dict[str, Any]]:
         """The daemon's JSON log records (default: every one the unit's processes logged)."""
         records = []
@@ -192,6 +214,19 @@ class Svc:
     def received(self, index: int) -> list[str]:
         r = self.box.run(["cat", f"{RECV}/p{index}"], check=False)
         return r.stdout.splitlines()
+
+
+def quiesce(svc: Svc, checkin_ids: Sequence[int], timeout: float = 20.0) -> None:
+    """Pause the check-ins, let the running daemon finish every occurrence already claimed,
+    then stop it: afterwards every journal row is final."""
+    for checkin_id in checkin_ids:
+        svc.cli("pause", str(checkin_id))
+
+    def settled() -> bool:
+        return all(r["state"] in FINAL for r in svc.history())
+
+    wait_for("every claimed occurrence to be delivered", settled, timeout, 0.5)
+    svc.systemctl("stop", UNIT)
 
 
 def assert_exactly_once(svc: Svc, messages: dict[int, tuple[int, str]]) -> Counter[str]:

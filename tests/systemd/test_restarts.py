@@ -1,8 +1,9 @@
 """`systemctl restart`, idle and while check-ins fire every second: always back, nothing doubled.
 
-The restart-to-READY figure is the wall time of ``systemctl restart`` (Type=notify: it returns
-when the new process sent READY=1), measured from the host through nsenter, so it includes the
-client's own start-up (about 10 ms).
+Restart-to-READY is measured twice: as systemd logged it (from "Stopping" to "Started", which
+Type=notify logs once the new process sent READY=1), and as the wall time of ``systemctl
+restart`` run from the host through nsenter (the first plus the client's own start-up). The
+limit applies to the first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.systemd.helpers import (
     Svc,
     assert_exactly_once,
     latency_summary,
+    quiesce,
 )
 
 pytestmark = pytest.mark.systemd
@@ -30,14 +32,19 @@ pytestmark = pytest.mark.systemd
 @pytest.mark.timeout(60)
 def test_idle_restart_to_ready(svc: Svc) -> None:
     svc.systemctl("start", UNIT)
-    times = []
+    since = time.monotonic()
+    client = []
     for _ in range(20):
         rc, out, took = svc.systemctl("restart", UNIT)
         assert rc == 0, out
-        times.append(took)
+        client.append(took)
     assert svc.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
-    print(f"\nidle restart-to-READY: {latency_summary(times)}")
-    assert statistics.median(times) <= 0.3
+    logged = svc.restart_times(since, 20)
+    print(
+        f"\nidle restart-to-READY, as systemd logged it: {latency_summary(logged)}"
+        f"\nidle `systemctl restart` wall time: {latency_summary(client)}"
+    )
+    assert statistics.median(logged) <= 0.3
 
 
 @pytest.mark.timeout(150)
@@ -53,6 +60,7 @@ def test_fifty_restarts_while_ten_checkins_fire_every_second(svc: Svc) -> None:
     time.sleep(2.0)
 
     rng = random.Random(20261130)
+    since = time.monotonic()
     times = []
     for n in range(50):
         rc, out, took = svc.systemctl("restart", UNIT)
@@ -74,10 +82,8 @@ def test_fifty_restarts_while_ten_checkins_fire_every_second(svc: Svc) -> None:
     }
     assert svc.sessions() == sorted(f"p{i}" for i in range(10))
 
-    for checkin_id in messages:
-        svc.cli("rm", str(checkin_id))
-    time.sleep(2.0)  # the last deliveries finish (settle 0.5 s, check 0.15 s)
-    svc.systemctl("stop", UNIT)
+    logged = svc.restart_times(since, 50)
+    quiesce(svc, list(messages))
     states = assert_exactly_once(svc, messages)
 
     rows = svc.history()
@@ -90,10 +96,20 @@ def test_fifty_restarts_while_ten_checkins_fire_every_second(svc: Svc) -> None:
         )
         slots += round((due[-1] - due[0]).total_seconds()) + 1
     typed = sum(len(svc.received(i)) for i in range(10))
+    late = [
+        (
+            datetime.fromisoformat(r["started_at"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(r["due_at"].replace("Z", "+00:00"))
+        ).total_seconds()
+        for r in rows
+    ]
     print(
-        f"\nrestart-to-READY under load (50 restarts, 10 check-ins/s): {latency_summary(times)}"
+        "\nrestart-to-READY under load (50 restarts, 10 check-ins/s), as systemd logged it:"
+        f" {latency_summary(logged)}"
+        f"\n`systemctl restart` wall time under load: {latency_summary(times)}"
         f"\noccurrences journaled: {len(rows)} of {slots} one-second slots"
         f" ({slots - len(rows)} jumped while no daemon ran); states {dict(states)};"
-        f" lines typed {typed}"
+        f" lines typed {typed}; claimed after due: p50 {statistics.median(late):.2f}s"
+        f" max {max(late):.2f}s"
     )
     assert states["verified"] >= 200

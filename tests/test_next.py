@@ -1,0 +1,382 @@
+"""``asched next`` (an agent's one "next check-in") and deploy/compat/schedule_with_note.sh.
+
+In process through cli.main first; then for real, run from inside panes of a private tmux
+server, where ``$TMUX_PANE`` is set by tmux itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asched import control
+from asched.cli import main
+from asched.models import CheckIn, Once
+from asched.paths import DB_NAME
+from asched.store import Store
+from tests.tmuxsrv import Server
+
+REPO = Path(__file__).resolve().parent.parent
+COMPAT = REPO / "deploy" / "compat" / "schedule_with_note.sh"
+VENV_BIN = Path(sys.executable).parent  # where the `asched` console script was installed
+CHECKIN_FIELDS = {
+    "id", "key", "target", "message", "rule", "rule_text", "next_due", "last_due", "paused",
+    "grace_s", "catch_up", "jitter_s", "remaining", "until", "origin", "created_at", "updated_at",
+    "idle_s", "idle_wait",
+}  # fmt: skip
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """A state directory that does not exist yet."""
+    return tmp_path / "state"
+
+
+@pytest.fixture(autouse=True)
+def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records daemon wake-ups; no test here starts a daemon. Also: not inside tmux."""
+    sent: list[Path] = []
+
+    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
+        assert command == "wake"
+        sent.append(state_dir)
+        return False
+
+    monkeypatch.setattr(control, "send", fake_send)
+    monkeypatch.delenv("TMUX_PANE", raising=False)
+    monkeypatch.delenv("TMUX", raising=False)
+    return sent
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], state: Path) -> Any:
+    """``run("next", ...)``: cli.main with --state-dir; exit code, stdout, stderr."""
+
+    def call(*argv: str) -> Result:
+        try:
+            code = main([*argv, "--state-dir", str(state)])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return call
+
+
+def stored(state: Path) -> list[CheckIn]:
+    with Store.open(state / DB_NAME) as store:
+        return store.list_checkins()
+
+
+def pending(state: Path) -> list[CheckIn]:
+    return [c for c in stored(state) if c.next_due is not None]
+
+
+def assert_usage_error(result: Result) -> None:
+    assert result.code == 2, result
+    assert result.out == ""
+    assert "Traceback" not in result.err
+    assert result.err.startswith("asched: ")
+    assert result.err.count("\n") == 1, result.err
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- in process --------------------------------------------------------------------------------
+
+
+def test_second_call_replaces_the_first(run: Any, state: Path, wakes: list[Path]) -> None:
+    before = now().replace(microsecond=0)
+    first = run("next", "30m", "first note", "--target", "work:0.1")
+    assert first.code == 0, first
+    assert first.out.startswith("set the next check-in of work:0.1 (id 1): in 30m, at ")
+    assert first.out.endswith(": first note\n")
+    second = run("next", "1h", "second note", "--target", "work:0.1")
+    assert second.code == 0, second
+    assert second.out.startswith("replaced the next check-in of work:0.1 (id 1): in 1h, at ")
+    (c,) = pending(state)
+    assert (c.id, c.target, c.message, c.key, c.origin) == (
+        1, "work:0.1", "second note", "next:work:0.1", "next",
+    )  # fmt: skip
+    assert isinstance(c.rule, Once)
+    assert c.next_due == c.rule.at
+    assert before + timedelta(hours=1) <= c.next_due <= now() + timedelta(hours=1)
+    assert wakes == [state, state]
+
+
+def test_defaults_to_the_calling_pane(
+    run: Any, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMUX_PANE", "%12")
+    assert run("next", "10m", "one").code == 0
+    assert run("next", "20m", "two").code == 0
+    (c,) = pending(state)
+    assert (c.target, c.key, c.message) == ("%12", "next:%12", "two")
+    # --target wins over $TMUX_PANE, and another target has its own next check-in.
+    assert run("next", "5m", "other", "--target", "work:1").code == 0
+    assert sorted(c.target for c in pending(state)) == ["%12", "work:1"]
+
+
+def test_one_key_per_target_however_spelled(run: Any, state: Path) -> None:
+    assert run("next", "10m", "a", "--target", "work:00.01").code == 0
+    assert run("next", "10m", "b", "--target", "work:0.1").code == 0
+    assert run("next", "10m", "c", "--target", "work:=abc").code == 0
+    assert run("next", "10m", "d", "--target", "work:abc").code == 0
+    got = sorted((c.target, c.message) for c in pending(state))
+    assert got == [("work:0.1", "b"), ("work:abc", "d")]
+
+
+def test_json_and_a_replaced_finished_one(run: Any, state: Path) -> None:
+    first = json.loads(run("next", "90s", "hi", "--target", "%3", "--json").out)
+    assert set(first) == CHECKIN_FIELDS | {"replaced"}
+    assert (first["replaced"], first["key"], first["origin"]) == (False, "next:%3", "next")
+    assert first["rule"]["kind"] == "once"
+    # The previous next check-in was delivered (done): the new one still takes its place.
+    with Store.open(state / DB_NAME) as store:
+        c = store.get_by_key("next:%3")
+        assert c is not None and c.next_due is not None
+        assert store.claim(c.id, c.next_due, None) is not None
+    assert pending(state) == []
+    again = json.loads(run("next", "2m", "again", "--target", "%3", "--json").out)
+    assert (again["id"], again["replaced"], again["message"]) == (first["id"], True, "again")
+    assert [c.message for c in pending(state)] == ["again"]
+
+
+def test_a_paused_pane_stays_paused(run: Any, state: Path) -> None:
+    assert run("next", "10m", "a", "--target", "%4").code == 0
+    assert run("pause", "--target", "%4").code == 0
+    result = run("next", "20m", "b", "--target", "%4")
+    assert result.code == 0, result
+    assert "(paused: asched resume --target %4)" in result.out
+    (c,) = pending(state)
+    assert (c.message, c.paused) == ("b", True)
+    assert run("resume", "--target", "%4").code == 0
+    assert run("next", "30m", "c", "--target", "%4").code == 0
+    assert [(c.message, c.paused) for c in pending(state)] == [("c", False)]
+
+
+NEXT_ERRORS: list[tuple[str, ...]] = [
+    ("next", "10m", "outside tmux, no target"),
+    ("next", "10", "no unit", "--target", "w:0"),
+    ("next", "soon", "msg", "--target", "w:0"),
+    ("next", "0s", "zero", "--target", "w:0"),
+    ("next", "", "empty duration", "--target", "w:0"),
+    ("next", "10m", "", "--target", "w:0"),
+    ("next", "10m", "   ", "--target", "w:0"),
+    ("next", "10m", "esc\x1b[201~", "--target", "w:0"),
+    ("next", "10m", "msg", "--target", "nowindow"),
+    ("next", "10m", "msg", "--target", "%x"),
+    ("next", "10m", "msg", "--target", ""),
+    ("next", "11y", "msg", "--target", "w:0"),
+]
+
+
+@pytest.mark.parametrize("argv", NEXT_ERRORS, ids=lambda a: " ".join(a)[:40])
+def test_bad_input_exits_2_and_writes_nothing(
+    run: Any, state: Path, wakes: list[Path], argv: tuple[str, ...]
+) -> None:
+    assert_usage_error(run(*argv))
+    assert not state.exists()
+    assert run("next", "1h", "existing", "--target", "w:0").code == 0
+    before = stored(state)
+    assert_usage_error(run(*argv))
+    assert stored(state) == before
+    assert len(wakes) == 1
+
+
+def test_missing_arguments_are_argparse_usage_errors(run: Any, state: Path) -> None:
+    result = run("next", "10m")
+    assert result.code == 2
+    assert "required: MESSAGE" in result.err
+    assert not state.exists()
+
+
+def test_outside_tmux_says_what_to_do(run: Any) -> None:
+    result = run("next", "10m", "msg")
+    assert result.err == (
+        "asched: next: not inside tmux ($TMUX_PANE is not set); "
+        "give --target session:window[.pane]\n"
+    )
+
+
+def test_bad_tmux_pane_variable(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMUX_PANE", "pane-3")
+    result = run("next", "10m", "msg")
+    assert_usage_error(result)
+    assert "$TMUX_PANE is 'pane-3', not a pane id" in result.err
+
+
+def test_help_teaches(run: Any) -> None:
+    result = run("next", "--help")
+    assert result.code == 0
+    assert "examples:" in result.out and "$TMUX_PANE" in result.out
+    assert "asched next 30m" in result.out
+
+
+# -- from inside real tmux panes ---------------------------------------------------------------
+
+
+def in_pane(server: Server, session: str, command: str, workdir: Path) -> tuple[str, int, str]:
+    """Run ``command`` (a shell line) in a new session's pane; (pane id, exit code, output).
+
+    The pane stays open afterwards (``sleep``): the server outlives the command, and the
+    fixture kills it.
+    """
+    out, rc = workdir / f"{session}.out", workdir / f"{session}.rc"
+    line = f"{command} >{shlex.quote(str(out))} 2>&1; echo $? >{shlex.quote(str(rc))}; sleep 60"
+    pane = server.new_session(session, line)
+    deadline = time.monotonic() + 20
+    while not rc.exists() or not rc.read_text().endswith("\n"):
+        assert time.monotonic() < deadline, f"no result from the pane; output: {read(out)!r}"
+        time.sleep(0.05)
+    return pane, int(rc.read_text()), read(out)
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def test_next_inside_a_real_pane_stores_its_pane_id(server: Server, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cmd = shlex.join(
+        [sys.executable, "-m", "asched", "next", "1h", "msg", "--state-dir", str(state)]
+    )
+    pane, rc, output = in_pane(server, "agent", cmd, tmp_path)
+    assert rc == 0, output
+    assert re.fullmatch(r"%\d+", pane)
+    (c,) = pending(state)
+    assert (c.target, c.key, c.message) == (pane, f"next:{pane}", "msg")
+    assert output.startswith(f"set the next check-in of {pane} (id {c.id}): in 1h, at ")
+
+
+def compat_line(state: Path, *args: str) -> str:
+    """The compat script as a shell line, with the venv's asched on PATH."""
+    env = f'PATH={shlex.quote(str(VENV_BIN))}:"$PATH" ASCHED_STATE_DIR={shlex.quote(str(state))}'
+    return f"{env} {shlex.join([str(COMPAT), *args])}"
+
+
+def test_compat_script_in_a_real_pane(server: Server, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    note = 'Check on the frontend; then run `make test` && report $HOME "done"'
+    before = now().replace(microsecond=0)
+    pane, rc, output = in_pane(server, "orc", compat_line(state, "30", note), tmp_path)
+    assert rc == 0, output
+    lines = output.splitlines()
+    assert lines[0] == f"Scheduled check-in in 30 minutes: {note}"
+    assert lines[1].startswith(f"set the next check-in of {pane} ")
+    (c,) = pending(state)
+    assert (c.target, c.message, c.key) == (pane, note, f"next:{pane}")
+    assert isinstance(c.rule, Once)
+    assert before + timedelta(minutes=30) <= c.rule.at <= now() + timedelta(minutes=30)
+
+    # The reference's second form names the window; decimals are minutes too.
+    line = compat_line(state, "15", "window note", "orc:0")
+    _, rc, output = in_pane(server, "orc2", line, tmp_path)
+    assert rc == 0, output
+    pane3, rc, output = in_pane(server, "orc3", compat_line(state, "0.5", "half"), tmp_path)
+    assert rc == 0, output
+    by_target = {c.target: c for c in pending(state)}
+    assert set(by_target) == {pane, "orc:0", pane3}
+    window, half = by_target["orc:0"], by_target[pane3]
+    assert window.message == "window note" and half.message == "half"
+    assert window.next_due is not None and half.next_due is not None
+    assert timedelta(minutes=14) < window.next_due - now() <= timedelta(minutes=15)
+    assert timedelta(seconds=20) < half.next_due - now() <= timedelta(seconds=30)
+
+
+def compat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(COMPAT), *args], capture_output=True, text=True, env=env, timeout=30, check=False
+    )
+
+
+@pytest.fixture
+def compat_env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "ASCHED_BIN")}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["ASCHED_STATE_DIR"] = str(state)
+    return env
+
+
+def test_compat_replaces_and_keeps_the_note_whole(compat_env: dict[str, str], state: Path) -> None:
+    env = {**compat_env, "TMUX_PANE": "%9"}
+    assert compat("10", "first", env=env).returncode == 0
+    odd = "-x; $(touch /tmp/asched-pwned) 'q' \"dq\" \\n *"
+    result = compat("1.25", odd, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"Scheduled check-in in 1.25 minutes: {odd}"
+    (c,) = pending(state)
+    assert (c.target, c.message) == ("%9", odd)
+    assert c.next_due is not None
+    assert timedelta(seconds=70) < c.next_due - now() <= timedelta(seconds=75)
+    assert not Path("/tmp/asched-pwned").exists()
+    # No note: the reference's default text; ASCHED_BIN instead of PATH.
+    bin_env = {**env, "ASCHED_BIN": str(VENV_BIN / "asched"), "PATH": "/usr/bin:/bin"}
+    assert compat("5", env=bin_env).returncode == 0
+    assert [c.message for c in pending(state)] == ["Standard check-in"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("10", "note"), "not inside tmux"),
+        (("ten", "note", "w:0"), "MINUTES must be a number"),
+        (("1.2.3", "note", "w:0"), "MINUTES must be a number"),
+        (("-5", "note", "w:0"), "MINUTES must be a number"),
+        (("0", "note", "w:0"), "at least one second"),
+        (("0.001", "note", "w:0"), "at least one second"),
+        (("1e3", "note", "w:0"), "MINUTES must be a number"),
+        (("5", "note", "nowindow"), "asched: bad tmux target"),
+        (("5", "", "w:0"), None),  # the reference's default note: accepted
+        (("5", "bad\x07bell", "w:0"), "control characters"),
+        (("5", "a", "w:0", "extra"), "usage:"),
+    ],
+)
+def test_compat_errors(
+    compat_env: dict[str, str], state: Path, args: tuple[str, ...], message: str | None
+) -> None:
+    result = compat(*args, env=compat_env)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2, result
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert not (state / DB_NAME).exists()
+
+
+def test_compat_without_asched(compat_env: dict[str, str]) -> None:
+    env = {**compat_env, "PATH": "/usr/bin:/bin", "TMUX_PANE": "%1"}
+    missing = compat("5", "note", env=env)
+    assert missing.returncode == 127
+    assert "asched is not on PATH" in missing.stderr
+    wrong = compat("5", "note", env={**env, "ASCHED_BIN": "/nonexistent/asched"})
+    assert wrong.returncode == 127
+    assert "ASCHED_BIN=/nonexistent/asched is not executable" in wrong.stderr
+
+
+def test_compat_help(compat_env: dict[str, str]) -> None:
+    result = compat("--help", env=compat_env)
+    assert result.returncode == 0
+    assert result.stdout.startswith('usage: schedule_with_note.sh MINUTES "NOTE" [session:window]')
