@@ -26,7 +26,7 @@ from asched.errors import LockTimeout
 
 LOCK_NAME = "asched.lock"
 DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_POLL_S = 0.05
+DEFAULT_POLL_S = 0.02  # a waiting daemon takes over within this of the holder's exit
 
 
 @dataclass(frozen=True, slots=True)
