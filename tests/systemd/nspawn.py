@@ -396,6 +396,8 @@ def teardown_orphan(name: str, timeout_s: float = 10.0) -> list[str]:
         deadline = time.monotonic() + timeout_s
         while _alive(nspawn) and time.monotonic() < deadline:
             time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        (Path("/tmp") / f"{name}.console.log").unlink()
     return _remove_cgroups(dirs)
 
 
