@@ -126,6 +126,9 @@ class Scheduler:
         stop_waiter = asyncio.create_task(self._forward(stopping), name="scheduler-stop")
         try:
             while not stopping.is_set():
+                # Cleared before the pass, not after: a CLI write that lands during the pass
+                # must still cut the following sleep short.
+                self._wake.clear()
                 try:
                     delay = await self.run_once()
                 except Exception as exc:  # one bad pass must not end the loop
@@ -133,7 +136,6 @@ class Scheduler:
                     delay = 1.0
                 if stopping.is_set():
                     break
-                self._wake.clear()
                 await self.clock.sleep(delay, self._wake)
         finally:
             stop_waiter.cancel()
@@ -192,11 +194,14 @@ class Scheduler:
         for checkin in await self.store.list_checkins():
             if checkin.paused or checkin.next_due is None or isinstance(checkin.rule, Once):
                 continue
-            if isinstance(checkin.rule, Every):
-                shifted = checkin.next_due + timedelta(seconds=delta_s)
-                candidate = next_due(Every(checkin.rule.interval_s, shifted), now - _TICK)
-            else:
-                candidate = next_due(checkin.rule, now)
+            try:
+                if isinstance(checkin.rule, Every):
+                    shifted = checkin.next_due + timedelta(seconds=delta_s)
+                    candidate = next_due(Every(checkin.rule.interval_s, shifted), now - _TICK)
+                else:
+                    candidate = next_due(checkin.rule, now)
+            except Exception:  # noqa: S112 - the pass journals it as bad-rule when it falls due
+                continue
             if (
                 candidate is not None
                 and candidate < checkin.next_due
@@ -211,7 +216,16 @@ class Scheduler:
         for checkin in due:
             assert checkin.next_due is not None
             late_s = (now - checkin.next_due).total_seconds()
-            nxt = self._following(checkin, now)
+            try:
+                nxt = self._following(checkin, now)
+            except Exception as exc:
+                # A rule that no longer computes (a time zone gone from the system's database)
+                # ends this check-in with a journal row; it must not stop every other one.
+                log.error("checkin.bad_rule", checkin_id=checkin.id, error=str(exc))
+                claims.append(
+                    Claim(checkin.id, checkin.next_due, None, DeliveryState.FAILED, "bad-rule")
+                )
+                continue
             if late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
                 claims.append(
                     Claim(checkin.id, checkin.next_due, nxt, DeliveryState.SKIPPED, "missed", True)
@@ -224,6 +238,9 @@ class Scheduler:
                 stats.lost_race += 1
                 continue
             late_ms = round((now - claim.due_at).total_seconds() * 1000, 1)
+            if delivery.state is DeliveryState.FAILED:
+                stats.skipped += 1
+                continue
             if delivery.state is DeliveryState.SKIPPED:
                 stats.skipped += 1
                 log.info(

@@ -99,7 +99,7 @@ async def test_hostile_corpus_arrives_byte_exact_exactly_once(
 ) -> None:
     files = [server.root / f"out{n}" for n in range(10)]
     for n, f in enumerate(files):
-        server.new_session(f"c{n}", f"cat > {f}")
+        server.new_session(f"c{n}", f"tee {f} > /dev/null")
     engine = engine_for(store, server)
     corpus = hostile_corpus()
     ids = []
@@ -296,9 +296,9 @@ async def test_recovery_never_retypes(store: AsyncStore, server: Server) -> None
     assert states["submitted"] is DeliveryState.VERIFIED
 
 
-def chatty(out: Path, seconds: float) -> str:
-    """A program that prints twice a second for ``seconds`` (busy), then stays quiet, and writes
-    what it reads to ``out``."""
+def chatty(out: Path, seconds: float, every_s: float = 0.5) -> str:
+    """A program that prints every ``every_s`` for ``seconds`` (busy), then stays quiet, and
+    writes what it reads to ``out``."""
     script = out.with_suffix(".py")
     script.write_text(
         "import sys, threading, time\n"
@@ -306,7 +306,8 @@ def chatty(out: Path, seconds: float) -> str:
         "        for line in sys.stdin:\n            f.write(line); f.flush()\n"
         "threading.Thread(target=sink, daemon=True).start()\n"
         f"end = time.time() + {seconds}\n"
-        "while time.time() < end:\n    print('working', time.time(), flush=True); time.sleep(0.5)\n"
+        "while time.time() < end:\n"
+        f"    print('working', time.time(), flush=True); time.sleep({every_s})\n"
         "time.sleep(3600)\n"
     )
     return f"{sys.executable} {script}"
@@ -316,14 +317,14 @@ async def test_if_idle_skips_a_busy_pane_and_serves_a_quiet_one(
     store: AsyncStore, server: Server
 ) -> None:
     busy, quiet = server.root / "busy", server.root / "quiet"
-    server.new_session("busy", chatty(busy, 3600))
+    server.new_session("busy", chatty(busy, 3600, every_s=1.0))  # prints every second
     server.new_session("quiet", f"cat > {quiet}")
-    await asyncio.sleep(3.5)  # quiet for 2 s, even counting the second tmux rounds away
+    await asyncio.sleep(6.5)  # quiet for 5 s, even counting the second tmux rounds away
     engine = engine_for(store, server)
     now = datetime.now(UTC)
     rows = []
     for target in ("busy:0", "quiet:0"):
-        new = NewCheckIn(target=target, message="nudge", rule=Once(now), next_due=now, idle_s=2.0)
+        new = NewCheckIn(target=target, message="nudge", rule=Once(now), next_due=now, idle_s=5.0)
         checkin, delivery = await store.add_claimed(new, now)
         engine.submit(checkin, delivery)
         rows.append(delivery.id)

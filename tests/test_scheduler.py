@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -293,3 +294,24 @@ async def test_wakes_on_add_with_the_real_clock(store: AsyncStore) -> None:
     async with asyncio.timeout(5):
         await task
     assert -sched.lead_s - 0.002 <= got[0] < 0.05, f"dispatched {got[0] * 1000:.1f} ms after due"
+
+
+async def test_a_rule_that_no_longer_computes_does_not_stop_the_others(store: AsyncStore) -> None:
+    clock, rec = FakeClock(), Recorder()
+    due = T0 + timedelta(seconds=1)
+    bad = await store.add_checkin(
+        NewCheckIn(target="w:0", message="x", rule=Cron("0 * * * *", "UTC"), next_due=due)
+    )
+    good = await store.add_checkin(every(60, due))
+    # The zone vanishes from the system (a tzdata upgrade): written behind the store's back.
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("UPDATE checkins SET tz = 'Gone/Zone' WHERE id = ?", (bad.id,))
+    conn.close()
+    sched = Scheduler(store, rec, clock)
+    clock.advance(2)
+    await sched.run_once()
+    assert [c.id for c, _ in rec.got] == [good.id]
+    (row,) = await store.history(bad.id)
+    assert (row.state, row.reason) == (DeliveryState.FAILED, "bad-rule")
+    gone = await store.get_checkin(bad.id)
+    assert gone is not None and gone.next_due is None
