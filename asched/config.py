@@ -23,6 +23,7 @@ from typing import Any
 from asched.errors import UsageError
 from asched.logs import LEVELS
 from asched.models import CatchUp
+from asched.targets import check_body
 from asched.triggers import parse_cron, parse_duration, parse_zone
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
@@ -167,8 +168,14 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
     settle = _number(table, "settle_s", where, 0.0, 30.0)
     gap = _number(table, "min_gap_s", where, 0.0, 3600.0)
     rate = _number(table, "rate_per_s", where, 0.01, 10_000.0)
+    prefix = _text(table, "prefix", where, d.prefix) or ""
+    if prefix:
+        try:
+            check_body(prefix)
+        except UsageError as exc:
+            raise UsageError(f"{where}: prefix: {exc}") from None
     return Delivery(
-        prefix=_text(table, "prefix", where, d.prefix) or "",
+        prefix=prefix,
         settle_s=d.settle_s if settle is None else settle,
         settle_by_program=tuple((str(k), float(v)) for k, v in by_program.items()),
         shells=tuple(shells) if shells is not None else None,
@@ -196,6 +203,10 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
     message = _text(raw, "message", where)
     if not message or not message.strip():
         raise UsageError(f"{where}: message is required")
+    try:
+        check_body(message)  # the daemon would refuse to type it: say so now, with the line
+    except UsageError as exc:
+        raise UsageError(f"{where}: message: {exc}") from None
     every = _duration(raw, "every", where)
     cron = _text(raw, "cron", where)
     if (every is None) == (cron is None):

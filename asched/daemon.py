@@ -141,7 +141,9 @@ class Daemon:
     def reload(self) -> None:
         """Re-read the config file; on any error keep the running configuration."""
         ctx = self._ctx
-        if ctx is None:
+        if ctx is None or self.state is not RunState.RUNNING:
+            # Before READY the config is still to be read; while stopping, READY=1 would lie.
+            log.info("config.reload_ignored", state=str(self.state))
             return
         self._set_state(RunState.RELOADING)
         self.notifier.reloading()

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from asched.logs import body_preview, get_logger
-from asched.models import CheckIn, Delivery, DeliveryState
-from asched.paste import Paste, Typist
+from asched.models import CatchUp, CheckIn, Delivery, DeliveryState
+from asched.paste import NotOurs, Paste, Typist
 from asched.tmux import (
     DEFAULT_SHELLS,
     PaneInfo,
@@ -44,6 +44,7 @@ from asched.tmux import (
 log = get_logger()
 
 PREPARE_S = 0.25  # the preflight starts this long before typing
+SEND_SLACK_S = 60.0  # an `asched send` row older than its grace plus this is abandoned
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,9 @@ class Journal(Protocol):
 
     async def get_checkin(self, checkin_id: int) -> CheckIn | None: ...
 
-    async def mark_typing(self, items: list[tuple[int, str]]) -> None: ...
+    async def mark_typing(self, items: list[tuple[int, str]]) -> list[int]: ...
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
 
 
 class _Deferred(Exception):
@@ -206,11 +209,14 @@ class DeliveryEngine:
         except _Deferred:
             log.info("delivery.deferred", delivery_id=delivery.id, checkin_id=checkin.id)
             return
+        except NotOurs:
+            log.warning("delivery.taken_elsewhere", delivery_id=delivery.id)
+            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must cost one delivery, not the daemon
             log.error("delivery.crashed", delivery_id=delivery.id, error=repr(exc), exc_info=exc)
-            await self._finish(delivery.id, DeliveryState.FAILED, f"internal: {type(exc).__name__}")
+            await self._record_crash(delivery.id, exc)
             return
         log.info(
             "checkin.delivered" if outcome.state is DeliveryState.VERIFIED else "checkin.outcome",
@@ -399,6 +405,22 @@ class DeliveryEngine:
         if self.stopping.is_set():
             raise _Deferred
 
+    async def _record_crash(self, delivery_id: int, exc: Exception) -> None:
+        # Past "claimed", text may be in the pane: that is "unverified", never "failed".
+        reason = f"internal: {type(exc).__name__}"
+        try:
+            row = await self.store.get_delivery(delivery_id)
+            if row is None or row.state.final:
+                return
+            state = (
+                DeliveryState.FAILED
+                if row.state is DeliveryState.CLAIMED
+                else DeliveryState.UNVERIFIED
+            )
+            await self._finish(delivery_id, state, reason)
+        except Exception as again:  # the journal itself fails: the next start settles the row
+            log.error("delivery.unrecorded", delivery_id=delivery_id, error=repr(again))
+
     async def _finish(self, delivery_id: int, state: DeliveryState, reason: str | None) -> Delivery:
         return await self.store.transition(delivery_id, state, reason=reason)
 
@@ -420,15 +442,32 @@ class DeliveryEngine:
                 await self._finish(row.id, DeliveryState.FAILED, "checkin-removed")
             elif row.state is DeliveryState.CLAIMED:
                 late_s = self._wall().timestamp() - row.due_at.timestamp()
-                if late_s > checkin.grace_s:
+                if checkin.origin == "send":
+                    # `asched send` delivers its own row, without the lock: never take it over
+                    # while it may still be at work; end it once it surely is not.
+                    if late_s > checkin.grace_s + SEND_SLACK_S:
+                        await self._finish(row.id, DeliveryState.FAILED, "sender-gone")
+                elif late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
                     await self._finish(row.id, DeliveryState.SKIPPED, "missed")
                 else:
                     self.submit(checkin, row)
-            else:
+            elif (
+                checkin.origin != "send"
+                or row.started_at.timestamp()
+                < self._wall().timestamp() - (checkin.grace_s + SEND_SLACK_S)
+            ):
                 self._track(self._settle(checkin, row), f"recover-{row.id}")
         return len(rows)
 
     async def _settle(self, checkin: CheckIn, row: Delivery) -> None:
+        if row.pane is None:
+            await self._settle_locked(checkin, row)
+            return
+        # A fresh delivery to this pane must not paste between our look and our Enter.
+        async with self._pane_locks.hold(row.pane):
+            await self._settle_locked(checkin, row)
+
+    async def _settle_locked(self, checkin: CheckIn, row: Delivery) -> None:
         text = self.settings.prefix + checkin.message
         pane = row.pane
         try:

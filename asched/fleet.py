@@ -124,6 +124,8 @@ async def reconcile(
                 catch_up=entry.catch_up,
                 jitter_s=entry.jitter_s,
                 origin=ORIGIN,
+                # A change of the entry must not undo `asched pause` on this target.
+                paused=current.paused if current is not None else False,
             )
         )
         log.info("fleet.checkin_set", key=key, target=target, entry=entry.name)
@@ -156,8 +158,11 @@ async def run_fleet(
             # retire and recreate every one of them around a tmux restart.
             log.debug("fleet.tmux_unavailable", reason=exc.reason)
         else:
-            if await reconcile(store, current, windows, datetime.now(UTC)):
-                changed()
+            try:
+                if await reconcile(store, current, windows, datetime.now(UTC)):
+                    changed()
+            except Exception as exc:  # a busy database, a bad entry: try again next round
+                log.error("fleet.reconcile_failed", error=repr(exc))
         await _first(stopping, poke, wait_s=poll_s)
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from asched.tmux import PaneDead, TargetMissing, TmuxClient
+from asched.errors import UsageError
+from asched.tmux import PaneDead, TargetMissing, TmuxClient, check_body
 
 Q = TypeVar("Q")
 R = TypeVar("R")
@@ -68,7 +69,11 @@ class TickBatcher(Generic[Q, R]):
 class TypingJournal(Protocol):
     """The one store call the paste batch makes."""
 
-    async def mark_typing(self, items: list[tuple[int, str]]) -> None: ...
+    async def mark_typing(self, items: list[tuple[int, str]]) -> list[int]: ...
+
+
+class NotOurs(Exception):
+    """The row was not ``claimed`` any more: another process is delivering it. Hands off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +102,30 @@ class Typist:
         self.cursor_line = TickBatcher[str, str](self._look_batch).submit
 
     async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
+        results: dict[int, BaseException | None] = {}
+        for n, p in enumerate(batch):
+            try:
+                check_body(p.text)  # a bad body fails alone, before anything is journaled
+            except UsageError as exc:
+                results[n] = exc
+        ready = [n for n in range(len(batch)) if n not in results]
         # Raises (for every item) when "typing" cannot be journaled: then nothing is typed.
-        await self.store.mark_typing([(p.delivery_id, p.pane_id) for p in batch])
-        if len(batch) == 1:
-            return [await self._single(batch[0])]
+        refused = set(
+            await self.store.mark_typing([(batch[n].delivery_id, batch[n].pane_id) for n in ready])
+        )
+        for n in ready:
+            if batch[n].delivery_id in refused:
+                results[n] = NotOurs(f"delivery {batch[n].delivery_id} is not claimed")
+        todo = [n for n in ready if n not in results]
+        if len(todo) == 1:
+            results[todo[0]] = await self._single(batch[todo[0]])
+        elif todo:
+            pastes = [batch[n] for n in todo]
+            for n, result in zip(todo, await self._paste_many(pastes), strict=True):
+                results[n] = result
+        return [results[n] for n in range(len(batch))]
+
+    async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
         outcomes = await self.tmux.paste_many(
             [(p.pane_id, p.text, p.buffer) for p in batch], self.spool
         )

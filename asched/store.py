@@ -585,12 +585,14 @@ class Store:
             ).fetchone()
         return delivery_from_row(updated)
 
-    def mark_typing(self, items: list[tuple[int, str]]) -> None:
+    def mark_typing(self, items: list[tuple[int, str]]) -> list[int]:
         """``claimed -> typing`` (with the pane) for several deliveries in one transaction.
 
-        For a burst typed at once; the same rule as :meth:`transition`: only a claimed row may
-        start typing, otherwise ValueError and nothing is written.
+        For a burst typed at once. Only a claimed row may start typing: the ids of rows that were
+        not claimed (another process is delivering them) are returned, untouched, and the caller
+        must not type those.
         """
+        refused = []
         with self._write() as conn:
             for delivery_id, pane in items:
                 cur = conn.execute(
@@ -599,7 +601,8 @@ class Store:
                     (pane, delivery_id),
                 )
                 if cur.rowcount != 1:
-                    raise ValueError(f"delivery {delivery_id} is not claimed: cannot start typing")
+                    refused.append(delivery_id)
+        return refused
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         """The journal row with this id, or None."""

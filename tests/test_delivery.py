@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -364,3 +364,58 @@ async def test_when_idle_waits_for_the_first_quiet_moment(
     # Not before the output stopped (about 3 s after start) and the pane was quiet for 1 s.
     assert row.finished_at is not None
     assert (row.finished_at - now).total_seconds() >= 3.0
+
+
+async def test_recovery_leaves_a_live_send_alone_and_honours_catch_up_once(
+    store: AsyncStore, server: Server
+) -> None:
+    from asched.models import CatchUp
+
+    out = server.root / "rec2"
+    server.new_session("r", f"cat > {out}")
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    # A row of a running `asched send` (no lock, its own engine): recovery must not take it.
+    sending, sent_row = await store.add_claimed(
+        NewCheckIn(target="r:0", message="being sent", rule=Once(now), next_due=now, origin="send"),
+        now,
+    )
+    # A one-shot deferred at shutdown, an hour past its grace, with --catch-up once.
+    old = now - timedelta(hours=1)
+    _, late_row = await store.add_claimed(
+        NewCheckIn(
+            target="r:0",
+            message="caught up",
+            rule=Once(old),
+            next_due=old,
+            grace_s=60,
+            catch_up=CatchUp.ONCE,
+        ),
+        old,
+    )
+    assert await engine.recover() == 2
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    assert (await final(store, sent_row.id)).state is DeliveryState.CLAIMED  # untouched
+    assert (await final(store, late_row.id)).state is DeliveryState.VERIFIED
+    await wait_for(lambda: out.read_text() == "caught up\n", "the caught-up one")
+    assert sending.origin == "send"
+
+
+async def test_a_row_claimed_elsewhere_is_not_typed_or_touched(
+    store: AsyncStore, server: Server
+) -> None:
+    out = server.root / "taken"
+    server.new_session("t", f"cat > {out}")
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    checkin, row = await store.add_claimed(
+        NewCheckIn(target="t:0", message="mine", rule=Once(now), next_due=now), now
+    )
+    pane = (await engine.tmux.resolve(parse_target("t:0"))).pane_id
+    await store.transition(row.id, DeliveryState.TYPING, pane=pane)  # another process got it
+    engine.submit(checkin, row)
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    assert (await final(store, row.id)).state is DeliveryState.TYPING
+    assert out.read_text() == ""

@@ -160,3 +160,28 @@ def test_daemon_follows_sessions_and_reloads(
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
     assert json.loads(json.dumps(_config_rows(state))) == {}
+
+
+def test_a_message_the_daemon_would_refuse_is_refused_with_its_line() -> None:
+    text = '[[checkin]]\nname = "a"\nevery = "1m"\nmessage = "bell \\u0007 here"\n'
+    with pytest.raises(UsageError, match=r"x.toml:1: .*control characters"):
+        config.parse(text, Path("x.toml"))
+    with pytest.raises(UsageError, match="prefix"):
+        config.parse('[delivery]\nprefix = "\\u001b[31m"\n', Path("x.toml"))
+
+
+async def test_a_changed_entry_keeps_a_pause(tmp_path: Path) -> None:
+    store = await AsyncStore.open(tmp_path / "a.db")
+    try:
+        now = datetime.now(UTC)
+        windows = [Window("proj-a", 0, "edit", "")]
+        await reconcile(store, config.parse(GOOD).checkins, windows, now)
+        row = await store.get_by_key("config:dev:proj-a:0")
+        assert row is not None
+        await store.set_paused(row.id, True)
+        changed = config.parse(GOOD.replace('"dev check-in"', '"new words"')).checkins
+        assert await reconcile(store, changed, windows, now) == 1
+        after = await store.get_by_key("config:dev:proj-a:0")
+        assert after is not None and after.message == "new words" and after.paused
+    finally:
+        await store.aclose()

@@ -981,3 +981,16 @@ async def test_async_store_serves_concurrent_tasks(db: Path) -> None:
         assert len({c.id for c in added}) == 50
         results = await asyncio.gather(*(s.claim(c.id, c.next_due, None) for c in added * 2))
         assert sum(r is not None for r in results) == 50  # each occurrence once
+
+
+def test_mark_typing_refuses_rows_that_are_not_claimed(db: Path) -> None:
+    with Store.open(db) as s:
+        now = datetime.now(UTC)
+        mine = s.add_claimed(new(), now)[1]
+        theirs = s.add_claimed(new(), now)[1]
+        s.transition(theirs.id, S.TYPING, pane="%1")
+        assert s.mark_typing([(mine.id, "%2"), (theirs.id, "%2")]) == [theirs.id]
+        got = s.get_delivery(mine.id)
+        assert got is not None and (got.state, got.pane) == (S.TYPING, "%2")
+        other = s.get_delivery(theirs.id)
+        assert other is not None and other.pane == "%1"  # untouched
