@@ -8,7 +8,9 @@ real tmux server and store).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from pathlib import Path
 
 from asched import config
 from asched.control import ControlServer
@@ -38,6 +40,15 @@ def delivery_settings(cfg: config.Config) -> DeliverySettings:
     )
 
 
+def clear_spool(spool: Path) -> None:
+    """Remove bodies a killed daemon left in the spool (only the lock holder writes there;
+    ``asched send`` pastes one body, through stdin)."""
+    if spool.is_dir():
+        for leftover in spool.iterdir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
 def tmux_client(socket_path: str | None, settings: DeliverySettings) -> TmuxClient:
     """A client for ``--tmux-socket`` (or ASCHED_TMUX_SOCKET), else tmux's default server."""
     return TmuxClient(
@@ -51,6 +62,7 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     settings = delivery_settings(ctx.config)
     tmux = tmux_client(ctx.options.tmux_socket, settings)
     spool = ctx.options.state_dir / SPOOL_NAME
+    clear_spool(spool)
     engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
     scheduler = Scheduler(ctx.store, engine.submit)
     poke_fleet = asyncio.Event()

@@ -419,3 +419,14 @@ async def test_a_row_claimed_elsewhere_is_not_typed_or_touched(
         await engine.wait_idle()
     assert (await final(store, row.id)).state is DeliveryState.TYPING
     assert out.read_text() == ""
+
+
+def test_the_daemon_clears_bodies_a_killed_run_left_in_the_spool(tmp_path: Path) -> None:
+    from asched.service import clear_spool
+
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    (spool / "as1234-7").write_text("a body from a SIGKILLed burst")
+    clear_spool(spool)
+    assert list(spool.iterdir()) == []
+    clear_spool(tmp_path / "absent")  # nothing to do, no error
