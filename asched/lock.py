@@ -5,7 +5,7 @@ cleanup, no process scanning and no pid liveness check. The file is never trunca
 before it is held; its content (pid, start time, version, argv) is written only by the holder and
 is information for ``asched status``, never the lock itself.
 
-``fcntl.lockf`` is not used on purpose: POSIX record locks belong to the process, and any
+POSIX record locks (``lockf``) are not used on purpose: they belong to the process, and any
 open/close of the same file elsewhere in the process silently drops them.
 """
 

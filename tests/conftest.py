@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cliharness import run, state, wakes  # noqa: F401 - fixtures for the CLI tests
 from tests.harness import Spawner, spawner_fixture
 from tests.tmuxsrv import Server
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asched import control
 from asched.cli import main
 from asched.localzone import local_zone_name, zone_from_path
 from asched.models import CheckIn, Cron, DeliveryState, Every, Once
 from asched.paths import DB_NAME
 from asched.store import Store
 from asched.views import cell_width, duration_text, truncate
+from tests.cliharness import Result, stored
+
+pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
+
 
 CHECKIN_FIELDS = {
     "id", "key", "target", "message", "rule", "rule_text", "next_due", "last_due", "paused",
@@ -39,57 +41,6 @@ DELIVERY_FIELDS = {
     "started_at", "finished_at",
 }  # fmt: skip
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    """A state directory that does not exist yet."""
-    return tmp_path / "state"
-
-
-@pytest.fixture(autouse=True)
-def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Records the daemon wake-ups the commands send (there is no daemon in these tests)."""
-    sent: list[Path] = []
-
-    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
-        assert command == "wake"
-        sent.append(state_dir)
-        return False  # as if no daemon ran: must be harmless
-
-    monkeypatch.setattr(control, "send", fake_send)
-    monkeypatch.delenv("COLUMNS", raising=False)
-    return sent
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], state: Path) -> Any:
-    """``run("add", ...)``: cli.main with --state-dir, returning exit code, stdout and stderr."""
-
-    def call(*argv: str, state_dir: Path | None = state) -> Result:
-        args = list(argv)
-        if state_dir is not None:
-            args += ["--state-dir", str(state_dir)]
-        try:
-            code = main(args)
-        except SystemExit as exc:  # argparse's own usage errors and --help
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
-
-
-def stored(state: Path) -> list[CheckIn]:
-    with Store.open(state / DB_NAME) as store:
-        return store.list_checkins()
 
 
 def only(state: Path) -> CheckIn:

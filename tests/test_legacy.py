@@ -13,19 +13,20 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asched import control
-from asched.cli import main
 from asched.legacy import DEFAULT_MESSAGE, source_id
 from asched.models import CheckIn, Every, NewCheckIn, Once
 from asched.paths import DB_NAME
 from asched.store import Store
+from tests.cliharness import Result, stored
+
+pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
+
 
 SCHEMA = (
     "CREATE TABLE tasks (id INTEGER PRIMARY KEY, session_name TEXT, agent_role TEXT,"
@@ -39,55 +40,12 @@ COLUMNS = (
 _AHEAD = object()  # row()'s default next_run: ten minutes from when the row is made
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    """A state directory that does not exist yet."""
-    return tmp_path / "state"
-
-
-@pytest.fixture(autouse=True)
-def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Records daemon wake-ups (no daemon runs here)."""
-    sent: list[Path] = []
-
-    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
-        assert command == "wake"
-        sent.append(state_dir)
-        return False
-
-    monkeypatch.setattr(control, "send", fake_send)
-    monkeypatch.delenv("COLUMNS", raising=False)
-    return sent
-
-
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
     """A directory of its own for source databases: the state lives beside it, not in it."""
     path = tmp_path / "src"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], state: Path) -> Any:
-    """``run("import-legacy", path, ...)``: cli.main with --state-dir."""
-
-    def call(*argv: str) -> Result:
-        try:
-            code = main([*argv, "--state-dir", str(state)])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
 
 
 def make_db(path: Path, rows: Sequence[tuple[Any, ...]], schema: str = SCHEMA) -> Path:
@@ -126,11 +84,6 @@ def untouched(db: Path) -> Iterator[None]:
     before = snapshot()
     yield
     assert snapshot() == before
-
-
-def stored(state: Path) -> list[CheckIn]:
-    with Store.open(state / DB_NAME) as store:
-        return store.list_checkins()
 
 
 def by_key(state: Path) -> dict[str, CheckIn]:

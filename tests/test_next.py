@@ -13,19 +13,20 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asched import control
-from asched.cli import main
 from asched.models import CheckIn, Once
 from asched.paths import DB_NAME
 from asched.store import Store
+from tests.cliharness import Result, stored
 from tests.tmuxsrv import Server
+
+pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
+
 
 REPO = Path(__file__).resolve().parent.parent
 COMPAT = REPO / "deploy" / "compat" / "schedule_with_note.sh"
@@ -35,55 +36,6 @@ CHECKIN_FIELDS = {
     "grace_s", "catch_up", "jitter_s", "remaining", "until", "origin", "created_at", "updated_at",
     "idle_s", "idle_wait",
 }  # fmt: skip
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    """A state directory that does not exist yet."""
-    return tmp_path / "state"
-
-
-@pytest.fixture(autouse=True)
-def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Records daemon wake-ups; no test here starts a daemon. Also: not inside tmux."""
-    sent: list[Path] = []
-
-    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
-        assert command == "wake"
-        sent.append(state_dir)
-        return False
-
-    monkeypatch.setattr(control, "send", fake_send)
-    monkeypatch.delenv("TMUX_PANE", raising=False)
-    monkeypatch.delenv("TMUX", raising=False)
-    return sent
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], state: Path) -> Any:
-    """``run("next", ...)``: cli.main with --state-dir; exit code, stdout, stderr."""
-
-    def call(*argv: str) -> Result:
-        try:
-            code = main([*argv, "--state-dir", str(state)])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
-
-
-def stored(state: Path) -> list[CheckIn]:
-    with Store.open(state / DB_NAME) as store:
-        return store.list_checkins()
 
 
 def pending(state: Path) -> list[CheckIn]:

@@ -1,0 +1,76 @@
+"""In-process CLI runs for tests: ``run(...)`` calls ``asched.cli.main`` with a state dir.
+
+conftest.py re-exports the fixtures. A module of CLI tests says
+``pytestmark = pytest.mark.usefixtures("wakes")``: then none of its tests talks to a real daemon
+and none believes it runs in tmux.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asched import control
+from asched.cli import main
+from asched.models import CheckIn
+from asched.paths import DB_NAME
+from asched.store import Store
+
+
+@dataclass
+class Result:
+    """What one command did."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """A state directory that does not exist yet."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records the daemon wake-ups the commands send (there is no daemon in these tests);
+    also: not inside tmux, and no terminal width from the environment."""
+    sent: list[Path] = []
+
+    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
+        assert command == "wake"
+        sent.append(state_dir)
+        return False  # as if no daemon ran: must be harmless
+
+    monkeypatch.setattr(control, "send", fake_send)
+    for var in ("COLUMNS", "TMUX_PANE", "TMUX"):
+        monkeypatch.delenv(var, raising=False)
+    return sent
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], state: Path) -> Any:
+    """``run("add", ...)``: cli.main with --state-dir; exit code, stdout and stderr."""
+
+    def call(*argv: str, state_dir: Path | None = state) -> Result:
+        args = list(argv)
+        if state_dir is not None:
+            args += ["--state-dir", str(state_dir)]
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse's own usage errors and --help
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return call
+
+
+def stored(state: Path) -> list[CheckIn]:
+    """Every check-in in the state dir's database."""
+    with Store.open(state / DB_NAME) as store:
+        return store.list_checkins()
