@@ -243,10 +243,14 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
+    from asched.logs import configure as configure_logs
     from asched.models import DeliveryState
     from asched.send import run_send
     from asched.views import delivery_json
 
+    # The engine's events are the daemon's log; here only trouble goes to stderr, and stdout
+    # carries the outcome alone.
+    configure_logs("warning", stream=sys.stderr)
     tmux_socket = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
     row = run_send(_state_dir(args), args.target, args.message, tmux_socket, args.grace)
     if args.json:

@@ -37,6 +37,7 @@ from asched.tmux import (
     TargetMissing,
     TmuxClient,
     TmuxError,
+    TmuxMissing,
     foreground_guard,
     parse_target,
 )
@@ -253,7 +254,8 @@ class DeliveryEngine:
             except TmuxError as exc:
                 attempt += 1
                 wait = self._backoff(attempt)
-                if self._wall().timestamp() + wait > deadline:
+                # No tmux binary will not fix itself within a grace window: say so at once.
+                if isinstance(exc, TmuxMissing) or self._wall().timestamp() + wait > deadline:
                     return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
                 log.info(
                     "delivery.retry",
