@@ -129,9 +129,7 @@ class Daemon:
         self._on_stop_signal(reason)
 
     def _on_reload_signal(self) -> None:
-        if self.state is not RunState.RUNNING:
-            log.info("signal.ignored", signal="SIGHUP", reason=f"state {self.state}")
-            return
+        log.info("signal.received", signal="SIGHUP")
         self.reload()
 
     def _fault_block_loop(self) -> None:

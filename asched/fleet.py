@@ -147,23 +147,37 @@ async def run_fleet(
     poll_s: float = POLL_S,
 ) -> None:
     """Reconcile every ``poll_s``, and at once when ``poke`` is set (a reload), until stopping."""
+    settled_empty = False  # reconciled with no entries: nothing left to create or retire
     while not stopping.is_set():
         poke.clear()
         current = entries()
-        try:
-            # With no entries there is nothing to look for, but rows of a removed entry retire.
-            windows = await list_windows(tmux) if current else []
-        except TmuxError as exc:
-            # No server, or it failed to answer: keep the check-ins as they are rather than
-            # retire and recreate every one of them around a tmux restart.
-            log.debug("fleet.tmux_unavailable", reason=exc.reason)
-        else:
-            try:
-                if await reconcile(store, current, windows, datetime.now(UTC)):
-                    changed()
-            except Exception as exc:  # a busy database, a bad entry: try again next round
-                log.error("fleet.reconcile_failed", error=repr(exc))
+        if current or not settled_empty:
+            settled_empty = await _round(store, tmux, current, changed)
         await _first(stopping, poke, wait_s=poll_s)
+
+
+async def _round(
+    store: FleetStore,
+    tmux: TmuxClient,
+    current: tuple[Entry, ...],
+    changed: Callable[[], None],
+) -> bool:
+    """One reconcile; True when it succeeded with no entries at all."""
+    try:
+        # With no entries there is nothing to look for, but rows of a removed entry retire.
+        windows = await list_windows(tmux) if current else []
+    except TmuxError as exc:
+        # No server, or it failed to answer: keep the check-ins as they are rather than
+        # retire and recreate every one of them around a tmux restart.
+        log.debug("fleet.tmux_unavailable", reason=exc.reason)
+        return False
+    try:
+        if await reconcile(store, current, windows, datetime.now(UTC)):
+            changed()
+    except Exception as exc:  # a busy database, a bad entry: try again next round
+        log.error("fleet.reconcile_failed", error=repr(exc))
+        return False
+    return not current
 
 
 async def _first(*events: asyncio.Event, wait_s: float) -> None:

@@ -111,11 +111,6 @@ class InstanceLock:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    @property
-    def held(self) -> bool:
-        """True until :meth:`release`."""
-        return self._fd is not None
-
 
 def read_holder(path: Path) -> HolderInfo:
     """Parse the lock file's content; unknown fields are None (it may be mid-write or empty)."""

@@ -65,9 +65,6 @@ class DeliveryState(enum.StrEnum):
 _FINAL_STATES = frozenset(
     {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED, DeliveryState.SKIPPED}
 )
-IN_FLIGHT_STATES = frozenset(
-    {DeliveryState.CLAIMED, DeliveryState.TYPING, DeliveryState.TYPED, DeliveryState.SUBMITTED}
-)
 
 
 @dataclass(frozen=True, slots=True)
