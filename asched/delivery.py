@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,16 +30,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from asched.logs import body_preview, get_logger
-from asched.models import CatchUp, CheckIn, Delivery, DeliveryState
+from asched.models import PANE_REPLACED, SERVER_LOST, CatchUp, CheckIn, Delivery, DeliveryState
 from asched.paste import NotOurs, Paste, Typist
 from asched.tmux import (
     DEFAULT_SHELLS,
     PaneInfo,
+    PaneReplaced,
+    ServerMissing,
     TargetMissing,
     TmuxClient,
     TmuxError,
     TmuxMissing,
     foreground_guard,
+    pane_starting,
     parse_target,
 )
 
@@ -146,6 +150,25 @@ class _Deferred(Exception):
     """The daemon is stopping before typing began: leave the row claimed for the next start."""
 
 
+class _Retry(Exception):
+    """Nothing was typed and a moment later may do: claim the occurrence again, back off, retry
+    within the grace window, else fail with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _TextLost(_Retry):
+    """Before our Enter, the text was lost: no copy of it is left anywhere.
+
+    Either the paste never reached a server (no one listened on the socket), or the server that
+    held the pane died, or the pane's program was replaced (``respawn-pane``, or a new server
+    reusing the pane id): the unsent input line went with them. Typing it again cannot make a
+    second copy, so the occurrence is claimed again. ``reason`` is one of ``TEXT_LOST``.
+    """
+
+
 class DeliveryEngine:
     """Runs deliveries as tasks; ``submit`` never blocks (the scheduler calls it)."""
 
@@ -163,6 +186,10 @@ class DeliveryEngine:
         self.settings = settings or DeliverySettings()
         self._wall = wall
         self._tasks: set[asyncio.Task[None]] = set()
+        # Deliveries that have not typed yet, by id and counted per check-in (see ``untyped``).
+        self._untyped_ids: dict[int, int] = {}
+        self._untyped: Counter[int] = Counter()
+        self._typed_late: dict[int, float] = {}  # check-in id -> when one typed past its grace
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
@@ -175,7 +202,35 @@ class DeliveryEngine:
 
     def submit(self, checkin: CheckIn, delivery: Delivery) -> None:
         """Start delivering ``delivery`` in a task of its own."""
-        self._track(self.deliver(checkin, delivery), f"delivery-{delivery.id}")
+        self._hold_untyped(delivery)
+        task = self._track(self.deliver(checkin, delivery), f"delivery-{delivery.id}")
+        task.add_done_callback(lambda _t: self._release_untyped(delivery.id))
+
+    def catching_up(self, checkin_id: int, due_at: datetime) -> bool:
+        """True when a late delivery of this check-in already covers the occurrence at ``due_at``.
+
+        The scheduler asks before it claims a catch-up (``catch_up = once``). An older occurrence
+        of the same check-in, held up as well (a stopped process, a long queue), is the catch-up
+        if it has not typed yet, or if it typed past its grace window after ``due_at``: one
+        stretch of downtime brings one late delivery, never two.
+        """
+        if self._untyped[checkin_id] > 0:
+            return True
+        typed_late = self._typed_late.get(checkin_id)
+        return typed_late is not None and typed_late >= due_at.timestamp()
+
+    def _hold_untyped(self, delivery: Delivery) -> None:
+        if delivery.id in self._untyped_ids:
+            return
+        self._untyped_ids[delivery.id] = delivery.checkin_id
+        self._untyped[delivery.checkin_id] += 1
+
+    def _release_untyped(self, delivery_id: int) -> None:
+        checkin_id = self._untyped_ids.pop(delivery_id, None)
+        if checkin_id is not None:
+            self._untyped[checkin_id] -= 1
+            if self._untyped[checkin_id] <= 0:
+                del self._untyped[checkin_id]
 
     @property
     def in_flight(self) -> int:
@@ -250,7 +305,6 @@ class DeliveryEngine:
         while True:
             try:
                 pane = await self.tmux.resolve(target)
-                break
             except TmuxError as exc:
                 attempt += 1
                 wait = self._backoff(attempt)
@@ -268,9 +322,30 @@ class DeliveryEngine:
                     delivery.id, DeliveryState.CLAIMED, reason=exc.reason, attempt=True
                 )
                 await self._sleep_or_defer(wait)
-        contended = self._pane_locks.busy(pane.pane_id)
-        async with self._pane_locks.hold(pane.pane_id):
-            return await self._type_into(checkin, delivery, pane, deadline, contended, fire_at)
+                continue
+            contended = self._pane_locks.busy(pane.pane_id)
+            try:
+                async with self._pane_locks.hold(pane.pane_id):
+                    return await self._type_into(
+                        checkin, delivery, pane, deadline, contended, fire_at
+                    )
+            except _Retry as lost:
+                attempt += 1
+                wait = self._backoff(attempt)
+                if self._wall().timestamp() + wait > deadline:
+                    return await self._finish(delivery.id, DeliveryState.FAILED, lost.reason)
+                log.info(
+                    "delivery.retry",
+                    delivery_id=delivery.id,
+                    reason=lost.reason,
+                    attempt=attempt,
+                    wait_s=round(wait, 3),
+                )
+                await self.store.transition(
+                    delivery.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
+                )
+                self._hold_untyped(delivery)
+                await self._sleep_or_defer(wait)
 
     async def _type_into(
         self,
@@ -298,6 +373,9 @@ class DeliveryEngine:
         if pane.in_mode:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
         is_shell, programs = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+        if pane_starting(programs):
+            # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
+            raise _Retry("pane-starting")
         if is_shell:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
         if checkin.idle_s is not None:
@@ -309,6 +387,14 @@ class DeliveryEngine:
                 return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
         # Preflight done (the scheduler hands occurrences over a little early): type on time.
         await self._sleep_or_defer(fire_at - self._wall().timestamp())
+        # Held up past the grace window (a stopped process, a long queue, copy mode, waiting for
+        # quiet): a check-in that skips missed occurrences must not arrive this late.
+        now = self._wall().timestamp()
+        if now > deadline:
+            if checkin.catch_up is CatchUp.SKIP:
+                return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
+            self._typed_late[checkin.id] = now
+        self._release_untyped(delivery.id)
         text = self.settings.prefix + checkin.message
         # The point of no return: from here on the body may be in the pane, so it is never typed
         # again; the batcher commits "typing" before the first byte goes out.
@@ -317,13 +403,15 @@ class DeliveryEngine:
         except TargetMissing as exc:
             # tmux refused before pasting (pane gone or dead): nothing reached the pane.
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+        except ServerMissing:
+            raise _TextLost(SERVER_LOST) from None
         except TmuxError as exc:
             # A timeout or a failed paste: whether bytes reached the pane is unknown.
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
-        return await self.submit_and_verify(delivery.id, pane.pane_id, text)
+        return await self.submit_and_verify(delivery.id, pane.pane_id, text, pane.pane_pid)
 
     def _note_typed(self, pane_id: str) -> None:
         now = time.monotonic()
@@ -332,10 +420,20 @@ class DeliveryEngine:
             horizon = now - self.settings.min_gap_s
             self._pane_last = {k: t for k, t in self._pane_last.items() if t > horizon}
 
-    async def submit_and_verify(self, delivery_id: int, pane_id: str, text: str) -> Delivery:
-        """Press Enter after the text is in the input line, then look whether it left it."""
+    async def submit_and_verify(
+        self, delivery_id: int, pane_id: str, text: str, pane_pid: int | None = None
+    ) -> Delivery:
+        """Press Enter after the text is in the input line, then look whether it left it.
+
+        ``pane_pid``: the pane's program when the text was pasted; the Enter goes only to it.
+        Raises :class:`_TextLost` when the server or that program is gone before the Enter.
+        """
         try:
-            await self._typist.enter(pane_id)
+            await self._typist.enter((pane_id, pane_pid))
+        except ServerMissing:
+            raise _TextLost(SERVER_LOST) from None
+        except PaneReplaced:
+            raise _TextLost(PANE_REPLACED) from None
         except TmuxError as exc:
             return await self._finish(delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}")
         await self.store.transition(delivery_id, DeliveryState.SUBMITTED)
@@ -488,12 +586,20 @@ class DeliveryEngine:
             return
         if row.state is DeliveryState.TYPING:
             await self.store.transition(row.id, DeliveryState.TYPED)
-        await self.submit_and_verify(row.id, pane, text)
+        try:
+            await self.submit_and_verify(row.id, pane, text)
+        except _TextLost as lost:
+            # Seen on the line a moment ago, gone with its server now: deliver it afresh.
+            again = await self.store.transition(
+                row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
+            )
+            self.submit(checkin, again)
 
-    def _track(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _track(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _tail(text: str, width: int = 40) -> str:

@@ -44,6 +44,14 @@ class CatchUp(enum.StrEnum):
     ONCE = "once"
 
 
+# The reasons that alone let a delivery go back from typing/typed to claimed: before the Enter,
+# the tmux server went away, or the pane got another program, and the typed text with either
+# (delivery.py, store.py).
+SERVER_LOST = "server-lost"
+PANE_REPLACED = "pane-replaced"
+TEXT_LOST = frozenset({SERVER_LOST, PANE_REPLACED})
+
+
 class DeliveryState(enum.StrEnum):
     """The delivery journal's state machine (see ARCHITECTURE.md)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from asched.errors import UsageError
-from asched.tmux import PaneDead, TargetMissing, TmuxClient, check_body
+from asched.tmux import PaneDead, PaneReplaced, TargetMissing, TmuxClient, check_body
 
 Q = TypeVar("Q")
 R = TypeVar("R")
@@ -98,7 +98,8 @@ class Typist:
         self.tmux = tmux
         self.spool = spool
         self.paste = TickBatcher[Paste, None](self._paste_batch).submit
-        self.enter = TickBatcher[str, None](self._enter_batch).submit
+        # (pane id, the pid of its program when the text was pasted, or None when not known)
+        self.enter = TickBatcher[tuple[str, int | None], None](self._enter_batch).submit
         self.cursor_line = TickBatcher[str, str](self._look_batch).submit
 
     async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
@@ -147,15 +148,17 @@ class Typist:
             return exc
         return None
 
-    async def _enter_batch(self, panes: list[str]) -> list[BaseException | None]:
-        if len(panes) == 1:
-            await self.tmux.send_enter(panes[0])
+    async def _enter_batch(self, items: list[tuple[str, int | None]]) -> list[BaseException | None]:
+        if len(items) == 1:
+            await self.tmux.send_enter(*items[0])
             return [None]
-        outcomes = await self.tmux.send_enter_many(panes)
+        panes = [pane for pane, _ in items]
+        outcomes = await self.tmux.send_enter_many(panes, [pid for _, pid in items])
+        failures = {"dead": PaneDead, "replaced": PaneReplaced}
         return [
             None
             if outcome == "entered"
-            else (PaneDead if outcome == "dead" else TargetMissing)(f"{pane}: {outcome}")
+            else failures.get(outcome, TargetMissing)(f"{pane}: {outcome}")
             for pane, outcome in zip(panes, outcomes, strict=True)
         ]
 

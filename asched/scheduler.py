@@ -107,9 +107,11 @@ class Scheduler:
         max_sleep_s: float = MAX_SLEEP_S,
         jump_threshold_s: float = JUMP_THRESHOLD_S,
         lead_s: float = LEAD_S,
+        catching_up: Callable[[int, datetime], bool] = lambda _id, _due: False,
     ) -> None:
         self.store = store
         self.dispatch = dispatch
+        self.catching_up = catching_up
         self.clock: Clock = clock or SystemClock()
         self.max_sleep_s = max_sleep_s
         self.jump_threshold_s = jump_threshold_s
@@ -226,7 +228,11 @@ class Scheduler:
                     Claim(checkin.id, checkin.next_due, None, DeliveryState.FAILED, "bad-rule")
                 )
                 continue
-            if late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
+            # Missed by more than the grace: "skip" skips it; "once" delivers it, unless a late
+            # delivery of an older occurrence already is the catch-up (see catching_up).
+            if late_s > checkin.grace_s and (
+                checkin.catch_up is CatchUp.SKIP or self.catching_up(checkin.id, checkin.next_due)
+            ):
                 claims.append(
                     Claim(checkin.id, checkin.next_due, nxt, DeliveryState.SKIPPED, "missed", True)
                 )

@@ -64,7 +64,7 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     spool = ctx.options.state_dir / SPOOL_NAME
     clear_spool(spool)
     engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
-    scheduler = Scheduler(ctx.store, engine.submit)
+    scheduler = Scheduler(ctx.store, engine.submit, catching_up=engine.catching_up)
     poke_fleet = asyncio.Event()
 
     def adopt(cfg: config.Config) -> None:

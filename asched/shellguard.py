@@ -22,6 +22,7 @@ __all__ = [
     "foreground_commands",
     "foreground_guard",
     "pane_runs_shell",
+    "pane_starting",
 ]
 
 # Interactive shells: text typed into one of these runs as a command (REFERENCE.md failure 4).
@@ -111,13 +112,31 @@ def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
             parents.add(p.ppid())
     leaves = [p for p in members if p.pid not in parents]
-    out: list[psutil.Process] = []
+    # An interactive shell in the foreground group with a child beside it is still starting (its
+    # rc files run `$(readlink ...)` and the like in its own group) and reads the keyboard next.
+    # A child started from a shell prompt gets a group of its own, and `sh -c '...; agent'`
+    # (not interactive) hands the keyboard to its last command: neither is caught here.
+    starting_shells = [p for p in members if p.pid in parents and _interactive_shell(p)]
+    out: list[psutil.Process] = list(starting_shells)
     for p in leaves:
         inner: list[psutil.Process] = []
         if depth < 3 and _names(p) & WRAPPERS:
             inner = _behind_wrapper(p, depth)
         out.extend(inner or [p])
     return out
+
+
+def _interactive_shell(proc: psutil.Process) -> bool:
+    """A known shell not running a ``-c`` command string (so it will prompt)."""
+    try:
+        if not _names(proc) & DEFAULT_SHELLS:
+            return False
+        args = proc.cmdline()[1:]
+    except psutil.Error:
+        return False
+    return not any(
+        a.startswith("-") and "c" in a.lstrip("-") and not a.startswith("--") for a in args
+    )
 
 
 def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:
@@ -174,3 +193,14 @@ def foreground_guard(
     if names is None:
         names = (os.path.basename(info.current_command).lstrip("-"),)
     return any(n in shells for n in names), names
+
+
+def pane_starting(names: tuple[str, ...]) -> bool:
+    """True when the pane's program is still tmux's own fork that has not exec'd the command.
+
+    For a few milliseconds after ``new-session``/``split-window`` (longer on a loaded machine),
+    the pane's process is a copy of the tmux server ("tmux: server"). Whatever it becomes, maybe
+    a shell, reads what is typed then: nothing may be typed until it has become it.
+    """
+    # The server's title (a nested tmux *client* in a pane is "tmux: client", and stays one).
+    return "tmux: server" in names

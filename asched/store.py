@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, Self
 
 from asched import schema
 from asched.errors import NotFoundError, StoreError, UsageError
-from asched.models import CheckIn, Delivery, DeliveryState, NewCheckIn, from_ms, to_ms
+from asched.models import TEXT_LOST, CheckIn, Delivery, DeliveryState, NewCheckIn, from_ms, to_ms
 from asched.schema import (
     IN_FLIGHT_WHERE,
     SELECT_CHECKINS,
@@ -62,6 +62,9 @@ _NEXT: Final[dict[DeliveryState, frozenset[DeliveryState]]] = {
     DeliveryState.SUBMITTED: frozenset({DeliveryState.VERIFIED, DeliveryState.UNVERIFIED}),
 }
 _ABORT_STATES: Final = frozenset({DeliveryState.FAILED, DeliveryState.SKIPPED})
+# The one way back: typing or typed -> claimed, and only with a TEXT_LOST reason, when the tmux
+# server or the pane's program went away before the Enter and took the text along (delivery.py).
+_BACK_TO_CLAIMED: Final = frozenset({DeliveryState.TYPING, DeliveryState.TYPED})
 _CLAIM_STATES: Final = frozenset({DeliveryState.CLAIMED, *_ABORT_STATES})
 # The upsert's own INSERT with "keep the existing row" instead of "replace it", derived from it
 # so that the two statements can never list different columns.
@@ -548,7 +551,9 @@ class Store:
         """Move a delivery along its state machine and commit, before the caller's next side effect.
 
         Legal: claimed -> typing -> typed -> submitted -> verified | unverified; typing and typed
-        -> unverified; claimed -> claimed (to record a failed attempt before a retry); any non-final
+        -> unverified; claimed -> claimed (to record a failed attempt before a retry); typing and
+        typed -> claimed with a ``TEXT_LOST`` reason only (the server or the pane's program went
+        away, and the text with it); any non-final
         state -> failed | skipped (``reason`` required). Anything else, including any move out of a
         final state, raises ValueError. ``reason`` replaces the row's reason (None clears it);
         ``pane`` is kept once set; ``attempt`` adds one to ``attempts``; reaching a final state
@@ -567,6 +572,8 @@ class Store:
             allowed = _NEXT.get(current, frozenset()) | (
                 frozenset() if current.final else _ABORT_STATES
             )
+            if current in _BACK_TO_CLAIMED and reason in TEXT_LOST:
+                allowed |= {DeliveryState.CLAIMED}
             if state not in allowed:
                 raise ValueError(f"delivery {delivery_id}: illegal transition {current} -> {state}")
             now = self._now_ms()

@@ -55,6 +55,7 @@ from asched.shellguard import (
     foreground_commands,
     foreground_guard,
     pane_runs_shell,
+    pane_starting,
 )
 from asched.systemd import child_env
 from asched.targets import (
@@ -73,6 +74,7 @@ __all__ = [
     "CompletedCall",
     "PaneDead",
     "PaneInfo",
+    "PaneReplaced",
     "ServerMissing",
     "Target",
     "TargetAmbiguous",
@@ -85,6 +87,7 @@ __all__ = [
     "foreground_commands",
     "foreground_guard",
     "pane_runs_shell",
+    "pane_starting",
     "parse_target",
 ]
 
@@ -161,6 +164,13 @@ class PaneDead(TargetMissing):
     """The pane's program has exited and the pane only remains on screen (remain-on-exit)."""
 
     reason = "pane-dead"
+
+
+class PaneReplaced(TargetMissing):
+    """The pane now runs another program than the one that was typed into (a respawned pane, or
+    a pane of a new server that reuses the id): what was typed went away with the old one."""
+
+    reason = "pane-replaced"
 
 
 class TmuxTimeout(TmuxError):
@@ -461,18 +471,25 @@ class TmuxClient:
                     await self._delete_buffer(items[n][2])
         return done
 
-    async def send_enter(self, pane_id: str) -> None:
-        """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead."""
+    async def send_enter(self, pane_id: str, pane_pid: int | None = None) -> None:
+        """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead.
+
+        With ``pane_pid`` (the pane's program when the text was pasted), only while the pane still
+        runs that program: else :class:`PaneReplaced`, and nothing is sent.
+        """
         check_pane_id(pane_id)
         call = await self.run(
-            "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-            f"display-message -p {_DEAD_MARK}",
+            "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid),
+            # Quoted: an unquoted { opens a command block in tmux's parser.
+            f"display-message -p -t {pane_id} '{_DEAD_MARK}-#{{pane_dead}}'",
             f"send-keys -t {pane_id} Enter",
         )  # fmt: skip
         if call.rc != 0:
             _raise_for(pane_id, "send-keys", call)
-        if _DEAD_MARK in call.out:
+        if f"{_DEAD_MARK}-1" in call.out:
             raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+        if f"{_DEAD_MARK}-0" in call.out:
+            raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
 
     async def cancel_mode(self, pane_id: str) -> None:
         """Leave every mode the pane is in (copy, view, clock, tree); a no-op when in none.
@@ -518,24 +535,28 @@ class TmuxClient:
         row = int(y)
         return rows[row].rstrip(" ") if row < len(rows) else ""
 
-    async def send_enter_many(self, pane_ids: Sequence[str]) -> list[str]:
-        """Press Enter in several panes with few client calls; ``"entered"``, ``"dead"`` or
-        ``"missing"`` for each, in order (guarded like :meth:`send_enter`)."""
+    async def send_enter_many(
+        self, pane_ids: Sequence[str], pane_pids: Sequence[int | None] | None = None
+    ) -> list[str]:
+        """Press Enter in several panes with few client calls; ``"entered"``, ``"dead"``,
+        ``"replaced"`` or ``"missing"`` for each, in order (guarded like :meth:`send_enter`)."""
         tag = secrets.token_hex(4)
+        pids = list(pane_pids) if pane_pids is not None else [None] * len(pane_ids)
         groups = []
-        for n, pane_id in enumerate(pane_ids):
+        for n, (pane_id, pid) in enumerate(zip(pane_ids, pids, strict=True)):
             check_pane_id(pane_id)
             groups.append([
-                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-                f"display-message -p {tag}-dead-{n}",
+                "if-shell", "-F", "-t", pane_id, _not_ours(pid),
+                f"display-message -p -t {pane_id} '{tag}-gone#{{pane_dead}}-{n}'",
                 f"send-keys -t {pane_id} Enter ; display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
+        outcome = {f"{tag}-ok": "entered", f"{tag}-gone1": "dead", f"{tag}-gone0": "replaced"}
         done: dict[int, str] = {}
         for call in await self._run_chunked(groups):
             for line in call.out.split():
                 head, _, index = line.rpartition("-")
-                if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
-                    done[int(index)] = "entered" if head.endswith("ok") else "dead"
+                if head in outcome and index.isdigit():
+                    done[int(index)] = outcome[head]
         return [done.get(n, "missing") for n in range(len(pane_ids))]
 
     async def cursor_lines(self, pane_ids: Sequence[str]) -> list[str | None]:
@@ -580,6 +601,13 @@ class TmuxClient:
         # deleted, and neither may hide the original error.
         with contextlib.suppress(TmuxError):
             await self.run("delete-buffer", "-b", buffer_name, timeout_s=min(self.timeout_s, 1.0))
+
+
+def _not_ours(pane_pid: int | None) -> str:
+    """An if-shell -F condition, true when the pane is dead or runs another program."""
+    if pane_pid is None:
+        return "#{pane_dead}"
+    return f"#{{||:#{{pane_dead}},#{{!=:#{{pane_pid}},{int(pane_pid)}}}}}"
 
 
 def _server_missing(err: str) -> bool:

@@ -13,6 +13,19 @@ from tests.cliharness import run, state, wakes  # noqa: F401 - fixtures for the 
 from tests.harness import Spawner, spawner_fixture
 from tests.tmuxsrv import Server
 
+CHAOS = Path(__file__).resolve().parent / "chaos"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The chaos suite (minutes of kills and floods) runs only when named: `pytest tests/chaos`."""
+    if collection_path != CHAOS:
+        return None
+    for arg in config.args:
+        named = Path(arg.split("::")[0]).resolve()
+        if named == CHAOS or CHAOS in named.parents:
+            return None
+    return True
+
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:

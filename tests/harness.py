@@ -226,3 +226,27 @@ def spawner_fixture(tmp: Path, loop: str) -> Iterator[Spawner]:
         yield s
     finally:
         s.cleanup()
+
+
+def argv_variants(tmp: Path, state: Path) -> list[tuple[list[str], dict[str, str], Path]]:
+    """(argv, env, cwd): the spellings and launch contexts a user or a unit might use."""
+    console = Path(sys.executable).with_name("asched")
+    rel_cwd = state.parent
+    variants: list[tuple[list[str], dict[str, str], Path]] = [
+        ([PYTHON, "-m", "asched", "--daemon", "--state-dir", str(state)], {}, tmp),
+        ([PYTHON, "-m", "asched", "daemon", f"--state-dir={state}"], {}, Path("/")),
+        ([PYTHON, "-m", "asched", "--daemon"], {"ASCHED_STATE_DIR": str(state)}, tmp),
+        (
+            [PYTHON, "-m", "asched", "daemon", "--state-dir", state.name],
+            {"INVOCATION_ID": "1" * 32, "JOURNAL_STREAM": "8:12345"},
+            rel_cwd,
+        ),
+        (
+            [PYTHON, "-m", "asched", "--daemon"],
+            {"STATE_DIRECTORY": str(state), "INVOCATION_ID": "2" * 32},
+            Path("/"),
+        ),
+    ]
+    if console.exists():
+        variants.append(([str(console), "daemon", "--state-dir", str(state)], {}, tmp))
+    return variants

@@ -195,6 +195,29 @@ async def test_shell_panes_get_nothing(store: AsyncStore, server: Server, shell:
     assert "SCHEDULED" not in server.tmux("capture-pane", "-p", "-t", "=s:0")
 
 
+async def test_panes_just_started_are_looked_at_once_their_program_runs(
+    store: AsyncStore, server: Server
+) -> None:
+    # Right after new-session the pane's process is tmux's own fork ("tmux: server") until it
+    # execs bash: the guard must wait for bash, not type because "tmux" is no shell.
+    from asched.shellguard import pane_starting
+
+    assert pane_starting(("tmux", "tmux: server")) and not pane_starting(("tmux: client",))
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    engine = engine_for(store, server)
+    rows = []
+    for i in range(10):
+        server.new_session(f"b{i}", "bash")
+        rows.append(await enqueue(store, engine, f"b{i}:0", f"SCHEDULED CHECK-IN {i}"))
+    async with asyncio.timeout(30):
+        await engine.wait_idle()
+    for i, d in enumerate(rows):
+        row = await final(store, d.id)
+        assert (row.state, row.reason) == (DeliveryState.SKIPPED, "shell"), i
+        assert "SCHEDULED" not in server.tmux("capture-pane", "-p", "-t", f"=b{i}:0")
+
+
 async def test_copy_mode_wait_policy(store: AsyncStore, server: Server) -> None:
     out = server.root / "cm"
     server.new_session("cm", f"cat > {out}")
@@ -400,6 +423,83 @@ async def test_recovery_leaves_a_live_send_alone_and_honours_catch_up_once(
     assert (await final(store, late_row.id)).state is DeliveryState.VERIFIED
     await wait_for(lambda: out.read_text() == "caught up\n", "the caught-up one")
     assert sending.origin == "send"
+
+
+@pytest.mark.parametrize("policy", ["skip", "once"])
+async def test_held_up_past_its_grace_follows_the_catch_up_policy(
+    store: AsyncStore, server: Server, policy: str
+) -> None:
+    from asched.models import CatchUp
+
+    out = server.root / "held"
+    server.new_session("h", f"cat > {out}")
+    engine = engine_for(store, server)
+    # Handed over on time, but only now reaching the pane (as after a SIGSTOP): 5 s late.
+    due = datetime.now(UTC) - timedelta(seconds=5)
+    new = NewCheckIn(
+        target="h:0",
+        message="held up",
+        rule=Once(due),
+        next_due=due,
+        grace_s=1.0,
+        catch_up=CatchUp(policy),
+    )
+    checkin, row = await store.add_claimed(new, due)
+    assert not engine.catching_up(checkin.id, due + timedelta(seconds=2))
+    engine.submit(checkin, row)
+    assert engine.catching_up(checkin.id, due + timedelta(seconds=2))  # not typed yet
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    done = await final(store, row.id)
+    if policy == "skip":
+        assert (done.state, done.reason) == (DeliveryState.SKIPPED, "missed")
+        assert not out.exists() or out.read_text() == ""
+        assert not engine.catching_up(checkin.id, due + timedelta(seconds=2))
+    else:
+        assert done.state is DeliveryState.VERIFIED
+        await wait_for(lambda: out.read_text() == "held up\n", "the late one")
+        # It typed after an occurrence due 2 s after it: that one needs no catch-up of its own;
+        # an occurrence due after it was typed does.
+        assert engine.catching_up(checkin.id, due + timedelta(seconds=2))
+        assert not engine.catching_up(checkin.id, datetime.now(UTC) + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("loss", ["server-lost", "pane-replaced"])
+async def test_text_lost_before_its_enter_is_typed_again(
+    store: AsyncStore, server: Server, loss: str
+) -> None:
+    import os
+    import signal
+
+    first = server.root / "first"
+    second = server.root / "second"
+    server.new_session("s", f"cat > {first}")
+    # A long settle: the text is lost between the paste and the Enter.
+    settings = DeliverySettings(settle_s=1.0, verify_delay_s=0.05, min_gap_s=0.0, retry_base_s=0.1)
+    engine = engine_for(store, server, settings)
+    d = await enqueue(store, engine, "s:0", "survives", grace_s=30)
+
+    async def typed() -> bool:
+        return (await final(store, d.id)).state is DeliveryState.TYPED
+
+    async with asyncio.timeout(10):
+        while not await typed():
+            await asyncio.sleep(0.01)
+    if loss == "server-lost":
+        # A new server on the same socket reuses the pane id %0: the Enter must not go there.
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        server.pid = None
+        await asyncio.sleep(0.3)
+        server.new_session("s", f"cat > {second}")
+    else:
+        server.tmux("respawn-pane", "-k", "-t", "s:0", f"cat > {second}")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.attempts) == (DeliveryState.VERIFIED, 1)
+    assert second.read_text() == "survives\n"
+    assert not first.exists() or first.read_text() == ""
 
 
 async def test_a_row_claimed_elsewhere_is_not_typed_or_touched(

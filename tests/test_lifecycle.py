@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from asched.lock import LOCK_NAME, is_held, read_holder
-from tests.harness import PYTHON, DaemonProc, Spawner, wait_until
+from tests.harness import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
 
 SHORT_LOCK_S = 0.3
 
@@ -231,35 +230,11 @@ def test_status_never_disturbs_the_holder(spawner: Spawner, short_tmp: Path) -> 
     assert b"not running" in out.stdout
 
 
-def _argv_variants(tmp: Path, state: Path) -> list[tuple[list[str], dict[str, str], Path]]:
-    """(argv, env, cwd): the spellings and launch contexts a user or a unit might use."""
-    console = Path(sys.executable).with_name("asched")
-    rel_cwd = state.parent
-    variants: list[tuple[list[str], dict[str, str], Path]] = [
-        ([PYTHON, "-m", "asched", "--daemon", "--state-dir", str(state)], {}, tmp),
-        ([PYTHON, "-m", "asched", "daemon", f"--state-dir={state}"], {}, Path("/")),
-        ([PYTHON, "-m", "asched", "--daemon"], {"ASCHED_STATE_DIR": str(state)}, tmp),
-        (
-            [PYTHON, "-m", "asched", "daemon", "--state-dir", state.name],
-            {"INVOCATION_ID": "1" * 32, "JOURNAL_STREAM": "8:12345"},
-            rel_cwd,
-        ),
-        (
-            [PYTHON, "-m", "asched", "--daemon"],
-            {"STATE_DIRECTORY": str(state), "INVOCATION_ID": "2" * 32},
-            Path("/"),
-        ),
-    ]
-    if console.exists():
-        variants.append(([str(console), "daemon", "--state-dir", str(state)], {}, tmp))
-    return variants
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_fifty_rounds_of_four_simultaneous_starts(spawner: Spawner, short_tmp: Path) -> None:
     state = short_tmp / "state"
-    variants = _argv_variants(short_tmp, state)
+    variants = argv_variants(short_tmp, state)
     winners: list[int] = []
     for rnd in range(50):
         procs = []

@@ -22,6 +22,7 @@ from asched import schema
 from asched.async_store import AsyncStore
 from asched.errors import NotFoundError, StoreError, UsageError
 from asched.models import (
+    SERVER_LOST,
     CatchUp,
     CheckIn,
     Cron,
@@ -691,6 +692,22 @@ async def test_failed_or_skipped_from_any_live_state(
     assert d.finished_at is not None
     with pytest.raises(ValueError, match="illegal"):
         await store.transition(d.id, S.FAILED, reason="again")
+
+
+@pytest.mark.parametrize("path", [[S.TYPING], [S.TYPING, S.TYPED]])
+async def test_back_to_claimed_only_when_the_server_was_lost(
+    store: Any, path: list[DeliveryState]
+) -> None:
+    c = await store.add_checkin(new())
+    d = await store.claim(c.id, T0, None)
+    for state in path:
+        d = await store.transition(d.id, state)
+    with pytest.raises(ValueError, match="illegal transition"):
+        await store.transition(d.id, S.CLAIMED, reason="timeout", attempt=True)
+    d = await store.transition(d.id, S.CLAIMED, reason=SERVER_LOST, attempt=True)
+    assert (d.state, d.reason, d.attempts) == (S.CLAIMED, SERVER_LOST, 1)
+    # Claimed again, it may be typed again (and only from there).
+    assert (await store.transition(d.id, S.TYPING)).state == S.TYPING
 
 
 async def test_typing_or_typed_may_end_unverified(store: Any) -> None:

@@ -27,6 +27,7 @@ from asched.tmux import (
     MAX_BODY_BYTES,
     PaneDead,
     PaneInfo,
+    PaneReplaced,
     ServerMissing,
     Target,
     TargetAmbiguous,
@@ -779,3 +780,32 @@ async def test_enter_and_look_in_many_panes_at_once(server: Server, client: Tmux
             lambda out=out, n=n: asyncio.sleep(0, out.read_text() == f"line {n}\n"), "Enter"
         )
     assert await client.cursor_lines(panes) == [""] * 40
+
+
+async def test_enter_only_reaches_the_program_that_was_typed_into(
+    server: Server, client: TmuxClient
+) -> None:
+    out = server.root / "respawned"
+    pane = server.new_session("rp", f"cat >> {out}")
+    first = (await client.resolve(Target(pane_id=pane))).pane_pid
+    await client.paste(pane, "typed into the first cat", "asched-rp")
+    # The pane gets a new program (respawn-pane -k): the typed line went with the old one.
+    server.tmux("respawn-pane", "-k", "-t", pane, f"cat >> {out}")
+
+    async def respawned() -> bool:
+        return (await client.resolve(Target(pane_id=pane))).pane_pid != first
+
+    await until(respawned, "respawn")
+    with pytest.raises(PaneReplaced) as e:
+        await client.send_enter(pane, first)
+    assert e.value.reason == "pane-replaced"
+    other = server.new_session("rp2", "cat")
+    other_pid = (await client.resolve(Target(pane_id=other))).pane_pid
+    assert await client.send_enter_many([pane, other], [first, other_pid]) == [
+        "replaced",
+        "entered",
+    ]
+    assert not out.exists() or out.read_text() == ""  # no Enter ever reached the new cat
+    now = (await client.resolve(Target(pane_id=pane))).pane_pid
+    await client.send_enter(pane, now)
+    await until(lambda: asyncio.sleep(0, out.exists() and out.read_text() == "\n"), "Enter")

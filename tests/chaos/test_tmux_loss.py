@@ -1,0 +1,104 @@
+"""Chaos: the tmux server SIGKILLed in the middle of deliveries, then started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+from asched.control import send as control_send
+from asched.models import DeliveryState, NewCheckIn, Once
+from asched.paths import DB_NAME
+from asched.store import Store
+from tests.chaos.conftest import tracebacks
+from tests.chaos.ledger import all_final, reconcile, seen_lines
+from tests.chaos.receivers import open_receivers
+from tests.harness import Spawner, wait_until
+from tests.tmuxsrv import Server
+
+ROUNDS = 5
+PANES = 5
+PER_ROUND = 30  # due every 100 ms: the server dies about a third of the way through
+OUTAGE_S = 1.5
+
+
+def _sigkill_server(server: Server) -> None:
+    """Kill the tmux server by pid (no goodbye to its clients), and wait until it is gone."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGKILL)
+    assert wait_until(lambda: not psutil.pid_exists(server.pid or 0), timeout=5) or (
+        psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+    )
+    server.pid = None
+
+
+@pytest.mark.timeout(600)
+def test_tmux_server_killed_mid_delivery_and_restarted(
+    uv_spawner: Spawner, short_tmp: Path, server: Server, chaos_report: Callable[..., object]
+) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    files = open_receivers(server, PANES)
+    targets = list(files)
+    d = uv_spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
+    d.notify.wait_for("READY", "1", timeout=15)
+    recover_ms: list[float] = []
+    for rnd in range(ROUNDS):
+        start = datetime.now(UTC) + timedelta(seconds=0.5)
+        with Store.open(state / DB_NAME) as store:
+            store.add_many(
+                NewCheckIn(
+                    target=targets[i % PANES],
+                    message=f"tmux-{rnd}-{i:02d}",
+                    rule=Once(due := start + timedelta(milliseconds=100 * i)),
+                    next_due=due,
+                    grace_s=60.0,  # long enough to outlast the outage: retried, not failed
+                )
+                for i in range(PER_ROUND)
+            )
+        control_send(state, "wake")
+        time.sleep(0.5 + 0.1 * PER_ROUND / 3)
+        _sigkill_server(server)
+        time.sleep(OUTAGE_S)
+        restarted = time.monotonic()
+        open_receivers(server, PANES)
+        before = sum(len(v) for v in seen_lines(files).values())
+        # The daemon finds the new server by itself (same socket): the next line lands soon.
+        if wait_until(
+            lambda b=before: sum(len(v) for v in seen_lines(files).values()) > b, timeout=20
+        ):
+            recover_ms.append((time.monotonic() - restarted) * 1000)
+        assert d.proc.poll() is None, "the daemon died with the tmux server"
+    total = ROUNDS * PER_ROUND
+    settled = wait_until(lambda: all_final(state, total), timeout=180, step=0.25)
+    assert d.proc.poll() is None
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=15) == 0
+    ledger = reconcile(state, files)
+    tb = tracebacks(uv_spawner)
+    recover_ms.sort()
+    with Store.open(state / DB_NAME) as store:
+        reasons = sorted({f"{r.state}:{r.reason}" for r in store.history(limit=1000) if r.reason})
+    chaos_report(
+        "tmux server SIGKILLed mid-delivery",
+        ROUNDS,
+        duplicates=ledger.duplicates,
+        lost=ledger.lost + ledger.misreported + len(ledger.garbled),
+        tracebacks=tb,
+        checkins=total,
+        delivered=ledger.delivered,
+        interrupted=ledger.interrupted,
+        daemon_restarts=0,
+        first_line_after_restart_ms=round(recover_ms[len(recover_ms) // 2]) if recover_ms else None,
+        reasons=reasons,
+    )
+    assert len(recover_ms) == ROUNDS, "the daemon did not deliver after a tmux restart"
+    assert settled, ledger.states
+    assert ledger.bad == 0 and tb == 0, ledger
+    assert ledger.states.get(str(DeliveryState.FAILED), 0) == 0, ledger
