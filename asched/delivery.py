@@ -31,9 +31,10 @@ from typing import Any, Protocol
 
 from asched.logs import body_preview, get_logger
 from asched.models import PANE_REPLACED, SERVER_LOST, CatchUp, CheckIn, Delivery, DeliveryState
-from asched.paste import NotOurs, Paste, Typist
+from asched.paste import NotOurs, Typist
 from asched.tmux import (
     DEFAULT_SHELLS,
+    BufferMissing,
     PaneInfo,
     PaneReplaced,
     ServerMissing,
@@ -190,6 +191,7 @@ class DeliveryEngine:
         self._untyped_ids: dict[int, int] = {}
         self._untyped: Counter[int] = Counter()
         self._typed_late: dict[int, float] = {}  # check-in id -> when one typed past its grace
+        self._staged_at_start: set[str] = set()  # buffers of typing rows left by the last run
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
@@ -385,29 +387,50 @@ class DeliveryEngine:
                 return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
             if self._busy_for(pane, checkin.idle_s):
                 return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
-        # Preflight done (the scheduler hands occurrences over a little early): type on time.
-        await self._sleep_or_defer(fire_at - self._wall().timestamp())
-        # Held up past the grace window (a stopped process, a long queue, copy mode, waiting for
-        # quiet): a check-in that skips missed occurrences must not arrive this late.
-        now = self._wall().timestamp()
-        if now > deadline:
-            if checkin.catch_up is CatchUp.SKIP:
-                return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
-            self._typed_late[checkin.id] = now
-        self._release_untyped(delivery.id)
         text = self.settings.prefix + checkin.message
-        # The point of no return: from here on the body may be in the pane, so it is never typed
-        # again; the batcher commits "typing" before the first byte goes out.
+        paste = self._typist.prepare(delivery.id, pane.pane_id, text)
+        # Staged before "typing" is committed: after a crash, a typing row whose buffer is still
+        # loaded was never pasted (see paste.Typist), so it can be pasted then, exactly once.
         try:
-            await self._typist.paste(Paste(delivery.id, pane.pane_id, text))
-        except TargetMissing as exc:
-            # tmux refused before pasting (pane gone or dead): nothing reached the pane.
-            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-        except ServerMissing:
-            raise _TextLost(SERVER_LOST) from None
+            await self._typist.stage(paste)
+        except ServerMissing as exc:
+            raise _Retry(exc.reason) from None
         except TmuxError as exc:
-            # A timeout or a failed paste: whether bytes reached the pane is unknown.
-            return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
+            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+        pasting = False
+        try:
+            # Preflight done (the scheduler hands occurrences over a little early): type on time.
+            await self._sleep_or_defer(fire_at - self._wall().timestamp())
+            # Held up past the grace window (a stopped process, a long queue, copy mode, waiting
+            # for quiet): a check-in that skips missed occurrences must not arrive this late.
+            now = self._wall().timestamp()
+            if now > deadline:
+                if checkin.catch_up is CatchUp.SKIP:
+                    return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
+                self._typed_late[checkin.id] = now
+            self._release_untyped(delivery.id)
+            # The point of no return: from here on the body may be in the pane, so it is never
+            # typed again; the batcher commits "typing" before the paste.
+            pasting = True
+            try:
+                await self._typist.paste(paste)
+            except BufferMissing:
+                # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
+                raise _TextLost(SERVER_LOST) from None
+            except TargetMissing as exc:
+                # tmux refused before pasting (pane gone or dead): nothing reached the pane.
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            except ServerMissing:
+                raise _TextLost(SERVER_LOST) from None
+            except TmuxError as exc:
+                # A timeout: whether the paste was made is unknown.
+                await self._typist.unstage(paste)
+                return await self._finish(
+                    delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}"
+                )
+        finally:
+            if not pasting:
+                await self._typist.unstage(paste)
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
@@ -530,11 +553,20 @@ class DeliveryEngine:
         """Resolve the journal rows a previous run left in flight; returns how many there were.
 
         ``claimed`` rows never reached a pane: they are delivered (or skipped when past grace).
-        Rows that reached ``typing`` or later are settled by looking at the pane, never by typing
-        the body again: text still on the input line gets its Enter; anything else is
-        ``unverified``. At most one copy of an occurrence ever reaches a pane.
+        A ``typing`` row whose staged buffer is still loaded was never pasted: it is pasted now
+        (``paste-buffer -d``, so at most once). Other rows that reached ``typing`` or later are
+        settled by looking at the pane, never by typing the body again: text still on the input
+        line gets its Enter; anything else is ``unverified``. At most one copy of an occurrence
+        ever reaches a pane. Buffers of ours that belong to no row in flight are deleted.
         """
         rows = await self.store.in_flight()
+        try:
+            staged = await self._typist.staged()
+        except TmuxError:
+            staged = set()
+        live = {self._typist.buffer(row.id) for row in rows}
+        await self.tmux.delete_buffers(sorted(staged - live))
+        self._staged_at_start = staged & live
         for row in rows:
             checkin = await self.store.get_checkin(row.checkin_id)
             log.info("delivery.recovering", delivery_id=row.id, state=str(row.state))
@@ -570,6 +602,14 @@ class DeliveryEngine:
     async def _settle_locked(self, checkin: CheckIn, row: Delivery) -> None:
         text = self.settings.prefix + checkin.message
         pane = row.pane
+        buffer = self._typist.buffer(row.id)
+        if (
+            row.state is DeliveryState.TYPING
+            and pane is not None
+            and buffer in self._staged_at_start
+        ):
+            await self._paste_staged(checkin, row, pane, text, buffer)
+            return
         try:
             on_line = pane is not None and await self.text_on_input_line(pane, text)
         except TmuxError:
@@ -590,6 +630,38 @@ class DeliveryEngine:
             await self.submit_and_verify(row.id, pane, text)
         except _TextLost as lost:
             # Seen on the line a moment ago, gone with its server now: deliver it afresh.
+            again = await self.store.transition(
+                row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
+            )
+            self.submit(checkin, again)
+
+    async def _paste_staged(
+        self, checkin: CheckIn, row: Delivery, pane: str, text: str, buffer: str
+    ) -> None:
+        # "typing" was committed and the paste never made (its buffer is still loaded).
+        log.info("delivery.resuming", delivery_id=row.id, pane=pane)
+        try:
+            await self.tmux.paste_buffer(pane, buffer)
+        except (BufferMissing, ServerMissing):
+            # Gone since we looked: the server went away, with the pane. Claim it again.
+            again = await self.store.transition(
+                row.id, DeliveryState.CLAIMED, reason=SERVER_LOST, attempt=True
+            )
+            self.submit(checkin, again)
+            return
+        except TargetMissing as exc:
+            await self._finish(row.id, DeliveryState.FAILED, exc.reason)
+            return
+        except TmuxError as exc:
+            await self._typist.unstage(self._typist.prepare(row.id, pane, text))
+            await self._finish(row.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
+            return
+        self._note_typed(pane)
+        await self.store.transition(row.id, DeliveryState.TYPED)
+        await asyncio.sleep(self.settings.settle_s)
+        try:
+            await self.submit_and_verify(row.id, pane, text)
+        except _TextLost as lost:
             again = await self.store.transition(
                 row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
             )

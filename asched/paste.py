@@ -6,13 +6,15 @@ milliseconds and starves everything else on the machine. :class:`TickBatcher` ga
 made in one turn of the event loop and runs them as one batch; a lone call keeps the plain path.
 
 Whatever the batch, each delivery's ``typing`` row is committed before its first byte can reach
-a pane, and a paste that tmux did not perform is reported as not pasted, never guessed.
+a pane, and a paste that tmux did not perform is reported as not pasted, never guessed. Bodies
+are staged in named tmux buffers before that commit (see :class:`Typist`), so that a restarted
+daemon can tell a paste that happened from one that did not.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,6 @@ from asched.tmux import PaneDead, PaneReplaced, TargetMissing, TmuxClient, check
 
 Q = TypeVar("Q")
 R = TypeVar("R")
-
-_RUN = secrets.token_hex(3)
 
 
 class TickBatcher(Generic[Q, R]):
@@ -78,46 +78,89 @@ class NotOurs(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Paste:
-    """One body for one pane, for one delivery."""
+    """One body for one pane, for one delivery, through the tmux buffer ``buffer``."""
 
     delivery_id: int
     pane_id: str
     text: str
+    buffer: str
 
-    @property
-    def buffer(self) -> str:
-        """A tmux buffer name unique per delivery and per daemon (state dirs may share tmux)."""
-        return f"as{_RUN}-{self.delivery_id}"
+
+def buffer_prefix(spool: Path) -> str:
+    """The buffer-name prefix of one state directory: daemons of several state directories may
+    share a tmux server, and a restarted daemon must find its predecessor's buffers."""
+    digest = hashlib.sha256(str(spool.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"as{digest[:8]}"
 
 
 class Typist:
-    """Pastes, Enters and looks at panes, batched per loop turn."""
+    """Stages, pastes, Enters and looks at panes, batched per loop turn.
+
+    A body is *staged* (loaded into a tmux buffer named after its delivery) before the journal
+    says ``typing``, and *pasted* (``paste-buffer -d``, which deletes the buffer) after. So after
+    a crash, a ``typing`` row whose buffer is still loaded was never pasted and can be pasted now,
+    and one whose buffer is gone was: exactly once, whenever the daemon died.
+    """
 
     def __init__(self, store: TypingJournal, tmux: TmuxClient, spool: Path) -> None:
         self.store = store
         self.tmux = tmux
         self.spool = spool
+        self.prefix = buffer_prefix(spool)
+        self.stage = TickBatcher[Paste, None](self._stage_batch).submit
         self.paste = TickBatcher[Paste, None](self._paste_batch).submit
         # (pane id, the pid of its program when the text was pasted, or None when not known)
         self.enter = TickBatcher[tuple[str, int | None], None](self._enter_batch).submit
         self.cursor_line = TickBatcher[str, str](self._look_batch).submit
 
-    async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
+    def prepare(self, delivery_id: int, pane_id: str, text: str) -> Paste:
+        """The paste of ``text`` for this delivery (its buffer name is derived from its id)."""
+        return Paste(delivery_id, pane_id, text, self.buffer(delivery_id))
+
+    def buffer(self, delivery_id: int) -> str:
+        """The tmux buffer a delivery's body is staged in."""
+        return f"{self.prefix}-{delivery_id}"
+
+    def delivery_of(self, buffer: str) -> int | None:
+        """The delivery id a buffer of ours was staged for, else None."""
+        head, _, tail = buffer.rpartition("-")
+        return int(tail) if head == self.prefix and tail.isdigit() else None
+
+    async def unstage(self, paste: Paste) -> None:
+        """Drop a staged body that will not be pasted (best-effort)."""
+        await self.tmux.delete_buffers([paste.buffer])
+
+    async def staged(self) -> set[str]:
+        """The buffers of ours the tmux server holds (none when it is not running)."""
+        return await self.tmux.buffer_names(self.prefix + "-")
+
+    async def _stage_batch(self, batch: list[Paste]) -> list[BaseException | None]:
         results: dict[int, BaseException | None] = {}
         for n, p in enumerate(batch):
             try:
-                check_body(p.text)  # a bad body fails alone, before anything is journaled
+                check_body(p.text)  # a bad body fails alone
             except UsageError as exc:
                 results[n] = exc
-        ready = [n for n in range(len(batch)) if n not in results]
+        todo = [n for n in range(len(batch)) if n not in results]
+        if todo:
+            try:
+                await self.tmux.load_buffers(
+                    [(batch[n].buffer, batch[n].text) for n in todo], self.spool
+                )
+            except Exception as exc:
+                results.update((n, exc) for n in todo)
+        return [results.get(n) for n in range(len(batch))]
+
+    async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
+        results: dict[int, BaseException | None] = {}
         # Raises (for every item) when "typing" cannot be journaled: then nothing is typed.
-        refused = set(
-            await self.store.mark_typing([(batch[n].delivery_id, batch[n].pane_id) for n in ready])
-        )
-        for n in ready:
-            if batch[n].delivery_id in refused:
-                results[n] = NotOurs(f"delivery {batch[n].delivery_id} is not claimed")
-        todo = [n for n in ready if n not in results]
+        refused = set(await self.store.mark_typing([(p.delivery_id, p.pane_id) for p in batch]))
+        for n, p in enumerate(batch):
+            if p.delivery_id in refused:
+                results[n] = NotOurs(f"delivery {p.delivery_id} is not claimed")
+        if refused:
+            await self.tmux.delete_buffers([p.buffer for p in batch if p.delivery_id in refused])
+        todo = [n for n in range(len(batch)) if n not in results]
         if len(todo) == 1:
             results[todo[0]] = await self._single(batch[todo[0]])
         elif todo:
@@ -127,9 +170,7 @@ class Typist:
         return [results[n] for n in range(len(batch))]
 
     async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
-        outcomes = await self.tmux.paste_many(
-            [(p.pane_id, p.text, p.buffer) for p in batch], self.spool
-        )
+        outcomes = await self.tmux.paste_buffers([(p.pane_id, p.buffer) for p in batch])
         results: list[BaseException | None] = []
         for p, outcome in zip(batch, outcomes, strict=True):
             if outcome == "pasted":
@@ -137,13 +178,13 @@ class Typist:
             elif outcome == "dead":
                 results.append(PaneDead(f"{p.pane_id}: the pane is dead"))
             else:
-                # tmux never pasted it: a plain paste is safe, and its error says why.
+                # tmux never pasted it (its buffer is still loaded): a single paste says why.
                 results.append(await self._single(p))
         return results
 
     async def _single(self, p: Paste) -> BaseException | None:
         try:
-            await self.tmux.paste(p.pane_id, p.text, p.buffer)
+            await self.tmux.paste_buffer(p.pane_id, p.buffer)
         except Exception as exc:
             return exc
         return None

@@ -43,7 +43,7 @@ import re
 import secrets
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_SHELLS",
     "MAX_BODY_BYTES",
     "WRAPPERS",
+    "BufferMissing",
     "CompletedCall",
     "PaneDead",
     "PaneInfo",
@@ -171,6 +172,12 @@ class PaneReplaced(TargetMissing):
     a pane of a new server that reuses the id): what was typed went away with the old one."""
 
     reason = "pane-replaced"
+
+
+class BufferMissing(TmuxError):
+    """The named buffer is not loaded (pasted already, or lost with a server): nothing pasted."""
+
+    reason = "buffer-missing"
 
 
 class TmuxTimeout(TmuxError):
@@ -363,113 +370,144 @@ class TmuxClient:
     # -- actions ----------------------------------------------------------------------------
 
     async def paste(self, pane_id: str, text: str, buffer_name: str) -> None:
-        """Paste ``text`` into the pane through a named buffer, byte for byte; no Enter.
-
-        One client call: ``load-buffer -b NAME -`` (the body on stdin, never parsed) chained with
-        ``paste-buffer -p -d -b NAME -t %N`` (bracketed when the program asked for it; the buffer
-        is deleted after pasting), guarded by ``#{pane_dead}`` (a paste into a dead pane crashes
-        tmux 3.3a). If anything fails, the buffer is deleted best-effort so that buffers never
-        pile up. ``buffer_name`` must be unique per delivery. Raises :class:`PaneDead`,
-        :class:`TargetMissing`, :class:`UsageError` (see :func:`check_body`).
-        """
+        """Paste ``text`` into the pane, byte for byte, no Enter: :meth:`load_buffers`, then
+        :meth:`paste_buffer`. The delivery engine makes the two calls itself, with its journal
+        commit between them (see paste.py)."""
         check_pane_id(pane_id)
-        if not _BUFFER_NAME.fullmatch(buffer_name):
-            raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
-        body = check_body(text)
-        try:
-            # The if-shell branches are command strings parsed by tmux: safe, because the pane id
-            # and the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above.
-            call = await self.run(
-                "load-buffer", "-b", buffer_name, "-",
-                ";",
-                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-                f"delete-buffer -b {buffer_name} ; display-message -p {_DEAD_MARK}",
-                f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
-                input=body,
-            )  # fmt: skip
-        except TmuxTimeout:
-            await self._delete_buffer(buffer_name)
-            raise
-        if call.rc != 0:
-            await self._delete_buffer(buffer_name)
-            _raise_for(pane_id, "paste", call)
-        if _DEAD_MARK in call.out:
-            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+        await self.load_buffers([(buffer_name, text)])
+        await self.paste_buffer(pane_id, buffer_name)
 
-    async def paste_many(self, items: Sequence[tuple[str, str, str]], spool: Path) -> list[str]:
-        """Paste several ``(pane_id, text, buffer_name)`` with few client calls; an outcome each.
+    async def load_buffers(
+        self, items: Sequence[tuple[str, str]], spool: Path | None = None
+    ) -> None:
+        """Load each ``(buffer_name, text)`` into a named tmux buffer; nothing reaches a pane.
 
-        For a burst (100 check-ins due at one instant), a few clients instead of 100: stdin can
-        feed only one buffer, so each body goes through a private file in ``spool`` (a 0700
-        directory of ours) that ``load-buffer -b NAME PATH`` reads without parsing it. A client's
-        command line is limited (tmux sends it in one 16 KiB message), so items go in chunks,
-        one client each, in parallel. Each paste is guarded like :meth:`paste` and followed by a
-        marker, so that whatever tmux does after a failing command (a missing pane), the markers
-        say exactly which pastes happened.
-
-        Outcomes, in order: ``"pasted"``, ``"dead"`` (nothing pasted) or ``"not-pasted"`` (its
-        guard or load failed, or tmux stopped before it: nothing of it was pasted, and a single
-        :meth:`paste` tells why). A timeout raises :class:`TmuxTimeout`: then whether
-        anything was pasted is unknown.
+        One item: ``load-buffer -b NAME -`` with the body on stdin, never parsed. Several (a
+        burst): stdin feeds only one buffer, so each body goes through a private file in
+        ``spool`` (a 0700 directory of ours) that ``load-buffer -b NAME PATH`` reads, in as few
+        clients as the command-line limit allows. On failure every buffer of the call is deleted
+        best-effort and the error raised: :class:`UsageError` (a bad name or body, before any
+        call), :class:`ServerMissing`, :class:`TmuxTimeout` or :class:`TmuxError`.
         """
-        chunks: list[list[tuple[int, list[str]]]] = [[]]
-        size = 0
-        tag = secrets.token_hex(4)
-        for n, (pane_id, _text, buffer_name) in enumerate(items):
-            check_pane_id(pane_id)
-            if not _BUFFER_NAME.fullmatch(buffer_name):
-                raise UsageError(f"bad tmux buffer name {buffer_name!r}")
-            # Branch strings are parsed by tmux: they hold only checked ids and names.
-            args = [
-                "load-buffer", "-b", buffer_name, str(spool / buffer_name),
-                ";",
-                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-                f"delete-buffer -b {buffer_name} ; display-message -p {tag}-dead-{n}",
-                f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
-                f"display-message -p {tag}-ok-{n}",
-            ]  # fmt: skip
-            cost = sum(len(a) + 1 for a in args) + 2
-            if chunks[-1] and size + cost > _ARGV_BUDGET:
-                chunks.append([])
-                size = 0
-            chunks[-1].append((n, args))
-            size += cost
+        bodies = []
+        for name, text in items:
+            if not _BUFFER_NAME.fullmatch(name):
+                raise UsageError(f"bad tmux buffer name {name!r}: use [A-Za-z0-9_.-], 1-64")
+            bodies.append(check_body(text))
+        names = [name for name, _ in items]
+        if len(items) == 1:
+            await self._load(
+                names, lambda: self.run("load-buffer", "-b", names[0], "-", input=bodies[0])
+            )
+            return
+        if spool is None:
+            raise UsageError("loading several buffers needs a spool directory")
         files: list[Path] = []
         try:
-            for _pane, text, buffer_name in items:
-                path = spool / buffer_name
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            for name, body in zip(names, bodies, strict=True):
+                path = spool / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
                 files.append(path)
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(check_body(text))
-            results = await asyncio.gather(*(self._paste_chunk(c, tag, items) for c in chunks))
+                    fh.write(body)
+            groups = [["load-buffer", "-b", name, str(spool / name)] for name in names]
+            await self._load(names, lambda: self._run_chunked(groups))
         finally:
             for path in files:
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+    async def _load(
+        self, names: list[str], call: Callable[[], Awaitable[CompletedCall | list[CompletedCall]]]
+    ) -> None:
+        try:
+            done = await call()
+        except TmuxError:
+            await self.delete_buffers(names)
+            raise
+        for c in done if isinstance(done, list) else [done]:
+            if c.rc != 0:
+                await self.delete_buffers(names)
+                raise TmuxError(f"load-buffer: {c.err or f'exit {c.rc}'}")
+
+    async def paste_buffer(self, pane_id: str, buffer_name: str) -> None:
+        """Paste a loaded buffer into the pane and delete it: ``paste-buffer -p -d``.
+
+        Bracketed when the program asked for it; guarded by ``#{pane_dead}`` (a paste into a dead
+        pane crashes tmux 3.3a). The buffer exists until the paste happened: that is what tells
+        a restarted daemon whether a paste it had committed to was made. Raises
+        :class:`PaneDead`, :class:`TargetMissing` or :class:`BufferMissing` (nothing pasted in
+        each case), :class:`ServerMissing`, :class:`TmuxTimeout`.
+        """
+        check_pane_id(pane_id)
+        if not _BUFFER_NAME.fullmatch(buffer_name):
+            raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
+        # The if-shell branches are command strings parsed by tmux: safe, because the pane id and
+        # the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above.
+        call = await self.run(
+            "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+            f"delete-buffer -b {buffer_name} ; display-message -p {_DEAD_MARK}",
+            f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
+        )  # fmt: skip
+        if call.rc != 0:
+            if call.err.startswith("no buffer"):
+                raise BufferMissing(f"{pane_id}: {call.err}")
+            await self.delete_buffers([buffer_name])
+            _raise_for(pane_id, "paste", call)
+        if _DEAD_MARK in call.out:
+            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+
+    async def paste_buffers(self, items: Sequence[tuple[str, str]]) -> list[str]:
+        """:meth:`paste_buffer` for several ``(pane_id, buffer_name)`` with few client calls.
+
+        Each paste is followed by a marker, so that whatever tmux does after a failing command
+        (a missing pane stops the rest of a client's list), the markers say exactly which
+        pastes happened. Outcomes, in order: ``"pasted"``, ``"dead"`` (nothing pasted) or
+        ``"not-pasted"`` (its guard failed, or tmux stopped before it; the buffer is still
+        loaded, and a single :meth:`paste_buffer` tells why). A timeout raises
+        :class:`TmuxTimeout`: then whether anything was pasted is unknown.
+        """
+        tag = secrets.token_hex(4)
+        groups = []
+        for n, (pane_id, buffer_name) in enumerate(items):
+            check_pane_id(pane_id)
+            if not _BUFFER_NAME.fullmatch(buffer_name):
+                raise UsageError(f"bad tmux buffer name {buffer_name!r}")
+            groups.append([
+                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
+                f"delete-buffer -b {buffer_name} ; display-message -p {tag}-dead-{n}",
+                f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
+                f"display-message -p {tag}-ok-{n}",
+            ])  # fmt: skip
         done: dict[int, str] = {}
-        for part in results:
-            done.update(part)
+        for call in await self._run_chunked(groups):
+            for line in call.out.split():
+                head, _, index = line.rpartition("-")
+                if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
+                    done[int(index)] = "pasted" if head.endswith("ok") else "dead"
         return [done.get(n, "not-pasted") for n in range(len(items))]
 
-    async def _paste_chunk(
-        self, chunk: list[tuple[int, list[str]]], tag: str, items: Sequence[tuple[str, str, str]]
-    ) -> dict[int, str]:
-        argv: list[str] = []
-        for n, (_, args) in enumerate(chunk):
-            argv += ([";"] if n else []) + args
-        call = await self.run(*argv)
-        done: dict[int, str] = {}
-        for line in call.out.split():
-            head, _, index = line.rpartition("-")
-            if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
-                done[int(index)] = "pasted" if head.endswith("ok") else "dead"
+    async def buffer_names(self, prefix: str = "") -> set[str]:
+        """The names of the server's buffers that start with ``prefix`` (none without a server)."""
+        try:
+            call = await self.run("list-buffers", "-F", "#{buffer_name}")
+        except ServerMissing:
+            return set()
         if call.rc != 0:
-            # Some item's guard or load failed; its buffer may be loaded. Rare: one call each.
-            for n, _ in chunk:
-                if n not in done:
-                    await self._delete_buffer(items[n][2])
-        return done
+            raise TmuxError(f"list-buffers: {call.err}")
+        return {n for n in call.out.split() if n.startswith(prefix)}
+
+    async def delete_buffers(self, names: Sequence[str]) -> None:
+        """Delete the named buffers, best-effort: gone already, or no server, is fine."""
+        groups = [["delete-buffer", "-b", n] for n in names if _BUFFER_NAME.fullmatch(n)]
+        limit = min(self.timeout_s, 1.0)
+        with contextlib.suppress(TmuxError):
+            if len(groups) == 1:
+                await self.run(*groups[0], timeout_s=limit)
+            elif groups and any(c.rc != 0 for c in await self._run_chunked(groups)):
+                # A missing buffer stops the rest of its client's list: one by one, then.
+                for group in groups:
+                    await self.run(*group, timeout_s=limit)
 
     async def send_enter(self, pane_id: str, pane_pid: int | None = None) -> None:
         """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead.
@@ -595,12 +633,6 @@ class TmuxClient:
             chunks[-1] += ([";"] if chunks[-1] else []) + group
             size += cost
         return list(await asyncio.gather(*(self.run(*c) for c in chunks if c)))
-
-    async def _delete_buffer(self, buffer_name: str) -> None:
-        # Best-effort cleanup after a failed paste: the server may be gone or the buffer already
-        # deleted, and neither may hide the original error.
-        with contextlib.suppress(TmuxError):
-            await self.run("delete-buffer", "-b", buffer_name, timeout_s=min(self.timeout_s, 1.0))
 
 
 def _not_ours(pane_pid: int | None) -> str:

@@ -336,6 +336,39 @@ def chatty(out: Path, seconds: float, every_s: float = 0.5) -> str:
     return f"{sys.executable} {script}"
 
 
+async def test_recovery_pastes_a_committed_paste_that_was_never_made(
+    store: AsyncStore, server: Server
+) -> None:
+    # A daemon died after committing "typing" and before its paste: the body is still staged in
+    # its buffer. The next one pastes it (once); it deletes buffers of rows no longer in flight.
+    out = server.root / "staged"
+    server.new_session("st", f"cat > {out}")
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    pane = (await engine.tmux.resolve(parse_target("st:0"))).pane_id
+    ids = []
+    for message in ("staged, never pasted", "pasted already"):
+        new = NewCheckIn(target="st:0", message=message, rule=Once(now), next_due=now)
+        _, d = await store.add_claimed(new, now)
+        await store.transition(d.id, DeliveryState.TYPING, pane=pane)
+        ids.append(d.id)
+    typist = engine._typist
+    spool = server.root / "spool"
+    await engine.tmux.load_buffers(
+        [(typist.buffer(ids[0]), "staged, never pasted"), (typist.buffer(999), "stale")], spool
+    )
+    assert await typist.staged() == {typist.buffer(ids[0]), typist.buffer(999)}
+    assert await engine.recover() == 2
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    await wait_for(lambda: out.exists() and out.read_text() != "", "the staged paste")
+    assert out.read_text() == "staged, never pasted\n"
+    assert (await final(store, ids[0])).state is DeliveryState.VERIFIED
+    # The other one's buffer was gone (pasted) and its text is not on the line: unknown.
+    assert (await final(store, ids[1])).state is DeliveryState.UNVERIFIED
+    assert await typist.staged() == set()  # the stale buffer was deleted too
+
+
 async def test_if_idle_skips_a_busy_pane_and_serves_a_quiet_one(
     store: AsyncStore, server: Server
 ) -> None:

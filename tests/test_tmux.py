@@ -718,10 +718,19 @@ def test_error_hierarchy() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# paste_many (bursts)
+# bursts: load_buffers, then paste_buffers
 
 
-async def test_paste_many_reports_each_outcome(server: Server, client: TmuxClient) -> None:
+async def paste_many(
+    client: TmuxClient, items: list[tuple[str, str, str]], spool: Path
+) -> list[str]:
+    """Stage every (pane, text, buffer), then paste them all: the Typist's two steps."""
+    await client.load_buffers([(name, text) for _, text, name in items], spool)
+    assert list(spool.iterdir()) == []  # bodies removed once loaded
+    return await client.paste_buffers([(pane, name) for pane, _, name in items])
+
+
+async def test_burst_pastes_report_each_outcome(server: Server, client: TmuxClient) -> None:
     outs = [server.root / f"pm{n}" for n in range(3)]
     panes = [server.new_session(f"pm{n}", f"cat > {outs[n]}") for n in range(3)]
     server.tmux("set-option", "-g", "remain-on-exit", "on")
@@ -742,7 +751,7 @@ async def test_paste_many_reports_each_outcome(server: Server, client: TmuxClien
         ("%9999", "nowhere", "pm-d"),
         (panes[2], "never run", "pm-e"),
     ]
-    outcomes = await client.paste_many(items, spool)
+    outcomes = await paste_many(client, items, spool)
     assert outcomes[:4] == ["pasted", "dead", "pasted", "not-pasted"]
     for pane in panes:
         await client.send_enter(pane)
@@ -750,18 +759,22 @@ async def test_paste_many_reports_each_outcome(server: Server, client: TmuxClien
     assert outs[0].read_text() == "first;\n"
     last = ("never run" if outcomes[4] == "pasted" else "") + "\n"
     await until(lambda: asyncio.sleep(0, outs[2].read_text() == last), "the last item")
-    assert list(spool.iterdir()) == []  # bodies removed
-    assert server.tmux("list-buffers", check=False).strip() == ""  # nothing left loaded
+    # Pasted and dead ones are deleted; one not pasted stays loaded (a later paste may use it).
+    left = await client.buffer_names("pm-")
+    assert left == {"pm-d"} | ({"pm-e"} if outcomes[4] == "not-pasted" else set())
+    await client.delete_buffers(sorted(left))
+    assert await client.buffer_names() == set()
     assert server.tmux("display-message", "-p", "#{pid}").strip()  # the server survived
 
 
-async def test_paste_many_splits_long_command_lines(server: Server, client: TmuxClient) -> None:
+async def test_burst_pastes_split_long_command_lines(server: Server, client: TmuxClient) -> None:
     out = server.root / "many"
     panes = [server.new_session(f"s{n}", f"cat > {out}.{n}") for n in range(60)]
     spool = server.root / "spool"
     spool.mkdir(mode=0o700)
     items = [(p, f"m{n}", f"burst-buffer-name-{n:03d}") for n, p in enumerate(panes)]
-    assert await client.paste_many(items, spool) == ["pasted"] * 60
+    assert await paste_many(client, items, spool) == ["pasted"] * 60
+    assert await client.buffer_names() == set()
 
 
 async def test_enter_and_look_in_many_panes_at_once(server: Server, client: TmuxClient) -> None:
@@ -770,7 +783,7 @@ async def test_enter_and_look_in_many_panes_at_once(server: Server, client: Tmux
     spool = server.root / "spool"
     spool.mkdir(mode=0o700)
     items = [(p, f"line {n}", f"eb-{n}") for n, p in enumerate(panes)]
-    assert await client.paste_many(items, spool) == ["pasted"] * 40
+    assert await paste_many(client, items, spool) == ["pasted"] * 40
     looks = await client.cursor_lines([*panes, "%9999"])
     assert looks[:40] == [f"line {n}" for n in range(40)]  # typed, not submitted yet
     assert looks[40] is None

@@ -89,7 +89,7 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
         "tmux server SIGKILLed mid-delivery",
         ROUNDS,
         duplicates=ledger.duplicates,
-        lost=ledger.lost + ledger.misreported + len(ledger.garbled),
+        lost=ledger.lost + ledger.misreported + len(ledger.garbled) + ledger.interrupted,
         tracebacks=tb,
         checkins=total,
         delivered=ledger.delivered,
@@ -102,3 +102,5 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
     assert settled, ledger.states
     assert ledger.bad == 0 and tb == 0, ledger
     assert ledger.states.get(str(DeliveryState.FAILED), 0) == 0, ledger
+    # What the dead server took is typed again into the new one (within the grace window).
+    assert ledger.delivered == total, ledger
