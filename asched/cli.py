@@ -7,11 +7,13 @@ Exit codes: 0 success, 1 runtime error, 2 usage error, 3 ``status``: no daemon r
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from asched import __version__
 from asched.commands import register as register_data_commands
@@ -56,6 +58,31 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+MAX_ERROR_CHARS = 1000  # an error that echoes a 1 MiB argument shows its start and its end
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters and lone surrogates escaped, so it stays one line, and
+    cut in the middle when it is longer than MAX_ERROR_CHARS."""
+    if len(text) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2
+        text = f"{text[:half]} [{len(text) - 2 * half} characters cut] {text[-half:]}"
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors, like every other error of asched (exit 2).
+
+    argparse prints the whole usage block and then the error; and "unrecognized arguments"
+    repeats the user's words raw, newlines and all. Subparsers inherit this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n"
+        )
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -78,7 +105,7 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; every subcommand takes --state-dir."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(  # subparsers are _Parser too (type(self))
         prog="asched", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
     )
     parser.add_argument("--version", action="version", version=f"asched {__version__}")
@@ -226,6 +253,13 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return state_dir(args.state_dir)
 
 
+def _tmux_socket(args: argparse.Namespace) -> str | None:
+    from asched.paths import path_arg
+
+    text = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
+    return None if text is None else path_arg(text, "tmux socket")
+
+
 def _cmd_daemon(args: argparse.Namespace) -> int:
     from asched import daemon
     from asched.paths import config_file
@@ -236,7 +270,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         lock_timeout_s=args.lock_timeout,
         loop=args.loop,
         log_level=args.log_level,
-        tmux_socket=args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None,
+        tmux_socket=_tmux_socket(args),
         argv=tuple(sys.argv),
     )
     return daemon.run(options)
@@ -251,7 +285,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
     # The engine's events are the daemon's log; here only trouble goes to stderr, and stdout
     # carries the outcome alone.
     configure_logs("warning", stream=sys.stderr)
-    tmux_socket = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
+    tmux_socket = _tmux_socket(args)
     row = run_send(_state_dir(args), args.target, args.message, tmux_socket, args.grace)
     if args.json:
         print(json.dumps(delivery_json(row), indent=2))
@@ -268,7 +302,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     from asched.paths import config_file
 
     path = config_file(args.file)
-    if args.file is not None and not path.exists():
+    try:
+        missing = args.file is not None and not path.exists()
+    except OSError:  # e.g. a name too long: config.load below says what is wrong
+        missing = False
+    if missing:
         raise UsageError(f"{path}: no such file")
     cfg = config.load(path)
     where = str(path) if path.exists() else f"{path} (absent: defaults)"
@@ -287,7 +325,7 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     if send(state, "reload"):
         print("asched: reload requested")
         return EXIT_OK
-    print(f"asched: no daemon answered on {state}", file=sys.stderr)
+    print(f"asched: {_one_line(f'no daemon answered on {state}')}", file=sys.stderr)
     return EXIT_NOT_RUNNING
 
 
@@ -321,16 +359,29 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if st.running else EXIT_NOT_RUNNING
 
 
+def _print_paths_as_bytes() -> None:
+    """Under a UTF-8 locale other than C.UTF-8 stdout is strict, and a path typed as invalid
+    UTF-8 (decoded with surrogateescape) would crash a print: write it back as its bytes, as
+    Python does under the C locale."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asched`` console script; returns the exit code."""
+    _print_paths_as_bytes()
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if any(value == [] for value in vars(args).values()):
+        # Python 3.11's argparse turns a value of exactly "--" (--in=--, or MESSAGE "--" after
+        # "--") into an empty list; refuse it rather than pass a list on as text.
+        parser.error("'--' cannot be a value here (argparse reads it as the end of the options)")
     handler: Handler = args.handler
     try:
         return handler(args)
     except AschedError as exc:
-        print(f"asched: {exc}", file=sys.stderr)
+        print(f"asched: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

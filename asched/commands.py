@@ -312,7 +312,9 @@ def _selector(args: argparse.Namespace) -> tuple[int | None, str | None]:
     if args.key is not None:
         if not args.key:
             raise UsageError("empty --key")
-        return None, args.key
+        from asched.paths import validate_name
+
+        return None, validate_name(args.key, "--key")
     return _parse_id(args.id), None
 
 

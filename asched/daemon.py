@@ -195,6 +195,9 @@ class Daemon:
             return exc.exit_code
         try:
             return await self._serve(lock, cfg)
+        except AschedError as exc:  # the store refused: damaged, foreign, newer, no space
+            log.error("daemon.failed", error=str(exc))
+            return exc.exit_code
         finally:
             lock.release()
             self._finish(reason=self._stop_signal or "error")

@@ -47,6 +47,7 @@ from typing import Any, Final
 from asched.commands import _now, _open_existing, _open_for_write, _state_dir, _wake
 from asched.errors import EXIT_OK, UsageError
 from asched.models import CheckIn, Every, NewCheckIn, Once, Rule, from_ms, to_ms, utc
+from asched.paths import path_arg
 from asched.schema import MAX_MS, MIN_MS, checkin_params
 from asched.targets import Target, check_body
 from asched.triggers import MAX_DURATION_S, format_duration, next_due
@@ -491,7 +492,7 @@ def _write(state: Path, outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def _cmd_import_legacy(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    path = Path(path_arg(args.path, "PATH"))
     tasks = read_tasks(path)  # every problem with PATH ends here, before the state is touched
     ident = source_id(path)
     now = _now()

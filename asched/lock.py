@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asched.errors import LockTimeout
+from asched.errors import LockTimeout, StateDirError
 
 LOCK_NAME = "asched.lock"
 DEFAULT_TIMEOUT_S = 10.0
@@ -43,7 +43,10 @@ class HolderInfo:
 def _open(path: Path) -> int:
     # O_NOFOLLOW: a symlink planted at the lock path must not redirect our writes.
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    return os.open(path, flags, 0o600)
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:  # a read-only file system, no permission, a symlink planted there
+        raise StateDirError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
 
 
 def _try_flock(fd: int) -> bool:
@@ -102,8 +105,11 @@ class InstanceLock:
         if self._fd is None:
             raise RuntimeError("lock released")
         data = (json.dumps(info, separators=(",", ":")) + "\n").encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data, 0)
+        except OSError as exc:  # a full disk
+            raise StateDirError(f"cannot write the lock file {self.path}: {exc.strerror}") from exc
 
     def release(self) -> None:
         """Release the lock by closing its fd (the file itself stays)."""

@@ -23,12 +23,24 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(home)
 
 
+def path_arg(text: str, what: str) -> str:
+    """A path typed by the user; UsageError for a NUL, which no path can hold, and for text that
+    is no file name (lone surrogates other than the ones invalid UTF-8 in argv decodes to)."""
+    if "\x00" in text:
+        raise UsageError(f"bad {what} {text!r}: a path cannot contain a NUL byte")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise UsageError(f"bad {what} {text!r}: not a valid file name") from None
+    return text
+
+
 def state_dir(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
     """The state directory: ``--state-dir``, ASCHED_STATE_DIR, $STATE_DIRECTORY (systemd),
     $XDG_STATE_HOME/asched, else ~/.local/state/asched. Always absolute."""
     e = _env(env)
     if explicit:
-        chosen = Path(explicit)
+        chosen = Path(path_arg(explicit, "--state-dir"))
     elif e.get("ASCHED_STATE_DIR"):
         chosen = Path(e["ASCHED_STATE_DIR"])
     elif e.get("STATE_DIRECTORY"):
@@ -63,7 +75,7 @@ def config_file(explicit: str | None = None, env: Mapping[str, str] | None = Non
     """The config file: ``--config``, ASCHED_CONFIG, else $XDG_CONFIG_HOME/asched/config.toml."""
     e = _env(env)
     if explicit:
-        return Path(explicit).absolute()
+        return Path(path_arg(explicit, "config file")).absolute()
     if e.get("ASCHED_CONFIG"):
         return Path(e["ASCHED_CONFIG"]).absolute()
     base = e.get("XDG_CONFIG_HOME", "")
@@ -107,7 +119,8 @@ def check_state_dir(path: Path) -> None:
 
 
 def validate_name(text: str, what: str) -> str:
-    """Reject empty strings and control characters in names that end up in paths or logs."""
-    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    """Reject empty strings, control characters and lone surrogates (invalid UTF-8 on the
+    command line) in names that end up in paths, logs or the database."""
+    if not text or any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
         raise UsageError(f"invalid {what} {text!r}")
     return text

@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from asched.errors import StateDirError
 from asched.lock import LOCK_NAME, is_held, read_holder
 from asched.paths import DB_NAME
 
@@ -40,7 +41,11 @@ def probe(state_dir: Path) -> Status:
     """Look at ``state_dir`` without creating anything in it."""
     lock_path = state_dir / LOCK_NAME
     where = (str(state_dir), str(state_dir / DB_NAME), str(lock_path))
-    if not is_held(lock_path):
+    try:
+        held = is_held(lock_path)
+    except OSError as exc:  # a state dir that is a file, a name too long, no permission
+        raise StateDirError(f"cannot look at {lock_path}: {exc.strerror or exc}") from exc
+    if not held:
         return Status(False, *where)
     holder = read_holder(lock_path)
     uptime_s: float | None = None

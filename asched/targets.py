@@ -66,6 +66,12 @@ class Target:
         return f"{self.session}:{win}{tail}"
 
 
+def _is_unicode(text: str) -> bool:
+    """False for lone surrogates (Python's spelling of invalid UTF-8 in argv): they cannot be
+    stored or sent to tmux."""
+    return not any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def _bad_chars(part: str) -> bool:
     return any(unicodedata.category(c) == "Cc" for c in part)
 
@@ -110,6 +116,8 @@ def parse_target(text: str) -> Target:
         raise UsageError("empty tmux target; expected session:window[.pane] or %N")
     if _bad_chars(text):
         raise UsageError(f"bad tmux target {text!r}: control characters")
+    if not _is_unicode(text):
+        raise UsageError(f"bad tmux target {text!r}: not valid UTF-8")
     if text.startswith("%") and ":" not in text:  # "%x:0" is session "%x"
         if not PANE_ID.fullmatch(text):
             raise UsageError(f"bad tmux target {text!r}: a pane id is % followed by digits")
