@@ -51,9 +51,13 @@ def test_no_shell_anywhere_in_the_package(path: Path) -> None:
 
 
 def test_no_kill_by_name_in_the_product() -> None:
+    # The product, its units, and every script and test: processes are ended by pid.
     pattern = re.compile(r"\b(pkill|killall)\b")
-    for path in [*_python_files(), *(ROOT / "deploy").rglob("*")]:
-        if path.is_file():
+    trees = ("deploy", "bench", "tests", ".ci")
+    paths = [*_python_files(), ROOT / "dev", ROOT / "tox.ini"]
+    paths += [p for tree in trees for p in (ROOT / tree).rglob("*") if "__pycache__" not in p.parts]
+    for path in paths:
+        if path.is_file() and path.resolve() != Path(__file__).resolve():
             text = path.read_text(errors="replace")
             assert not pattern.search(text), path
 
