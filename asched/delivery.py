@@ -307,47 +307,37 @@ class DeliveryEngine:
         while True:
             try:
                 pane = await self.tmux.resolve(target)
-            except TmuxError as exc:
-                attempt += 1
-                wait = self._backoff(attempt)
+            except TmuxMissing as exc:
                 # No tmux binary will not fix itself within a grace window: say so at once.
-                if isinstance(exc, TmuxMissing) or self._wall().timestamp() + wait > deadline:
-                    return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-                log.info(
-                    "delivery.retry",
-                    delivery_id=delivery.id,
-                    reason=exc.reason,
-                    attempt=attempt,
-                    wait_s=round(wait, 3),
-                )
-                await self.store.transition(
-                    delivery.id, DeliveryState.CLAIMED, reason=exc.reason, attempt=True
-                )
-                await self._sleep_or_defer(wait)
-                continue
-            contended = self._pane_locks.busy(pane.pane_id)
-            try:
-                async with self._pane_locks.hold(pane.pane_id):
-                    return await self._type_into(
-                        checkin, delivery, pane, deadline, contended, fire_at
-                    )
-            except _Retry as lost:
-                attempt += 1
-                wait = self._backoff(attempt)
-                if self._wall().timestamp() + wait > deadline:
-                    return await self._finish(delivery.id, DeliveryState.FAILED, lost.reason)
-                log.info(
-                    "delivery.retry",
-                    delivery_id=delivery.id,
-                    reason=lost.reason,
-                    attempt=attempt,
-                    wait_s=round(wait, 3),
-                )
-                await self.store.transition(
-                    delivery.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
-                )
-                self._hold_untyped(delivery)
-                await self._sleep_or_defer(wait)
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            except TmuxError as exc:
+                reason = exc.reason
+            else:
+                contended = self._pane_locks.busy(pane.pane_id)
+                try:
+                    async with self._pane_locks.hold(pane.pane_id):
+                        return await self._type_into(
+                            checkin, delivery, pane, deadline, contended, fire_at
+                        )
+                except _Retry as exc:
+                    reason = exc.reason
+            # Nothing of it is in a pane: claim it again, back off, look again within grace.
+            attempt += 1
+            wait = self._backoff(attempt)
+            if self._wall().timestamp() + wait > deadline:
+                return await self._finish(delivery.id, DeliveryState.FAILED, reason)
+            log.info(
+                "delivery.retry",
+                delivery_id=delivery.id,
+                reason=reason,
+                attempt=attempt,
+                wait_s=round(wait, 3),
+            )
+            await self.store.transition(
+                delivery.id, DeliveryState.CLAIMED, reason=reason, attempt=True
+            )
+            self._hold_untyped(delivery)
+            await self._sleep_or_defer(wait)
 
     async def _type_into(
         self,
