@@ -1,9 +1,10 @@
-"""Receiving panes for the chaos cases: each runs ``cat >> FILE`` in its own session."""
+"""The chaos cases' set-up: receiving panes (``cat >> FILE``, a session each) and a daemon."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tests.harness import DaemonProc, Spawner
 from tests.tmuxsrv import Server
 
 
@@ -19,3 +20,10 @@ def open_receivers(server: Server, count: int, prefix: str = "r") -> dict[str, P
         server.new_session(f"{prefix}{n}", f"cat >> {f}")
         files[f"{prefix}{n}:0"] = f
     return files
+
+
+def start_daemon(spawner: Spawner, state: Path, server: Server) -> DaemonProc:
+    """A daemon on ``state`` delivering into ``server``, once it said READY."""
+    d = spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
+    d.notify.wait_for("READY", "1", timeout=15)
+    return d

@@ -13,7 +13,7 @@ import pytest
 
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile
-from tests.chaos.receivers import open_receivers
+from tests.chaos.receivers import open_receivers, start_daemon
 from tests.harness import PYTHON, Spawner, wait_until
 from tests.tmuxsrv import Server
 
@@ -30,8 +30,7 @@ def test_fifty_clis_adding_while_the_daemon_delivers(
     state.mkdir(mode=0o700)
     files = open_receivers(server, PANES)
     targets = list(files)
-    d = uv_spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
-    d.notify.wait_for("READY", "1", timeout=15)
+    d = start_daemon(uv_spawner, state, server)
     env = uv_spawner.base_env()
     walls: list[float] = []
     failures: list[str] = []

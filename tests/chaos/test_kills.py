@@ -18,8 +18,8 @@ from asched.paths import DB_NAME
 from asched.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
-from tests.chaos.receivers import open_receivers
-from tests.harness import DaemonProc, Spawner, wait_until
+from tests.chaos.receivers import open_receivers, start_daemon
+from tests.harness import Spawner, wait_until
 from tests.tmuxsrv import Server
 
 KILLS = 100
@@ -27,12 +27,6 @@ PANES = 20
 MESSAGES = 400
 SPACING_MS = 110  # 400 messages over 44 s: about as long as 100 kill cycles take
 SEED = 20261130
-
-
-def _start(spawner: Spawner, state: Path, server: Server) -> DaemonProc:
-    d = spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
-    d.notify.wait_for("READY", "1", timeout=15)
-    return d
 
 
 def _once(target: str, message: str, due: datetime, **kw: object) -> NewCheckIn:
@@ -57,12 +51,12 @@ def test_a_hundred_sigkills_during_deliveries(
         )
     rng = random.Random(SEED)
     for _ in range(KILLS):
-        d = _start(uv_spawner, state, server)
+        d = start_daemon(uv_spawner, state, server)
         # Anywhere from "recovering what the last one left" to "deep in a settle delay".
         time.sleep(rng.uniform(0.0, 0.5))
         d.signal(signal.SIGKILL)
         d.wait()
-    last = _start(uv_spawner, state, server)
+    last = start_daemon(uv_spawner, state, server)
     settled = wait_until(lambda: all_final(state, MESSAGES), timeout=240, step=0.25)
     last.signal(signal.SIGTERM)
     assert last.wait(timeout=15) == 0
@@ -108,7 +102,7 @@ def test_sigstop_past_the_grace_window_then_sigcont(
         a, b, c = list(once_files)
         e_skip, e_once = list(rep_files)
         stop_s = 5.0 + 2 * rnd  # every grace below is 1 s, except the one that should survive it
-        d = _start(uv_spawner, state, server)
+        d = start_daemon(uv_spawner, state, server)
         due = datetime.now(UTC) + timedelta(seconds=1.5)
         with Store.open(state / DB_NAME) as store:
             skip = store.add_checkin(_once(a, f"skip-{rnd}", due, grace_s=1.0))

@@ -18,7 +18,7 @@ from asched.paths import DB_NAME
 from asched.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
-from tests.chaos.receivers import open_receivers
+from tests.chaos.receivers import open_receivers, start_daemon
 from tests.harness import Spawner, wait_until
 from tests.tmuxsrv import Server
 
@@ -46,8 +46,7 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
     state.mkdir(mode=0o700)
     files = open_receivers(server, PANES)
     targets = list(files)
-    d = uv_spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
-    d.notify.wait_for("READY", "1", timeout=15)
+    d = start_daemon(uv_spawner, state, server)
     recover_ms: list[float] = []
     for rnd in range(ROUNDS):
         start = datetime.now(UTC) + timedelta(seconds=0.5)
