@@ -32,7 +32,9 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 _VENV_BIN = REPO / ".venv" / "bin"
-BIN = _VENV_BIN if (_VENV_BIN / "asched").exists() else Path(sys.executable).parent
+# The running interpreter's own environment first (a tox env has its own asched), else the venv.
+_OWN_BIN = Path(sys.executable).parent
+BIN = _OWN_BIN if (_OWN_BIN / "asched").exists() else _VENV_BIN
 PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
 ASCHED = str(BIN / "asched")
 
@@ -231,6 +233,9 @@ class Daemon:
             self.proc.wait(timeout=5)
         took = time.monotonic() - t0
         self.notify.close()  # after the clock: its thread takes up to 50 ms to notice
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         return took
 
 
@@ -244,18 +249,32 @@ def spawn_daemon(
     name: str = "d",
 ) -> Daemon:
     """Start ``asched daemon`` on ``state_dir`` in a session of its own (Ctrl-C reaches us only)."""
-    listener = NotifyListener(tmp / f"{name}.notify")
-    env = bench_env(tmp)
-    env["NOTIFY_SOCKET"] = str(listener.path)
     cmd = [ASCHED, "daemon", "--state-dir", str(state_dir), "--loop", loop]
     if tmux_socket is not None:
         cmd += ["--tmux-socket", tmux_socket]
+    return spawn_process(cleanup, tmp, cmd, name=name)
+
+
+def spawn_process(
+    cleanup: Cleanup,
+    tmp: Path,
+    cmd: Sequence[str],
+    *,
+    name: str,
+    env: dict[str, str] | None = None,
+    stdin_pipe: bool = False,
+) -> Daemon:
+    """Start ``cmd`` with a NOTIFY_SOCKET of its own and stderr to a file, in a session of its
+    own; stopped (SIGTERM, then SIGKILL) at cleanup. ``stdin_pipe``: keep a pipe to its stdin."""
+    listener = NotifyListener(tmp / f"{name}.notify")
+    env = dict(bench_env(tmp) if env is None else env)
+    env["NOTIFY_SOCKET"] = str(listener.path)
     stderr_path = tmp / f"{name}.stderr"
     with open(stderr_path, "wb") as err:
         spawned_at = time.monotonic()
         proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
+            list(cmd),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=env,

@@ -1,0 +1,78 @@
+"""The physical floor: what the tmux calls and a Python start cost, with no scheduler at all."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+from bench.common import ASCHED, PYTHON, bench_env, run_timed, summary
+from bench.peers.tmux_argv import enter_args, paste_args, prefix
+from bench.receivers import body
+from bench.workloads.context import Ctx, ms
+
+
+def _call(argv: list[str], body: bytes | None = None) -> None:
+    subprocess.run(argv, input=body, capture_output=True, check=True, timeout=10)
+
+
+def run(ctx: Ctx) -> dict[str, Any]:
+    """Floors, each a summary in ms; also stored in ``ctx.floors`` for the other workloads."""
+    recv = ctx.recv()
+    n = ctx.n(10, 30)
+    tmux = prefix(recv.sock)
+    pane, last = recv.pane_ids[-1], len(recv.pane_ids) - 1
+    one, two, bare = [], [], []
+    for i in range(n + 1):  # run 0 warms the page cache
+        tok = f"m-floor1-{i}"
+        t0 = time.time()
+        _call([*tmux, *paste_args(pane, f"f1-{i}")], body(tok).encode())
+        got = recv.wait_for({tok}, 5)
+        if i and tok in got.pasted:
+            one.append(got.pasted[tok] - t0)
+        tok = f"m-floor2-{i}"
+        t0 = time.monotonic()
+        _call([*tmux, *paste_args(pane, f"f2-{i}")], body(tok).encode())
+        _call([*tmux, *enter_args(pane)])
+        if i:
+            two.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        _call([*tmux, "display-message", "-p", "#{pid}"])
+        if i:
+            bare.append(time.monotonic() - t0)
+        time.sleep(0.02)
+    fan = []
+    for r in range(ctx.n(3, 5)):
+        # 100 pastes chained in one client: the least any scheduler could do for a fan-out.
+        argv = list(tmux)
+        toks = set()
+        for k, pane_k in enumerate(recv.pane_ids):
+            tok = f"m-floorf{r}-{k}"
+            toks.add(tok)
+            argv += [*([";"] if k else []), "set-buffer", "-b", f"ff{k}", body(tok)]
+            argv += [";", "paste-buffer", "-p", "-d", "-b", f"ff{k}", "-t", pane_k]
+        t0 = time.time()
+        _call(argv)
+        got = recv.wait_for(toks, 10)
+        if toks <= got.pasted.keys():
+            fan.append(max(got.pasted[t] for t in toks) - t0)
+        time.sleep(0.1)
+    env = bench_env(recv.root)
+    starts: dict[str, list[float]] = {}
+    for name, cmd in (
+        ("python -c pass", [PYTHON, "-c", "pass"]),
+        ("asched --version", [ASCHED, "--version"]),
+    ):
+        run_timed(cmd, env, recv.root)  # warm-up
+        starts[name] = [run_timed(cmd, env, recv.root).wall for _ in range(ctx.n(5, 15))]
+    out = {
+        "tmux_paste_one_call": summary(ms(one)),
+        "tmux_paste_and_enter_two_calls": summary(ms(two)),
+        "tmux_bare_client": summary(ms(bare)),
+        "tmux_100_pastes_one_call": summary(ms(fan)),
+        "python_start": summary(ms(starts["python -c pass"])),
+        "asched_version": summary(ms(starts["asched --version"])),
+        "pane": last,
+    }
+    ctx.floors.update({k: v for k, v in out.items() if isinstance(v, dict)})
+    return out
