@@ -153,7 +153,9 @@ async def run_fleet(
         current = entries()
         if current or not settled_empty:
             settled_empty = await _round(store, tmux, current, changed)
-        await _first(stopping, poke, wait_s=poll_s)
+        # No entries and nothing left to retire: only a reload can change that, so an idle
+        # daemon without [[checkin]] entries does not wake every few seconds.
+        await _first(stopping, poke, wait_s=None if settled_empty else poll_s)
 
 
 async def _round(
@@ -180,7 +182,7 @@ async def _round(
     return not current
 
 
-async def _first(*events: asyncio.Event, wait_s: float) -> None:
+async def _first(*events: asyncio.Event, wait_s: float | None) -> None:
     waiters = [asyncio.ensure_future(e.wait()) for e in events]
     try:
         await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
