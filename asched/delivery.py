@@ -379,48 +379,42 @@ class DeliveryEngine:
                 return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
         text = self.settings.prefix + checkin.message
         paste = self._typist.prepare(delivery.id, pane.pane_id, text)
-        # Staged before "typing" is committed: after a crash, a typing row whose buffer is still
-        # loaded was never pasted (see paste.Typist), so it can be pasted then, exactly once.
+        # Staged ahead of the due time: the body is loaded into its buffer and then "typing" is
+        # committed, so that the due time costs one tmux call. After a crash, a typing row whose
+        # buffer is still loaded was never pasted, and the next daemon pastes it (paste.Typist).
         try:
             await self._typist.stage(paste)
         except ServerMissing as exc:
             raise _Retry(exc.reason) from None
         except TmuxError as exc:
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-        pasting = False
+        # Committed: from here the delivery runs to its end even when the daemon is stopping
+        # (the drain waits for it); a crash leaves it to the next start.
+        await asyncio.sleep(max(0.0, fire_at - self._wall().timestamp()))
+        # Held up past the grace window (a stopped process, a long queue, copy mode, waiting for
+        # quiet): a check-in that skips missed occurrences must not arrive this late.
+        now = self._wall().timestamp()
+        if now > deadline:
+            if checkin.catch_up is CatchUp.SKIP:
+                await self._typist.unstage(paste)
+                return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
+            self._typed_late[checkin.id] = now
+        # The point of no return: the body may reach the pane now, and is never typed again.
+        self._release_untyped(delivery.id)
         try:
-            # Preflight done (the scheduler hands occurrences over a little early): type on time.
-            await self._sleep_or_defer(fire_at - self._wall().timestamp())
-            # Held up past the grace window (a stopped process, a long queue, copy mode, waiting
-            # for quiet): a check-in that skips missed occurrences must not arrive this late.
-            now = self._wall().timestamp()
-            if now > deadline:
-                if checkin.catch_up is CatchUp.SKIP:
-                    return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
-                self._typed_late[checkin.id] = now
-            self._release_untyped(delivery.id)
-            # The point of no return: from here on the body may be in the pane, so it is never
-            # typed again; the batcher commits "typing" before the paste.
-            pasting = True
-            try:
-                await self._typist.paste(paste)
-            except BufferMissing:
-                # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
-                raise _TextLost(SERVER_LOST) from None
-            except TargetMissing as exc:
-                # tmux refused before pasting (pane gone or dead): nothing reached the pane.
-                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-            except ServerMissing:
-                raise _TextLost(SERVER_LOST) from None
-            except TmuxError as exc:
-                # A timeout: whether the paste was made is unknown.
-                await self._typist.unstage(paste)
-                return await self._finish(
-                    delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}"
-                )
-        finally:
-            if not pasting:
-                await self._typist.unstage(paste)
+            await self._typist.paste(paste)
+        except BufferMissing:
+            # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
+            raise _TextLost(SERVER_LOST) from None
+        except TargetMissing as exc:
+            # tmux refused before pasting (pane gone or dead): nothing reached the pane.
+            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+        except ServerMissing:
+            raise _TextLost(SERVER_LOST) from None
+        except TmuxError as exc:
+            # A timeout: whether the paste was made is unknown.
+            await self._typist.unstage(paste)
+            return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
@@ -598,7 +592,13 @@ class DeliveryEngine:
             and pane is not None
             and buffer in self._staged_at_start
         ):
-            await self._paste_staged(checkin, row, pane, text, buffer)
+            # Committed to and never pasted: paste it now, unless its policy says it is too late.
+            late_s = self._wall().timestamp() - row.due_at.timestamp()
+            if late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP:
+                await self.tmux.delete_buffers([buffer])
+                await self._finish(row.id, DeliveryState.SKIPPED, "missed")
+            else:
+                await self._paste_staged(checkin, row, pane, text, buffer)
             return
         try:
             on_line = pane is not None and await self.text_on_input_line(pane, text)

@@ -96,10 +96,11 @@ def buffer_prefix(spool: Path) -> str:
 class Typist:
     """Stages, pastes, Enters and looks at panes, batched per loop turn.
 
-    A body is *staged* (loaded into a tmux buffer named after its delivery) before the journal
-    says ``typing``, and *pasted* (``paste-buffer -d``, which deletes the buffer) after. So after
-    a crash, a ``typing`` row whose buffer is still loaded was never pasted and can be pasted now,
-    and one whose buffer is gone was: exactly once, whenever the daemon died.
+    :meth:`stage` loads a body into a tmux buffer named after its delivery and then commits
+    ``typing``, ahead of the due time; :meth:`paste` (``paste-buffer -d``, which deletes the
+    buffer) is then the one tmux call left for the due time. So after a crash, a ``typing`` row
+    whose buffer is still loaded was never pasted and can be pasted now, and one whose buffer is
+    gone was: exactly once, whenever the daemon died.
     """
 
     def __init__(self, store: TypingJournal, tmux: TmuxClient, spool: Path) -> None:
@@ -142,32 +143,37 @@ class Typist:
             except UsageError as exc:
                 results[n] = exc
         todo = [n for n in range(len(batch)) if n not in results]
-        if todo:
-            try:
-                await self.tmux.load_buffers(
-                    [(batch[n].buffer, batch[n].text) for n in todo], self.spool
+        if not todo:
+            return [results.get(n) for n in range(len(batch))]
+        try:
+            await self.tmux.load_buffers(
+                [(batch[n].buffer, batch[n].text) for n in todo], self.spool
+            )
+        except Exception as exc:
+            results.update((n, exc) for n in todo)
+            return [results.get(n) for n in range(len(batch))]
+        # Loaded: now commit "typing" (raises for every item when it cannot be journaled, and
+        # then nothing is typed). From here a crash leaves the paste to the next daemon.
+        try:
+            refused = set(
+                await self.store.mark_typing(
+                    [(batch[n].delivery_id, batch[n].pane_id) for n in todo]
                 )
-            except Exception as exc:
-                results.update((n, exc) for n in todo)
+            )
+        except BaseException:
+            await self.tmux.delete_buffers([batch[n].buffer for n in todo])
+            raise
+        for n in todo:
+            if batch[n].delivery_id in refused:
+                results[n] = NotOurs(f"delivery {batch[n].delivery_id} is not claimed")
+        if refused:
+            await self.tmux.delete_buffers([p.buffer for p in batch if p.delivery_id in refused])
         return [results.get(n) for n in range(len(batch))]
 
     async def _paste_batch(self, batch: list[Paste]) -> list[BaseException | None]:
-        results: dict[int, BaseException | None] = {}
-        # Raises (for every item) when "typing" cannot be journaled: then nothing is typed.
-        refused = set(await self.store.mark_typing([(p.delivery_id, p.pane_id) for p in batch]))
-        for n, p in enumerate(batch):
-            if p.delivery_id in refused:
-                results[n] = NotOurs(f"delivery {p.delivery_id} is not claimed")
-        if refused:
-            await self.tmux.delete_buffers([p.buffer for p in batch if p.delivery_id in refused])
-        todo = [n for n in range(len(batch)) if n not in results]
-        if len(todo) == 1:
-            results[todo[0]] = await self._single(batch[todo[0]])
-        elif todo:
-            pastes = [batch[n] for n in todo]
-            for n, result in zip(todo, await self._paste_many(pastes), strict=True):
-                results[n] = result
-        return [results[n] for n in range(len(batch))]
+        if len(batch) == 1:
+            return [await self._single(batch[0])]
+        return await self._paste_many(batch)
 
     async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
         outcomes = await self.tmux.paste_buffers([(p.pane_id, p.buffer) for p in batch])

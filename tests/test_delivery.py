@@ -352,13 +352,21 @@ async def test_recovery_pastes_a_committed_paste_that_was_never_made(
         _, d = await store.add_claimed(new, now)
         await store.transition(d.id, DeliveryState.TYPING, pane=pane)
         ids.append(d.id)
+    # One more, committed an hour ago and never pasted: past its grace, "skip" skips it.
+    old = now - timedelta(hours=1)
+    new = NewCheckIn(target="st:0", message="too late", rule=Once(old), next_due=old, grace_s=60)
+    _, late = await store.add_claimed(new, old)
+    await store.transition(late.id, DeliveryState.TYPING, pane=pane)
     typist = engine._typist
     spool = server.root / "spool"
-    await engine.tmux.load_buffers(
-        [(typist.buffer(ids[0]), "staged, never pasted"), (typist.buffer(999), "stale")], spool
-    )
-    assert await typist.staged() == {typist.buffer(ids[0]), typist.buffer(999)}
-    assert await engine.recover() == 2
+    staged = [
+        (typist.buffer(ids[0]), "staged, never pasted"),
+        (typist.buffer(late.id), "too late"),
+        (typist.buffer(999), "stale"),
+    ]
+    await engine.tmux.load_buffers(staged, spool)
+    assert await typist.staged() == {name for name, _ in staged}
+    assert await engine.recover() == 3
     async with asyncio.timeout(10):
         await engine.wait_idle()
     await wait_for(lambda: out.exists() and out.read_text() != "", "the staged paste")
@@ -366,6 +374,8 @@ async def test_recovery_pastes_a_committed_paste_that_was_never_made(
     assert (await final(store, ids[0])).state is DeliveryState.VERIFIED
     # The other one's buffer was gone (pasted) and its text is not on the line: unknown.
     assert (await final(store, ids[1])).state is DeliveryState.UNVERIFIED
+    too_late = await final(store, late.id)
+    assert (too_late.state, too_late.reason) == (DeliveryState.SKIPPED, "missed")
     assert await typist.staged() == set()  # the stale buffer was deleted too
 
 
