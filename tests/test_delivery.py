@@ -573,3 +573,19 @@ def test_the_daemon_clears_bodies_a_killed_run_left_in_the_spool(tmp_path: Path)
     clear_spool(spool)
     assert list(spool.iterdir()) == []
     clear_spool(tmp_path / "absent")  # nothing to do, no error
+
+
+async def test_a_preflight_lets_a_paste_due_this_moment_go_first(
+    store: AsyncStore, server: Server
+) -> None:
+    engine = engine_for(store, server)
+    now = time.time()
+    engine._fires[now + 0.01] += 1  # another delivery pastes in 10 ms
+    started = time.monotonic()
+    await engine._yield_to_pastes(now + 0.2)
+    assert time.monotonic() - started >= 0.015  # waited past that paste (and its room)
+    engine._fires.clear()
+    engine._fires[now + 0.5] += 1  # not now: no wait
+    started = time.monotonic()
+    await engine._yield_to_pastes(now + 0.2)
+    assert time.monotonic() - started < 0.005
