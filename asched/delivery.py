@@ -1,16 +1,22 @@
-"""The delivery engine: one claimed occurrence -> at most one copy of its message in one pane.
+"""The delivery engine: one claimed occurrence -> its message in one pane, once and never twice.
 
 Each delivery walks the journal's state machine, and every transition is committed before the next
 side effect::
 
-    claimed -preflight-> typing -paste-> typed -settle, Enter-> submitted -look-> verified
-                                                                              \\-> unverified
+    claimed -preflight, stage-> typing -paste-> typed -settle, Enter-> submitted -look-> verified
+                                                                                   \\-> unverified
 
 A failure before typing (server, session or pane missing, a tmux timeout) is retried with backoff
 and jitter inside the check-in's grace window, then recorded as ``failed(reason)``. A pane running
-a shell gets nothing: ``skipped(shell)``. Once ``typing`` is committed the body is never typed
-again, whatever happens: an outcome that cannot be known becomes ``unverified``, never a re-type
-(REFERENCE failures 3, 6, 20).
+a shell gets nothing: ``skipped(shell)``. Ahead of the due time the body is *staged*: loaded into
+a tmux buffer named after the delivery, then ``typing`` is committed; at the due time
+``paste-buffer -d`` makes the paste and deletes the buffer. So a typing row whose buffer is still
+loaded was never pasted (a restarted daemon pastes it), and one whose buffer is gone was.
+
+Once pasted, a body is never typed again, with one exception: when the tmux server or the pane's
+program went away before the Enter, the text went with them (no copy is left anywhere), and the
+occurrence is claimed again (``server-lost``, ``pane-replaced``). An outcome that cannot be known
+becomes ``unverified``, never a re-type (REFERENCE failures 3, 6, 20).
 
 Deliveries to one pane are serialised and spaced by ``min_gap_s``; different panes proceed in
 parallel up to ``max_parallel``; a global token bucket caps the rate, so no loop can flood an agent.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections import Counter
@@ -51,6 +58,7 @@ log = get_logger()
 
 PREPARE_S = 0.25  # the preflight starts this long before typing
 PASTE_ROOM_S = 0.008  # a preflight waits this long past a paste due at the same moment
+HELD_UP_SLACK_S = 1.0  # a delivery this much later than its grace allows was held up
 SEND_SLACK_S = 60.0  # an `asched send` row older than its grace plus this is abandoned
 
 
@@ -188,11 +196,11 @@ class DeliveryEngine:
         self.settings = settings or DeliverySettings()
         self._wall = wall
         self._tasks: set[asyncio.Task[None]] = set()
-        # Deliveries that have not typed yet, by id and counted per check-in (see ``untyped``).
+        # Deliveries that have not pasted yet, by id and counted per check-in (see catching_up).
         self._untyped_ids: dict[int, int] = {}
         self._untyped: Counter[int] = Counter()
         self._typed_late: dict[int, float] = {}  # check-in id -> when one typed past its grace
-        self._staged_at_start: set[str] = set()  # buffers of typing rows left by the last run
+        self._staged_at_start: set[str] = set()  # buffers the last run left for rows in flight
         self._fires: Counter[float] = Counter()  # when the staged deliveries paste
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
@@ -395,7 +403,7 @@ class DeliveryEngine:
             if self._busy_for(pane, checkin.idle_s):
                 return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
         text = self.settings.prefix + checkin.message
-        paste = self._typist.prepare(delivery.id, pane.pane_id, text)
+        paste = self._typist.prepare(delivery.id, pane.pane_id, text, pane.pane_pid)
         # Staged ahead of the due time: the body is loaded into its buffer and then "typing" is
         # committed, so that the due time costs one tmux call. After a crash, a typing row whose
         # buffer is still loaded was never pasted, and the next daemon pastes it (paste.Typist).
@@ -410,9 +418,7 @@ class DeliveryEngine:
         self._fires[fire_at] += 1
         try:
             await asyncio.sleep(max(0.0, fire_at - self._wall().timestamp()))
-            return await self._paste_and_submit(
-                checkin, delivery, pane, paste, programs, deadline, fire_at
-            )
+            return await self._paste_and_submit(checkin, delivery, pane, paste, programs, fire_at)
         finally:
             self._fires[fire_at] -= 1
             if self._fires[fire_at] <= 0:
@@ -425,17 +431,17 @@ class DeliveryEngine:
         pane: PaneInfo,
         paste: Paste,
         programs: tuple[str, ...],
-        deadline: float,
         fire_at: float,
     ) -> Delivery:
-        # Held up past the grace window (a stopped process, a long queue, copy mode, waiting for
-        # quiet): a check-in that skips missed occurrences must not arrive this late.
+        # Held up for longer than the grace window (a stopped process, a long queue): a check-in
+        # that skips missed occurrences must not arrive this late. Measured from when it was to
+        # be typed, so that waits inside the window (copy mode, quiet, retries) and a jitter
+        # never count against it.
         now = self._wall().timestamp()
-        if now > deadline:
-            if checkin.catch_up is CatchUp.SKIP:
-                await self._typist.unstage(paste)
-                return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
-            self._typed_late[checkin.id] = now
+        held_up = now - fire_at > max(checkin.grace_s, 0.0) + HELD_UP_SLACK_S
+        if held_up and checkin.catch_up is CatchUp.SKIP:
+            await self._typist.unstage(paste)
+            return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
         # The point of no return: the body may reach the pane now, and is never typed again.
         self._release_untyped(delivery.id)
         try:
@@ -443,15 +449,20 @@ class DeliveryEngine:
         except BufferMissing:
             # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
             raise _TextLost(SERVER_LOST) from None
+        except PaneReplaced:
+            # Another program than the one the checks saw: nothing pasted; look again.
+            raise _TextLost(PANE_REPLACED) from None
         except TargetMissing as exc:
             # tmux refused before pasting (pane gone or dead): nothing reached the pane.
             return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
         except ServerMissing:
             raise _TextLost(SERVER_LOST) from None
         except TmuxError as exc:
-            # A timeout: whether the paste was made is unknown.
+            # A timeout or another failure: whether the paste was made is unknown.
             await self._typist.unstage(paste)
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
+        if held_up:
+            self._typed_late[checkin.id] = now  # this one is the catch-up (see catching_up)
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
@@ -584,12 +595,19 @@ class DeliveryEngine:
         try:
             staged = await self._typist.staged()
         except TmuxError:
-            staged = set()
-        live = {self._typist.buffer(row.id) for row in rows}
+            staged = set()  # unknown: such rows are settled by looking at the pane, as before
+        # Kept: the buffers of typing rows (committed, maybe never pasted) and of a running
+        # `asched send`. A claimed row of ours is staged afresh when it is delivered.
+        checkins = {row.id: await self.store.get_checkin(row.checkin_id) for row in rows}
+        live: set[str] = set()
+        for row in rows:
+            owner = checkins[row.id]
+            if row.state is DeliveryState.TYPING or (owner is not None and owner.origin == "send"):
+                live.add(self._typist.buffer(row.id))
         await self.tmux.delete_buffers(sorted(staged - live))
         self._staged_at_start = staged & live
         for row in rows:
-            checkin = await self.store.get_checkin(row.checkin_id)
+            checkin = checkins[row.id]
             log.info("delivery.recovering", delivery_id=row.id, state=str(row.state))
             if checkin is None:
                 await self._finish(row.id, DeliveryState.FAILED, "checkin-removed")
@@ -609,16 +627,29 @@ class DeliveryEngine:
                 or row.started_at.timestamp()
                 < self._wall().timestamp() - (checkin.grace_s + SEND_SLACK_S)
             ):
-                self._track(self._settle(checkin, row), f"recover-{row.id}")
+                # Until it is settled, it counts as a delivery not typed yet: the scheduler must
+                # not add a catch-up of its own for the same stretch (see catching_up).
+                self._hold_untyped(row)
+                task = self._track(self._settle(checkin, row), f"recover-{row.id}")
+                task.add_done_callback(functools.partial(self._release_settled, row.id))
         return len(rows)
 
+    def _release_settled(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
+        self._release_untyped(delivery_id)
+
     async def _settle(self, checkin: CheckIn, row: Delivery) -> None:
-        if row.pane is None:
-            await self._settle_locked(checkin, row)
-            return
-        # A fresh delivery to this pane must not paste between our look and our Enter.
-        async with self._pane_locks.hold(row.pane):
-            await self._settle_locked(checkin, row)
+        try:
+            if row.pane is None:
+                await self._settle_locked(checkin, row)
+                return
+            # A fresh delivery to this pane must not paste between our look and our Enter.
+            async with self._pane_locks.hold(row.pane):
+                await self._settle_locked(checkin, row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must cost one row, not leave it in flight unseen
+            log.error("delivery.crashed", delivery_id=row.id, error=repr(exc), exc_info=exc)
+            await self._record_crash(row.id, exc)
 
     async def _settle_locked(self, checkin: CheckIn, row: Delivery) -> None:
         text = self.settings.prefix + checkin.message
@@ -637,6 +668,11 @@ class DeliveryEngine:
             else:
                 await self._paste_staged(checkin, row, pane, text, buffer)
             return
+        await self._settle_by_looking(checkin, row, pane, text)
+
+    async def _settle_by_looking(
+        self, checkin: CheckIn, row: Delivery, pane: str | None, text: str
+    ) -> None:
         try:
             on_line = pane is not None and await self.text_on_input_line(pane, text)
         except TmuxError:
@@ -663,31 +699,57 @@ class DeliveryEngine:
             self.submit(checkin, again)
 
     async def _paste_staged(
-        self, checkin: CheckIn, row: Delivery, pane: str, text: str, buffer: str
+        self, checkin: CheckIn, row: Delivery, pane_id: str, text: str, buffer: str
     ) -> None:
-        # "typing" was committed and the paste never made (its buffer is still loaded).
-        log.info("delivery.resuming", delivery_id=row.id, pane=pane)
+        # "typing" was committed and the paste never made (its buffer is still loaded). The
+        # pane may have changed since: the same checks as before any paste, on a fresh look.
+        log.info("delivery.resuming", delivery_id=row.id, pane=pane_id)
+        skip: tuple[DeliveryState, str] | None = None
         try:
-            await self.tmux.paste_buffer(pane, buffer)
-        except (BufferMissing, ServerMissing):
-            # Gone since we looked: the server went away, with the pane. Claim it again.
+            pane = await self.tmux.resolve(parse_target(pane_id))
+        except ServerMissing:
+            # The server that held the buffer and the pane is gone, and the text with them.
             again = await self.store.transition(
                 row.id, DeliveryState.CLAIMED, reason=SERVER_LOST, attempt=True
             )
             self.submit(checkin, again)
             return
-        except TargetMissing as exc:
+        except TmuxError as exc:
+            skip = (DeliveryState.FAILED, exc.reason)
+        else:
+            is_shell, programs = await asyncio.to_thread(
+                foreground_guard, pane, self.settings.shells
+            )
+            if pane.dead:
+                skip = (DeliveryState.FAILED, "pane-dead")
+            elif pane.in_mode:
+                skip = (DeliveryState.SKIPPED, "copy-mode")
+            elif is_shell or pane_starting(programs):
+                skip = (DeliveryState.SKIPPED, "shell")
+        if skip is not None:
+            await self.tmux.delete_buffers([buffer])
+            await self._finish(row.id, *skip)
+            return
+        try:
+            await self.tmux.paste_buffer(pane_id, buffer, pane.pane_pid)
+        except BufferMissing:
+            # Pasted meanwhile (an orphaned client of the last run finishing): look, never retype.
+            await self._settle_by_looking(checkin, row, pane_id, text)
+            return
+        except TargetMissing as exc:  # dead, replaced, gone: nothing pasted, buffer deleted
             await self._finish(row.id, DeliveryState.FAILED, exc.reason)
             return
         except TmuxError as exc:
-            await self._typist.unstage(self._typist.prepare(row.id, pane, text))
+            await self.tmux.delete_buffers([buffer])
             await self._finish(row.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
             return
-        self._note_typed(pane)
+        if row.due_at.timestamp() + checkin.grace_s < self._wall().timestamp():
+            self._typed_late[checkin.id] = self._wall().timestamp()
+        self._note_typed(pane_id)
         await self.store.transition(row.id, DeliveryState.TYPED)
-        await asyncio.sleep(self.settings.settle_s)
+        await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
         try:
-            await self.submit_and_verify(row.id, pane, text)
+            await self.submit_and_verify(row.id, pane_id, text, pane.pane_pid)
         except _TextLost as lost:
             again = await self.store.transition(
                 row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True

@@ -84,6 +84,7 @@ class Paste:
     pane_id: str
     text: str
     buffer: str
+    pane_pid: int | None = None  # the program the checks looked at; the paste goes only to it
 
 
 def buffer_prefix(spool: Path) -> str:
@@ -114,18 +115,15 @@ class Typist:
         self.enter = TickBatcher[tuple[str, int | None], None](self._enter_batch).submit
         self.cursor_line = TickBatcher[str, str](self._look_batch).submit
 
-    def prepare(self, delivery_id: int, pane_id: str, text: str) -> Paste:
+    def prepare(
+        self, delivery_id: int, pane_id: str, text: str, pane_pid: int | None = None
+    ) -> Paste:
         """The paste of ``text`` for this delivery (its buffer name is derived from its id)."""
-        return Paste(delivery_id, pane_id, text, self.buffer(delivery_id))
+        return Paste(delivery_id, pane_id, text, self.buffer(delivery_id), pane_pid)
 
     def buffer(self, delivery_id: int) -> str:
         """The tmux buffer a delivery's body is staged in."""
         return f"{self.prefix}-{delivery_id}"
-
-    def delivery_of(self, buffer: str) -> int | None:
-        """The delivery id a buffer of ours was staged for, else None."""
-        head, _, tail = buffer.rpartition("-")
-        return int(tail) if head == self.prefix and tail.isdigit() else None
 
     async def unstage(self, paste: Paste) -> None:
         """Drop a staged body that will not be pasted (best-effort)."""
@@ -176,13 +174,15 @@ class Typist:
         return await self._paste_many(batch)
 
     async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
-        outcomes = await self.tmux.paste_buffers([(p.pane_id, p.buffer) for p in batch])
+        outcomes = await self.tmux.paste_buffers([(p.pane_id, p.buffer, p.pane_pid) for p in batch])
         results: list[BaseException | None] = []
         for p, outcome in zip(batch, outcomes, strict=True):
             if outcome == "pasted":
                 results.append(None)
             elif outcome == "dead":
                 results.append(PaneDead(f"{p.pane_id}: the pane is dead"))
+            elif outcome == "replaced":
+                results.append(PaneReplaced(f"{p.pane_id}: another program than {p.pane_pid}"))
             else:
                 # tmux never pasted it (its buffer is still loaded): a single paste says why.
                 results.append(await self._single(p))
@@ -190,7 +190,7 @@ class Typist:
 
     async def _single(self, p: Paste) -> BaseException | None:
         try:
-            await self.tmux.paste_buffer(p.pane_id, p.buffer)
+            await self.tmux.paste_buffer(p.pane_id, p.buffer, p.pane_pid)
         except Exception as exc:
             return exc
         return None
@@ -202,12 +202,21 @@ class Typist:
         panes = [pane for pane, _ in items]
         outcomes = await self.tmux.send_enter_many(panes, [pid for _, pid in items])
         failures = {"dead": PaneDead, "replaced": PaneReplaced}
-        return [
-            None
-            if outcome == "entered"
-            else failures.get(outcome, TargetMissing)(f"{pane}: {outcome}")
-            for pane, outcome in zip(panes, outcomes, strict=True)
-        ]
+        results: list[BaseException | None] = []
+        for (pane, pid), outcome in zip(items, outcomes, strict=True):
+            if outcome == "entered":
+                results.append(None)
+            elif outcome in failures:
+                results.append(failures[outcome](f"{pane}: {outcome}"))
+            else:
+                # No marker: its guard failed (a missing pane stops the rest of a client's
+                # list), or tmux stopped before it. A single call says which.
+                try:
+                    await self.tmux.send_enter(pane, pid)
+                    results.append(None)
+                except Exception as exc:
+                    results.append(exc)
+        return results
 
     async def _look_batch(self, panes: list[str]) -> list[str | BaseException]:
         if len(panes) == 1:

@@ -114,8 +114,8 @@ def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
     leaves = [p for p in members if p.pid not in parents]
     # An interactive shell in the foreground group with a child beside it is still starting (its
     # rc files run `$(readlink ...)` and the like in its own group) and reads the keyboard next.
-    # A child started from a shell prompt gets a group of its own, and `sh -c '...; agent'`
-    # (not interactive) hands the keyboard to its last command: neither is caught here.
+    # A child started from a shell prompt gets a group of its own, and a shell running a script
+    # or `-c` (not interactive) hands the keyboard to its last command: neither is caught here.
     starting_shells = [p for p in members if p.pid in parents and _interactive_shell(p)]
     out: list[psutil.Process] = list(starting_shells)
     for p in leaves:
@@ -127,16 +127,22 @@ def _foreground(pid: int, depth: int = 0) -> list[psutil.Process]:
 
 
 def _interactive_shell(proc: psutil.Process) -> bool:
-    """A known shell not running a ``-c`` command string (so it will prompt)."""
+    """A known shell that will prompt: ``-i``, or neither a ``-c`` command string nor a script.
+
+    ``bash ./run-agent.sh`` (a script, no job control: the agent shares its group) and
+    ``sh -c '...; agent'`` both hand the keyboard to the program they run, never to a prompt.
+    """
     try:
         if not _names(proc) & DEFAULT_SHELLS:
             return False
         args = proc.cmdline()[1:]
     except psutil.Error:
         return False
-    return not any(
-        a.startswith("-") and "c" in a.lstrip("-") and not a.startswith("--") for a in args
-    )
+    flags = [a for a in args if a.startswith("-") and not a.startswith("--") and a != "-"]
+    if any("i" in a[1:] for a in flags):
+        return True
+    script = any(not a.startswith("-") for a in args)
+    return not script and not any("c" in a[1:] for a in flags)
 
 
 def _behind_wrapper(proc: psutil.Process, depth: int) -> list[psutil.Process]:

@@ -21,8 +21,9 @@ Facts this module relies on, all measured on tmux 3.3a:
 - Session and window names reach formats escaped (a tab is ``\\t``), but
   ``#{pane_current_command}`` is the raw argv[0] of the foreground process and may hold tabs and
   newlines. Records are therefore split on a random per-call marker, with the command last.
-- ``load-buffer -b NAME - ; paste-buffer -p -d -b NAME -t %N`` works as one client call: stdin feeds
-  load-buffer, and the list stops at the first failure. The body never meets a parser.
+- ``load-buffer -b NAME -`` (stdin) or ``load-buffer -b NAME FILE`` loads a body without parsing
+  it; ``paste-buffer -p -d -b NAME -t %N`` pastes it and deletes the buffer in one step, so a
+  buffer that is still loaded was never pasted. The body never meets a parser.
 - ``paste-buffer`` turns LF into CR, like a terminal emulator's paste; a tty in canonical mode
   (ICRNL) turns it back into LF, and paste-aware programs treat CR inside a bracketed paste as a
   newline. A canonical-mode tty keeps at most 4095 bytes of a line; the kernel drops the rest.
@@ -175,7 +176,8 @@ class PaneReplaced(TargetMissing):
 
 
 class BufferMissing(TmuxError):
-    """The named buffer is not loaded (pasted already, or lost with a server): nothing pasted."""
+    """The named buffer is not loaded: this call pasted nothing (the buffer was pasted already by
+    someone, or was lost with a server)."""
 
     reason = "buffer-missing"
 
@@ -430,23 +432,29 @@ class TmuxClient:
                 await self.delete_buffers(names)
                 raise TmuxError(f"load-buffer: {c.err or f'exit {c.rc}'}")
 
-    async def paste_buffer(self, pane_id: str, buffer_name: str) -> None:
+    async def paste_buffer(
+        self, pane_id: str, buffer_name: str, pane_pid: int | None = None
+    ) -> None:
         """Paste a loaded buffer into the pane and delete it: ``paste-buffer -p -d``.
 
         Bracketed when the program asked for it; guarded by ``#{pane_dead}`` (a paste into a dead
-        pane crashes tmux 3.3a). The buffer exists until the paste happened: that is what tells
-        a restarted daemon whether a paste it had committed to was made. Raises
-        :class:`PaneDead`, :class:`TargetMissing` or :class:`BufferMissing` (nothing pasted in
-        each case), :class:`ServerMissing`, :class:`TmuxTimeout`.
+        pane crashes tmux 3.3a) and, with ``pane_pid``, by the pane's program being that one (the
+        program the checks looked at). The buffer exists until the paste happened: that is what
+        tells a restarted daemon whether a paste it had committed to was made. Raises
+        :class:`PaneDead`, :class:`PaneReplaced` or :class:`TargetMissing` (nothing pasted; the
+        buffer is deleted), :class:`BufferMissing` (no such buffer: pasted already, or lost with
+        a server), :class:`ServerMissing`, :class:`TmuxTimeout`.
         """
         check_pane_id(pane_id)
         if not _BUFFER_NAME.fullmatch(buffer_name):
             raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
         # The if-shell branches are command strings parsed by tmux: safe, because the pane id and
-        # the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above.
+        # the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above. Quoted: an
+        # unquoted { opens a command block in tmux's parser.
         call = await self.run(
-            "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-            f"delete-buffer -b {buffer_name} ; display-message -p {_DEAD_MARK}",
+            "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid),
+            f"delete-buffer -b {buffer_name} ; "
+            f"display-message -p -t {pane_id} '{_DEAD_MARK}-#{{pane_dead}}'",
             f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
         )  # fmt: skip
         if call.rc != 0:
@@ -454,37 +462,42 @@ class TmuxClient:
                 raise BufferMissing(f"{pane_id}: {call.err}")
             await self.delete_buffers([buffer_name])
             _raise_for(pane_id, "paste", call)
-        if _DEAD_MARK in call.out:
+        if f"{_DEAD_MARK}-1" in call.out:
             raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+        if f"{_DEAD_MARK}-0" in call.out:
+            raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
 
-    async def paste_buffers(self, items: Sequence[tuple[str, str]]) -> list[str]:
-        """:meth:`paste_buffer` for several ``(pane_id, buffer_name)`` with few client calls.
+    async def paste_buffers(self, items: Sequence[tuple[str, str, int | None]]) -> list[str]:
+        """:meth:`paste_buffer` for several ``(pane_id, buffer_name, pane_pid)`` with few client
+        calls.
 
         Each paste is followed by a marker, so that whatever tmux does after a failing command
         (a missing pane stops the rest of a client's list), the markers say exactly which
-        pastes happened. Outcomes, in order: ``"pasted"``, ``"dead"`` (nothing pasted) or
-        ``"not-pasted"`` (its guard failed, or tmux stopped before it; the buffer is still
-        loaded, and a single :meth:`paste_buffer` tells why). A timeout raises
-        :class:`TmuxTimeout`: then whether anything was pasted is unknown.
+        pastes happened. Outcomes, in order: ``"pasted"``, ``"dead"`` or ``"replaced"`` (nothing
+        pasted, buffer deleted) or ``"not-pasted"`` (its guard failed, or tmux stopped before
+        it; the buffer is still loaded, and a single :meth:`paste_buffer` tells why). A timeout
+        raises :class:`TmuxTimeout`: then whether anything was pasted is unknown.
         """
         tag = secrets.token_hex(4)
         groups = []
-        for n, (pane_id, buffer_name) in enumerate(items):
+        for n, (pane_id, buffer_name, pid) in enumerate(items):
             check_pane_id(pane_id)
             if not _BUFFER_NAME.fullmatch(buffer_name):
                 raise UsageError(f"bad tmux buffer name {buffer_name!r}")
             groups.append([
-                "if-shell", "-F", "-t", pane_id, "#{pane_dead}",
-                f"delete-buffer -b {buffer_name} ; display-message -p {tag}-dead-{n}",
+                "if-shell", "-F", "-t", pane_id, _not_ours(pid),
+                f"delete-buffer -b {buffer_name} ; "
+                f"display-message -p -t {pane_id} '{tag}-gone#{{pane_dead}}-{n}'",
                 f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
                 f"display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
+        outcome = {f"{tag}-ok": "pasted", f"{tag}-gone1": "dead", f"{tag}-gone0": "replaced"}
         done: dict[int, str] = {}
         for call in await self._run_chunked(groups):
             for line in call.out.split():
                 head, _, index = line.rpartition("-")
-                if head in (f"{tag}-ok", f"{tag}-dead") and index.isdigit():
-                    done[int(index)] = "pasted" if head.endswith("ok") else "dead"
+                if head in outcome and index.isdigit():
+                    done[int(index)] = outcome[head]
         return [done.get(n, "not-pasted") for n in range(len(items))]
 
     async def buffer_names(self, prefix: str = "") -> set[str]:
@@ -637,7 +650,7 @@ class TmuxClient:
 
 def _not_ours(pane_pid: int | None) -> str:
     """An if-shell -F condition, true when the pane is dead or runs another program."""
-    if pane_pid is None:
+    if pane_pid is None or pane_pid <= 0:
         return "#{pane_dead}"
     return f"#{{||:#{{pane_dead}},#{{!=:#{{pane_pid}},{int(pane_pid)}}}}}"
 

@@ -589,3 +589,63 @@ async def test_a_preflight_lets_a_paste_due_this_moment_go_first(
     started = time.monotonic()
     await engine._yield_to_pastes(now + 0.2)
     assert time.monotonic() - started < 0.005
+
+
+async def test_an_agent_run_by_a_shell_script_is_not_a_shell(
+    store: AsyncStore, server: Server
+) -> None:
+    # `bash run-agent.sh`: no job control, so the agent shares bash's process group. The script's
+    # bash never prompts; the agent reads the keyboard.
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    out = server.root / "scripted"
+    script = server.root / "run-agent.sh"
+    script.write_text(f"while :; do cat >> {out}; done\n")
+    server.new_session("sa", f"bash {script}")
+    engine = engine_for(store, server)
+    await asyncio.sleep(0.3)
+    d = await enqueue(store, engine, "sa:0", "to the agent, not the shell")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    assert (await final(store, d.id)).state is DeliveryState.VERIFIED
+    await wait_for(lambda: out.exists() and out.read_text() != "", "the line")
+    assert out.read_text() == "to the agent, not the shell\n"
+
+
+async def test_no_grace_and_a_jitter_still_deliver(store: AsyncStore, server: Server) -> None:
+    out = server.root / "nograce"
+    server.new_session("ng", f"cat > {out}")
+    engine = engine_for(store, server)
+    now = datetime.now(UTC)
+    new = NewCheckIn(
+        target="ng:0", message="on time", rule=Once(now), next_due=now, grace_s=0.0, jitter_s=0.3
+    )
+    checkin, row = await store.add_claimed(new, now)
+    engine.submit(checkin, row)
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    assert (await final(store, row.id)).state is DeliveryState.VERIFIED
+
+
+async def test_recovery_looks_again_before_pasting_a_staged_body(
+    store: AsyncStore, server: Server
+) -> None:
+    # Committed and staged, then the daemon died; meanwhile the agent exited to a shell prompt.
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    server.new_session("gone", "bash")
+    await asyncio.sleep(0.3)
+    engine = engine_for(store, server)
+    pane = (await engine.tmux.resolve(parse_target("gone:0"))).pane_id
+    now = datetime.now(UTC)
+    new = NewCheckIn(target="gone:0", message="echo NEVER-RUN", rule=Once(now), next_due=now)
+    _, d = await store.add_claimed(new, now)
+    await store.transition(d.id, DeliveryState.TYPING, pane=pane)
+    await engine.tmux.load_buffers([(engine._typist.buffer(d.id), "echo NEVER-RUN")])
+    assert await engine.recover() == 1
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.SKIPPED, "shell")
+    assert await engine._typist.staged() == set()
+    assert "NEVER-RUN" not in server.tmux("capture-pane", "-p", "-t", "=gone:0")

@@ -727,7 +727,7 @@ async def paste_many(
     """Stage every (pane, text, buffer), then paste them all: the Typist's two steps."""
     await client.load_buffers([(name, text) for _, text, name in items], spool)
     assert list(spool.iterdir()) == []  # bodies removed once loaded
-    return await client.paste_buffers([(pane, name) for pane, _, name in items])
+    return await client.paste_buffers([(pane, name, None) for pane, _, name in items])
 
 
 async def test_burst_pastes_report_each_outcome(server: Server, client: TmuxClient) -> None:
@@ -822,3 +822,27 @@ async def test_enter_only_reaches_the_program_that_was_typed_into(
     now = (await client.resolve(Target(pane_id=pane))).pane_pid
     await client.send_enter(pane, now)
     await until(lambda: asyncio.sleep(0, out.exists() and out.read_text() == "\n"), "Enter")
+
+
+async def test_a_paste_only_reaches_the_program_the_checks_saw(
+    server: Server, client: TmuxClient
+) -> None:
+    out = server.root / "guarded"
+    pane = server.new_session("gp", f"cat >> {out}")
+    first = (await client.resolve(Target(pane_id=pane))).pane_pid
+    await client.load_buffers([("gp-1", "for the first cat")])
+    server.tmux("respawn-pane", "-k", "-t", pane, f"cat >> {out}")
+
+    async def respawned() -> bool:
+        return (await client.resolve(Target(pane_id=pane))).pane_pid != first
+
+    await until(respawned, "respawn")
+    with pytest.raises(PaneReplaced):
+        await client.paste_buffer(pane, "gp-1", first)
+    assert await client.buffer_names("gp-") == set()  # deleted, nothing pasted
+    assert await client.cursor_line(pane) == ""
+    await client.load_buffers([("gp-2", "a"), ("gp-3", "b")], server.root)
+    assert await client.paste_buffers([(pane, "gp-2", first), (pane, "gp-3", None)]) == [
+        "replaced",
+        "pasted",
+    ]
