@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from asched.errors import UsageError
-from asched.tmux import PaneDead, PaneReplaced, TargetMissing, TmuxClient, check_body
+from asched.tmux import (
+    PaneDead,
+    PaneReplaced,
+    TargetMissing,
+    TmuxClient,
+    TmuxTimeout,
+    check_body,
+)
 
 Q = TypeVar("Q")
 R = TypeVar("R")
@@ -183,6 +190,8 @@ class Typist:
                 results.append(PaneDead(f"{p.pane_id}: the pane is dead"))
             elif outcome == "replaced":
                 results.append(PaneReplaced(f"{p.pane_id}: another program than {p.pane_pid}"))
+            elif outcome == "unknown":
+                results.append(TmuxTimeout(f"{p.pane_id}: paste: the tmux client timed out"))
             else:
                 # tmux never pasted it (its buffer is still loaded): a single paste says why.
                 results.append(await self._single(p))

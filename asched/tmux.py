@@ -474,9 +474,9 @@ class TmuxClient:
         Each paste is followed by a marker, so that whatever tmux does after a failing command
         (a missing pane stops the rest of a client's list), the markers say exactly which
         pastes happened. Outcomes, in order: ``"pasted"``, ``"dead"`` or ``"replaced"`` (nothing
-        pasted, buffer deleted) or ``"not-pasted"`` (its guard failed, or tmux stopped before
-        it; the buffer is still loaded, and a single :meth:`paste_buffer` tells why). A timeout
-        raises :class:`TmuxTimeout`: then whether anything was pasted is unknown.
+        pasted, buffer deleted), ``"not-pasted"`` (its guard failed, tmux stopped before it, or
+        its client failed to run; the buffer is still loaded, and a single :meth:`paste_buffer`
+        tells why) or ``"unknown"`` (its client timed out).
         """
         tag = secrets.token_hex(4)
         groups = []
@@ -492,12 +492,24 @@ class TmuxClient:
                 f"display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
         outcome = {f"{tag}-ok": "pasted", f"{tag}-gone1": "dead", f"{tag}-gone0": "replaced"}
+        packs = _pack(groups)
+        calls = await asyncio.gather(
+            *(self.run(*_join(groups, pack)) for pack in packs), return_exceptions=True
+        )
         done: dict[int, str] = {}
-        for call in await self._run_chunked(groups):
-            for line in call.out.split():
-                head, _, index = line.rpartition("-")
-                if head in outcome and index.isdigit():
-                    done[int(index)] = outcome[head]
+        for pack, call in zip(packs, calls, strict=True):
+            if isinstance(call, TmuxTimeout):
+                # That client may have pasted any of its items: unknown, never "not pasted".
+                done.update((n, "unknown") for n in pack)
+            elif isinstance(call, CompletedCall):
+                for line in call.out.split():
+                    head, _, index = line.rpartition("-")
+                    if head in outcome and index.isdigit():
+                        done[int(index)] = outcome[head]
+            elif not isinstance(call, Exception):
+                raise call  # a cancellation
+            # Any other failure of one client (no server, a failed connection): its items are
+            # "not-pasted", and a single call each tells more; the other clients' count.
         return [done.get(n, "not-pasted") for n in range(len(items))]
 
     async def buffer_names(self, prefix: str = "") -> set[str]:
@@ -636,16 +648,30 @@ class TmuxClient:
     async def _run_chunked(self, groups: Sequence[list[str]]) -> list[CompletedCall]:
         """Run command groups joined by ``;`` in as few clients as the 16 KiB limit allows,
         the clients in parallel."""
-        chunks: list[list[str]] = [[]]
-        size = 0
-        for group in groups:
-            cost = sum(len(a) + 1 for a in group) + 2
-            if chunks[-1] and size + cost > _ARGV_BUDGET:
-                chunks.append([])
-                size = 0
-            chunks[-1] += ([";"] if chunks[-1] else []) + group
-            size += cost
-        return list(await asyncio.gather(*(self.run(*c) for c in chunks if c)))
+        calls = await asyncio.gather(*(self.run(*_join(groups, pack)) for pack in _pack(groups)))
+        return list(calls)
+
+
+def _pack(groups: Sequence[list[str]]) -> list[list[int]]:
+    """The indices of ``groups``, packed into clients whose command line fits the 16 KiB limit."""
+    packs: list[list[int]] = [[]]
+    size = 0
+    for n, group in enumerate(groups):
+        cost = sum(len(a) + 1 for a in group) + 2
+        if packs[-1] and size + cost > _ARGV_BUDGET:
+            packs.append([])
+            size = 0
+        packs[-1].append(n)
+        size += cost
+    return [p for p in packs if p]
+
+
+def _join(groups: Sequence[list[str]], pack: list[int]) -> list[str]:
+    """One client's argv: the groups of ``pack`` joined by ``;``."""
+    argv: list[str] = []
+    for n in pack:
+        argv += ([";"] if argv else []) + groups[n]
+    return argv
 
 
 def _not_ours(pane_pid: int | None) -> str:

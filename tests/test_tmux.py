@@ -846,3 +846,27 @@ async def test_a_paste_only_reaches_the_program_the_checks_saw(
         "replaced",
         "pasted",
     ]
+
+
+async def test_a_burst_client_that_times_out_makes_its_items_unknown(
+    server: Server, client: TmuxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panes = [server.new_session(f"u{n}", "cat") for n in range(60)]
+    names = [f"burst-buffer-name-{n:03d}" for n in range(60)]
+    spool = server.root / "spool"
+    spool.mkdir(mode=0o700)
+    await client.load_buffers([(name, f"m{n}") for n, name in enumerate(names)], spool)
+    real_run = client.run
+
+    async def run(*args: str, **kw: object) -> object:
+        if names[-1] in " ".join(args):  # the last client of the burst hangs
+            raise TmuxTimeout("timed out")
+        return await real_run(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "run", run)
+    outcomes = await client.paste_buffers([(p, n, None) for p, n in zip(panes, names, strict=True)])
+    assert "unknown" in outcomes and outcomes[-1] == "unknown"
+    first_unknown = outcomes.index("unknown")
+    assert first_unknown > 0
+    assert outcomes[:first_unknown] == ["pasted"] * first_unknown
+    assert set(outcomes[first_unknown:]) == {"unknown"}
