@@ -443,7 +443,6 @@ class DeliveryEngine:
             await self._typist.unstage(paste)
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
         # The point of no return: the body may reach the pane now, and is never typed again.
-        self._release_untyped(delivery.id)
         try:
             await self._typist.paste(paste)
         except BufferMissing:
@@ -459,10 +458,15 @@ class DeliveryEngine:
             raise _TextLost(SERVER_LOST) from None
         except TmuxError as exc:
             # A timeout or another failure: whether the paste was made is unknown.
+            if held_up:
+                self._typed_late[checkin.id] = now  # it may have been: it was the catch-up
             await self._typist.unstage(paste)
             return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
         if held_up:
             self._typed_late[checkin.id] = now  # this one is the catch-up (see catching_up)
+        # Only now: until its paste is known, a late delivery is the catch-up still to come, and
+        # a scheduler pass in between must not claim one of its own.
+        self._release_untyped(delivery.id)
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
         await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
