@@ -74,3 +74,12 @@ def stored(state: Path) -> list[CheckIn]:
     """Every check-in in the state dir's database."""
     with Store.open(state / DB_NAME) as store:
         return store.list_checkins()
+
+
+def assert_usage_error(result: Result) -> None:
+    """Exit 2, nothing on stdout, one line on stderr beginning "asched: ", no traceback."""
+    assert result.code == 2, result
+    assert result.out == ""
+    assert "Traceback" not in result.err
+    assert result.err.startswith("asched: ")
+    assert result.err.count("\n") == 1, result.err

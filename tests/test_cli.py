@@ -26,7 +26,7 @@ from asched.models import CheckIn, Cron, DeliveryState, Every, Once
 from asched.paths import DB_NAME
 from asched.store import Store
 from asched.views import cell_width, duration_text, truncate
-from tests.cliharness import Result, stored
+from tests.cliharness import assert_usage_error, stored
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
 
@@ -50,14 +50,6 @@ def only(state: Path) -> CheckIn:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def assert_usage_error(result: Result) -> None:
-    assert result.code == 2, result
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.startswith("asched: ")
-    assert result.err.count("\n") == 1, result.err
 
 
 # -- add: every form and what it stores ----------------------------------------------------------

@@ -11,16 +11,14 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from asched.control import ControlServer
-from asched.models import NewCheckIn, Once
 from asched.paths import DB_NAME
-from asched.store import Store
 from tests.harness import PYTHON, Spawner, wait_until
+from tests.statefiles import damage
 from tests.tmuxsrv import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,25 +129,7 @@ def test_a_damaged_database_is_refused_and_left_alone(tmp_path: Path, kind: str)
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     db = state / DB_NAME
-    if kind == "random":
-        db.write_bytes(os.urandom(8192))
-    else:
-        with Store.open(db) as store:
-            now = datetime.now(UTC)
-            store.add_checkin(NewCheckIn(target="w:0", message="m", rule=Once(now), next_due=now))
-        import sqlite3
-
-        conn = sqlite3.connect(db)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        if kind == "foreign":
-            conn.execute("PRAGMA application_id = 42")
-        if kind == "newer":
-            conn.execute("PRAGMA user_version = 99")
-        conn.commit()
-        conn.close()
-        if kind == "truncated":
-            with db.open("r+b") as fh:
-                fh.truncate(db.stat().st_size // 2)
+    damage(db, kind)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     for args in (["ls"], ["add", "w:0", "x", "--in", "1m"], ["history"]):
         _one_line_error(_cli(*args, "--state-dir", str(state)), 1)

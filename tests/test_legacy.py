@@ -23,7 +23,7 @@ from asched.legacy import DEFAULT_MESSAGE, source_id
 from asched.models import CheckIn, Every, NewCheckIn, Once
 from asched.paths import DB_NAME
 from asched.store import Store
-from tests.cliharness import Result, stored
+from tests.cliharness import Result, assert_usage_error, stored
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
 
@@ -333,14 +333,6 @@ def test_pending_wal_is_refused(run: Any, state: Path, src: Path) -> None:
     assert_usage_error(result)
     assert "task_queue.db-wal holds changes not yet in task_queue.db" in result.err
     assert not state.exists()
-
-
-def assert_usage_error(result: Result) -> None:
-    assert result.code == 2, result
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.startswith("asched: ")
-    assert result.err.count("\n") == 1, result.err
 
 
 def _bad_sources(src: Path) -> dict[str, Path]:

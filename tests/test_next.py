@@ -22,7 +22,7 @@ import pytest
 from asched.models import CheckIn, Once
 from asched.paths import DB_NAME
 from asched.store import Store
-from tests.cliharness import Result, stored
+from tests.cliharness import assert_usage_error, stored
 from tests.tmuxsrv import Server
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
@@ -40,14 +40,6 @@ CHECKIN_FIELDS = {
 
 def pending(state: Path) -> list[CheckIn]:
     return [c for c in stored(state) if c.next_due is not None]
-
-
-def assert_usage_error(result: Result) -> None:
-    assert result.code == 2, result
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.startswith("asched: ")
-    assert result.err.count("\n") == 1, result.err
 
 
 def now() -> datetime:

@@ -37,6 +37,11 @@ class Ledger:
     garbled: list[str] = field(default_factory=list)  # lines that are no whole message
 
     @property
+    def missing(self) -> int:
+        """The "lost" column of the summary: not in the pane as the journal says, or not at all."""
+        return self.lost + self.misreported + len(self.garbled) + self.interrupted
+
+    @property
     def bad(self) -> int:
         """The counts that must be zero."""
         return self.duplicates + self.lost + self.misreported + len(self.garbled)

@@ -65,7 +65,7 @@ def test_fifty_clis_adding_while_the_daemon_delivers(
         "50 CLIs x 20 adds while delivering",
         CLIS,
         duplicates=ledger.duplicates,
-        lost=ledger.lost + ledger.misreported + len(ledger.garbled) + (total - ledger.checkins),
+        lost=ledger.missing + (total - ledger.checkins),
         tracebacks=tb,
         adds=total,
         stored=ledger.checkins,

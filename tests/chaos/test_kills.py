@@ -70,7 +70,7 @@ def test_a_hundred_sigkills_during_deliveries(
         "SIGKILL during deliveries",
         KILLS,
         duplicates=ledger.duplicates,
-        lost=ledger.lost + ledger.misreported + len(ledger.garbled) + ledger.interrupted,
+        lost=ledger.missing,
         tracebacks=tb,
         checkins=MESSAGES,
         delivered=ledger.delivered,

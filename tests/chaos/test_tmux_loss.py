@@ -88,7 +88,7 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
         "tmux server SIGKILLed mid-delivery",
         ROUNDS,
         duplicates=ledger.duplicates,
-        lost=ledger.lost + ledger.misreported + len(ledger.garbled) + ledger.interrupted,
+        lost=ledger.missing,
         tracebacks=tb,
         checkins=total,
         delivered=ledger.delivered,
