@@ -160,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         "send",
         parents=[common],
         help="deliver a message now, without a daemon",
-        description="Type MESSAGE into the tmux pane TARGET now, through the same engine as the"
-        " daemon (exact target, shell guard, paste, settle, Enter, check), and print the outcome."
+        description="Type MESSAGE into the tmux pane TARGET now, through the same engine and"
+        " config file as the daemon (exact target, shell guard, agent profile, input guard, paste,"
+        " settle, Enter, check), and print the outcome."
         " The delivery is journaled: `asched history` shows it. Exit 0 when delivered, 1 when"
         " it was skipped or failed.",
         epilog="example:\n  asched send work:0.1 'SCHEDULED CHECK-IN: status report please'",
@@ -170,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("target", metavar="TARGET", help="session:window[.pane] or %%N")
     send.add_argument("message", metavar="MESSAGE", help="the text to type (TAB and LF allowed)")
     send.add_argument("--tmux-socket", metavar="PATH", help="tmux server socket (tmux -S)")
+    send.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the daemon's config file, for [delivery] and [agents] (default $ASCHED_CONFIG,"
+        " else $XDG_CONFIG_HOME/asched/config.toml)",
+    )
     send.add_argument(
         "--grace",
         type=_positive_seconds,
@@ -277,16 +284,22 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
+    from asched import config
     from asched.logs import configure as configure_logs
     from asched.models import DeliveryState
+    from asched.paths import config_file
     from asched.send import run_send
+    from asched.service import delivery_settings
     from asched.views import delivery_json
 
     # The engine's events are the daemon's log; here only trouble goes to stderr, and stdout
     # carries the outcome alone.
     configure_logs("warning", stream=sys.stderr)
     tmux_socket = _tmux_socket(args)
-    row = run_send(_state_dir(args), args.target, args.message, tmux_socket, args.grace)
+    cfg = config.load(config_file(args.config))
+    row = run_send(
+        _state_dir(args), args.target, args.message, tmux_socket, args.grace, delivery_settings(cfg)
+    )
     if args.json:
         print(json.dumps(delivery_json(row), indent=2))
     else:
@@ -315,6 +328,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         when = f"every {e.every_s}s" if e.every_s is not None else f"cron {e.cron!r} {e.tz}"
         match = f"role={e.role}" if e.role else f"session={e.session} window={e.window}"
         print(f"  [[checkin]] {e.name}: {when}, {match}")
+    for name in cfg.agent_tables:
+        profile = next(p for p in cfg.agents if p.name == name)
+        settle = "[delivery] settle_s" if profile.settle_s is None else f"{profile.settle_s:g}s"
+        programs = ", ".join(profile.programs) or "-"
+        print(f"  [agents.{name}] programs: {programs}; settle {settle}; enters {profile.enters}")
     return EXIT_OK
 
 

@@ -7,6 +7,9 @@ errors, so that a typo never passes silently.
     [daemon]      drain_timeout_s, log_level
     [delivery]    prefix, settle_s, settle_by_program, shells, copy_mode, min_gap_s,
                   rate_per_s, burst
+    [agents.NAME] an agent profile (asched.agents): programs, command, prompt, continuation,
+                  placeholder, collapsed, busy, settle_s, enters; a built-in NAME (claude,
+                  gemini, codex, ipython, python) changes only the keys given
     [[checkin]]   declarative check-ins: name, match (session / window patterns, or role),
                   every or cron (+ tz), message, grace, catch_up, jitter
 """
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asched.agents import BUILTIN, Profile, merged
 from asched.errors import UsageError
 from asched.logs import LEVELS
 from asched.models import CatchUp
@@ -77,6 +81,8 @@ class Config:
     log_level: str | None = None
     delivery: Delivery = field(default_factory=Delivery)
     checkins: tuple[Entry, ...] = ()
+    agents: tuple[Profile, ...] = BUILTIN
+    agent_tables: tuple[str, ...] = ()  # the [agents.NAME] tables the file gives
     source: Path | None = None
 
 
@@ -186,6 +192,59 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
     )
 
 
+_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy")
+_AGENT_KEYS = {*_PATTERNS, "programs", "placeholder", "settle_s", "enters"}
+
+
+def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
+    """``[agents.NAME]`` tables merged over the built-in profiles (see asched.agents)."""
+    tables = data.get("agents", {})
+    if not isinstance(tables, dict):
+        raise UsageError(f"{w.name}: agents must be tables like [agents.myagent]")
+    builtin = {p.name for p in BUILTIN}
+    overrides: dict[str, dict[str, object]] = {}
+    for name, table in tables.items():
+        where = w.table(f"[agents.{name}]")
+        if not isinstance(table, dict) or not _NAME.fullmatch(name):
+            raise UsageError(f"{where}: a table named 1-64 of A-Z a-z 0-9 _ . -")
+        _known(table, _AGENT_KEYS, where)
+        keys: dict[str, object] = {}
+        for key in _PATTERNS:
+            pattern = _text(table, key, where)
+            if pattern is not None:
+                keys[key] = _pattern(pattern, key, where)
+        for key in ("programs", "placeholder"):
+            value = table.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise UsageError(f"{where}: {key} must be a list of strings")
+            if key == "placeholder":
+                for v in value:
+                    _pattern(v, key, where)
+            keys[key] = tuple(value)
+        settle = _number(table, "settle_s", where, 0.0, 30.0)
+        if settle is not None:
+            keys["settle_s"] = settle
+        enters = _number(table, "enters", where, 1, 5)
+        if enters is not None:
+            keys["enters"] = int(enters)
+        if name not in builtin and not keys.get("programs"):
+            raise UsageError(f"{where}: a new agent profile needs programs = [...]")
+        if "prompt" in keys and "(?P<text>" not in str(keys["prompt"]):
+            raise UsageError(f"{where}: prompt needs a (?P<text>...) group: the typed text")
+        overrides[name] = keys
+    return merged(overrides) if overrides else BUILTIN
+
+
+def _pattern(value: str, key: str, where: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise UsageError(f"{where}: {key} is not a regular expression: {exc}") from None
+    return value
+
+
 _ENTRY_KEYS = {
     "name", "message", "every", "cron", "tz", "match", "grace", "catch_up", "jitter",
 }  # fmt: skip
@@ -251,7 +310,7 @@ def parse(text: str, source: Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{w.name}: {exc}") from exc
-    _known(data, {"daemon", "delivery", "checkin"}, w.name)
+    _known(data, {"daemon", "delivery", "checkin", "agents"}, w.name)
     drain, level = _daemon(data, w)
     raw_entries = data.get("checkin", [])
     if not isinstance(raw_entries, list):
@@ -266,6 +325,8 @@ def parse(text: str, source: Path | None = None) -> Config:
         log_level=level,
         delivery=_delivery(data, w),
         checkins=entries,
+        agents=_agents(data, w),
+        agent_tables=tuple(data.get("agents", {})),
         source=source,
     )
 

@@ -36,12 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from asched.agents import BUILTIN, GENERIC, InputArea, Profile, holds, pick, read_input
 from asched.logs import body_preview, get_logger
 from asched.models import PANE_REPLACED, SERVER_LOST, CatchUp, CheckIn, Delivery, DeliveryState
 from asched.paste import NotOurs, Paste, Typist
 from asched.tmux import (
     DEFAULT_SHELLS,
     BufferMissing,
+    Foreground,
     PaneInfo,
     PaneReplaced,
     ServerMissing,
@@ -50,7 +52,6 @@ from asched.tmux import (
     TmuxError,
     TmuxMissing,
     foreground_guard,
-    pane_starting,
     parse_target,
 )
 
@@ -68,7 +69,9 @@ class DeliverySettings:
 
     settle_s: float = 0.5
     settle_by_program: dict[str, float] = field(default_factory=dict)
+    profiles: tuple[Profile, ...] = BUILTIN  # tried in order; GENERIC when none matches
     verify_delay_s: float = 0.15
+    paste_show_s: float = 2.0  # how long a pasted text may take to appear in an input area
     prefix: str = ""
     shells: frozenset[str] = DEFAULT_SHELLS
     copy_mode: str = "wait"  # "wait" for the pane to leave it (within grace), or "cancel" it
@@ -79,9 +82,17 @@ class DeliverySettings:
     retry_base_s: float = 0.5
     retry_max_s: float = 15.0
 
-    def settle_for(self, program: str) -> float:
-        """The settle delay before Enter for a pane running ``program``."""
-        return self.settle_by_program.get(program, self.settle_s)
+    def settle_for(self, profile: Profile, names: tuple[str, ...] = ()) -> float:
+        """The settle delay before Enter: ``settle_by_program`` for one of the foreground
+        ``names``, else the profile's own, else ``settle_s``."""
+        for name in names:
+            if name in self.settle_by_program:
+                return self.settle_by_program[name]
+        return self.settle_s if profile.settle_s is None else profile.settle_s
+
+    def profile_for(self, fg: Foreground) -> Profile:
+        """The agent profile of the program in the foreground."""
+        return pick(fg.names, fg.cmdlines, self.profiles)
 
 
 class TokenBucket:
@@ -389,19 +400,25 @@ class DeliveryEngine:
             return await self._finish(delivery.id, DeliveryState.FAILED, "pane-dead")
         if pane.in_mode:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
-        is_shell, programs = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
-        if pane_starting(programs):
+        fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+        if fg.starting:
             # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
             raise _Retry("pane-starting")
-        if is_shell:
+        if fg.shell:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
-        if checkin.idle_s is not None:
-            try:
-                pane = await self._await_quiet(checkin, pane, deadline)
-            except TmuxError as exc:
-                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-            if self._busy_for(pane, checkin.idle_s):
-                return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
+        profile = self.settings.profile_for(fg)
+        try:
+            if checkin.idle_s is not None:
+                pane = await self._await_quiet(checkin, pane, profile, deadline)
+                if await self._busy(pane, profile, checkin.idle_s):
+                    return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
+            refusal = await self._await_empty_input(delivery.id, pane, profile, deadline)
+        except TmuxError as exc:
+            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+        if refusal is not None:
+            # Never paste onto text on the input line: a person's half-typed words, or an
+            # earlier check-in that is stuck there, would be merged with ours and sent as one.
+            return await self._finish(delivery.id, DeliveryState.SKIPPED, refusal)
         text = self.settings.prefix + checkin.message
         paste = self._typist.prepare(delivery.id, pane.pane_id, text, pane.pane_pid)
         # Staged ahead of the due time: the body is loaded into its buffer and then "typing" is
@@ -418,7 +435,7 @@ class DeliveryEngine:
         self._fires[fire_at] += 1
         try:
             await asyncio.sleep(max(0.0, fire_at - self._wall().timestamp()))
-            return await self._paste_and_submit(checkin, delivery, pane, paste, programs, fire_at)
+            return await self._paste_and_submit(checkin, delivery, pane, paste, fg, fire_at)
         finally:
             self._fires[fire_at] -= 1
             if self._fires[fire_at] <= 0:
@@ -430,7 +447,7 @@ class DeliveryEngine:
         delivery: Delivery,
         pane: PaneInfo,
         paste: Paste,
-        programs: tuple[str, ...],
+        fg: Foreground,
         fire_at: float,
     ) -> Delivery:
         # Held up for longer than the grace window (a stopped process, a long queue): a check-in
@@ -469,8 +486,11 @@ class DeliveryEngine:
         self._release_untyped(delivery.id)
         self._note_typed(pane.pane_id)
         await self.store.transition(delivery.id, DeliveryState.TYPED)
-        await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
-        return await self.submit_and_verify(delivery.id, pane.pane_id, paste.text, pane.pane_pid)
+        profile = self.settings.profile_for(fg)
+        await asyncio.sleep(self.settings.settle_for(profile, fg.names))
+        return await self.submit_and_verify(
+            delivery.id, pane.pane_id, paste.text, pane.pane_pid, profile
+        )
 
     def _note_typed(self, pane_id: str) -> None:
         now = time.monotonic()
@@ -480,40 +500,140 @@ class DeliveryEngine:
             self._pane_last = {k: t for k, t in self._pane_last.items() if t > horizon}
 
     async def submit_and_verify(
-        self, delivery_id: int, pane_id: str, text: str, pane_pid: int | None = None
+        self,
+        delivery_id: int,
+        pane_id: str,
+        text: str,
+        pane_pid: int | None = None,
+        profile: Profile = GENERIC,
     ) -> Delivery:
-        """Press Enter after the text is in the input line, then look whether it left it.
+        """Press Enter after the text is in the input area, then look whether it left it.
 
         ``pane_pid``: the pane's program when the text was pasted; the Enter goes only to it.
+        With a profile that knows the input area, the Enter waits until the paste shows there,
+        and a swallowed Enter (the text, or its collapsed placeholder, still alone in the input
+        area) is pressed again up to ``profile.enters`` times in all, each one journaled; the
+        text is never typed twice. ``verified`` means the input area is back to empty.
         Raises :class:`_TextLost` when the server or that program is gone before the Enter.
         """
-        try:
-            await self._typist.enter((pane_id, pane_pid))
-        except ServerMissing:
-            raise _TextLost(SERVER_LOST) from None
-        except PaneReplaced:
-            raise _TextLost(PANE_REPLACED) from None
-        except TmuxError as exc:
-            return await self._finish(delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}")
-        await self.store.transition(delivery_id, DeliveryState.SUBMITTED)
-        await asyncio.sleep(self.settings.verify_delay_s)
-        try:
-            still_there = await self.text_on_input_line(pane_id, text)
-        except TmuxError as exc:
-            return await self._finish(
-                delivery_id, DeliveryState.UNVERIFIED, f"verify: {exc.reason}"
+        if profile.knows_input:
+            refusal = await self._await_paste_shown(pane_id, text, profile)
+            if refusal is not None:
+                return await self._finish(delivery_id, DeliveryState.UNVERIFIED, refusal)
+        presses = 0
+        while True:
+            try:
+                await self._typist.enter((pane_id, pane_pid))
+            except ServerMissing:
+                if presses:  # the first Enter may have submitted it: never type it again
+                    return await self._finish(delivery_id, DeliveryState.UNVERIFIED, SERVER_LOST)
+                raise _TextLost(SERVER_LOST) from None
+            except PaneReplaced:
+                if presses:
+                    return await self._finish(delivery_id, DeliveryState.UNVERIFIED, PANE_REPLACED)
+                raise _TextLost(PANE_REPLACED) from None
+            except TmuxError as exc:
+                return await self._finish(
+                    delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}"
+                )
+            presses += 1
+            await self.store.transition(
+                delivery_id,
+                DeliveryState.SUBMITTED,
+                reason=None if presses == 1 else "enter-again",
+                attempt=presses > 1,
             )
-        if still_there:
-            return await self._finish(delivery_id, DeliveryState.UNVERIFIED, "text-still-in-input")
-        return await self._finish(delivery_id, DeliveryState.VERIFIED, None)
+            await asyncio.sleep(self.settings.verify_delay_s)
+            try:
+                verdict = await self._judge(pane_id, text, profile)
+                if verdict == _SWALLOWED and presses < profile.enters:
+                    # Rendering may lag the Enter: only a second look that still shows our
+                    # text alone in the input area makes another Enter.
+                    await asyncio.sleep(self.settings.verify_delay_s)
+                    verdict = await self._judge(pane_id, text, profile)
+            except TmuxError as exc:
+                return await self._finish(
+                    delivery_id, DeliveryState.UNVERIFIED, f"verify: {exc.reason}"
+                )
+            if verdict is None:
+                return await self._finish(delivery_id, DeliveryState.VERIFIED, None)
+            if verdict != _SWALLOWED or presses >= profile.enters:
+                return await self._finish(delivery_id, DeliveryState.UNVERIFIED, verdict)
+            log.info("delivery.enter_again", delivery_id=delivery_id, pane=pane_id, press=presses)
+            await asyncio.sleep(max(self.settings.settle_for(profile), profile.min_settle_s))
+
+    async def _judge(self, pane_id: str, text: str, profile: Profile) -> str | None:
+        """After an Enter: None when submitted, else the reason it is not known to be."""
+        if not profile.knows_input:
+            # No input area is known: the end of the text must have left the cursor line.
+            return _SWALLOWED if await self.text_on_input_line(pane_id, text) else None
+        area = await self._input_area(pane_id, profile)
+        if area is None:
+            return "input-unknown"
+        if area.empty:
+            return None
+        return _SWALLOWED if holds(area, text) else "input-changed"
+
+    async def _input_area(self, pane_id: str, profile: Profile) -> InputArea | None:
+        screen = await self._typist.look(pane_id)
+        return read_input(profile, screen.rows)
+
+    async def _await_paste_shown(self, pane_id: str, text: str, profile: Profile) -> str | None:
+        """Wait (``paste_show_s`` at most) until the pasted text shows in the input area; None
+        then, else why no Enter may follow (another text there, or no input area at all)."""
+        until = time.monotonic() + max(self.settings.paste_show_s, 0.0)
+        while True:
+            try:
+                area = await self._input_area(pane_id, profile)
+            except TmuxError as exc:
+                return f"look: {exc.reason}"
+            if area is not None and holds(area, text):
+                return None
+            if area is not None and not area.empty:
+                return "input-changed"
+            if time.monotonic() >= until:
+                return "paste-not-seen" if area is not None else "input-unknown"
+            await asyncio.sleep(0.05)
+
+    async def _await_empty_input(
+        self, delivery_id: int, pane: PaneInfo, profile: Profile, deadline: float
+    ) -> str | None:
+        """The input guard: None when the input area is empty (or none is known), else the
+        reason to skip, after waiting for it to empty within the grace window."""
+        if not profile.knows_input:
+            return None
+        waited = False
+        while True:
+            area = await self._input_area(pane.pane_id, profile)
+            if area is not None and area.empty:
+                return None
+            now = self._wall().timestamp()
+            if now >= deadline:
+                return "input-busy" if area is not None else "input-unknown"
+            if not waited:
+                log.info(
+                    "delivery.input_wait",
+                    delivery_id=delivery_id,
+                    pane=pane.pane_id,
+                    profile=profile.name,
+                    why="text on the input line" if area is not None else "no input area",
+                )
+                waited = True
+            await self._sleep_or_defer(min(0.5, deadline - now))
 
     async def text_on_input_line(self, pane_id: str, text: str) -> bool:
         """True when the end of ``text`` sits on the pane's cursor line (typed, not submitted)."""
         tail = _tail(text)
         if not tail:
             return False
-        line = await self._typist.cursor_line(pane_id)
-        return tail in line
+        screen = await self._typist.look(pane_id)
+        return tail in screen.cursor_line
+
+    async def _profile_of(self, pane_id: str) -> Profile:
+        """The profile of the program in the pane now (for rows settled after a crash)."""
+        pane = await self.tmux.resolve(parse_target(pane_id))
+        fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+        return self.settings.profile_for(fg)
 
     async def _leave_copy_mode(self, pane: PaneInfo, deadline: float) -> PaneInfo:
         if not pane.in_mode:
@@ -533,19 +653,31 @@ class DeliveryEngine:
         # seconds rounded down: the last output may be up to a second later than it says.
         return self._wall().timestamp() - (pane.activity + 1) < idle_s
 
-    async def _await_quiet(self, checkin: CheckIn, pane: PaneInfo, deadline: float) -> PaneInfo:
+    async def _busy(self, pane: PaneInfo, profile: Profile, idle_s: float) -> bool:
+        """Busy: output within ``idle_s``, or the profile's "working" mark on screen (an agent
+        waiting on a slow API prints nothing for a while, yet is not idle)."""
+        if self._busy_for(pane, idle_s):
+            return True
+        if profile.pattern("busy") is None:
+            return False
+        area = await self._input_area(pane.pane_id, profile)
+        return area is not None and area.busy
+
+    async def _await_quiet(
+        self, checkin: CheckIn, pane: PaneInfo, profile: Profile, deadline: float
+    ) -> PaneInfo:
         """With ``idle_wait``, look again until the pane is quiet or the grace window ends.
 
         An agent that is working is never interrupted; one that has stalled gets its nudge at the
         first quiet moment (REFERENCE failures 16-17).
         """
         assert checkin.idle_s is not None
-        while checkin.idle_wait and self._busy_for(pane, checkin.idle_s):
+        while checkin.idle_wait and await self._busy(pane, profile, checkin.idle_s):
             now = self._wall().timestamp()
             if now >= deadline:
                 break
             # Look again when it would be quiet, or within a second: output may stop any time.
-            wait = min(max(pane.activity + 1 + checkin.idle_s - now, 0.05), 1.0, deadline - now)
+            wait = min(max(pane.activity + 1 + checkin.idle_s - now, 0.2), 1.0, deadline - now)
             await self._sleep_or_defer(wait)
             pane = await self.tmux.resolve(parse_target(pane.pane_id))
         return pane
@@ -677,24 +809,26 @@ class DeliveryEngine:
     async def _settle_by_looking(
         self, checkin: CheckIn, row: Delivery, pane: str | None, text: str
     ) -> None:
-        try:
-            on_line = pane is not None and await self.text_on_input_line(pane, text)
-        except TmuxError:
-            on_line = False
-        if pane is None or row.state is DeliveryState.SUBMITTED:
-            if pane is not None and row.state is DeliveryState.SUBMITTED:
-                state = DeliveryState.UNVERIFIED if on_line else DeliveryState.VERIFIED
-                await self._finish(row.id, state, "text-still-in-input" if on_line else None)
-            else:
-                await self._finish(row.id, DeliveryState.UNVERIFIED, "interrupted")
+        if pane is None:
+            await self._finish(row.id, DeliveryState.UNVERIFIED, "interrupted")
             return
-        if not on_line:
+        profile = GENERIC
+        try:
+            profile = await self._profile_of(pane)
+            verdict = await self._judge(pane, text, profile)
+        except TmuxError as exc:
+            verdict = f"look: {exc.reason}"
+        if row.state is DeliveryState.SUBMITTED:
+            state = DeliveryState.VERIFIED if verdict is None else DeliveryState.UNVERIFIED
+            await self._finish(row.id, state, verdict)
+            return
+        if verdict != _SWALLOWED:
             await self._finish(row.id, DeliveryState.UNVERIFIED, f"interrupted-{row.state}")
             return
         if row.state is DeliveryState.TYPING:
             await self.store.transition(row.id, DeliveryState.TYPED)
         try:
-            await self.submit_and_verify(row.id, pane, text)
+            await self.submit_and_verify(row.id, pane, text, profile=profile)
         except _TextLost as lost:
             # Seen on the line a moment ago, gone with its server now: deliver it afresh.
             again = await self.store.transition(
@@ -721,15 +855,20 @@ class DeliveryEngine:
         except TmuxError as exc:
             skip = (DeliveryState.FAILED, exc.reason)
         else:
-            is_shell, programs = await asyncio.to_thread(
-                foreground_guard, pane, self.settings.shells
-            )
+            fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+            profile = self.settings.profile_for(fg)
             if pane.dead:
                 skip = (DeliveryState.FAILED, "pane-dead")
             elif pane.in_mode:
                 skip = (DeliveryState.SKIPPED, "copy-mode")
-            elif is_shell or pane_starting(programs):
+            elif fg.shell or fg.starting:
                 skip = (DeliveryState.SKIPPED, "shell")
+            elif profile.knows_input:
+                # The input guard, on one look: a restart does not wait for a person's text.
+                area = await self._input_area(pane_id, profile)
+                if area is None or not area.empty:
+                    reason = "input-busy" if area is not None else "input-unknown"
+                    skip = (DeliveryState.SKIPPED, reason)
         if skip is not None:
             await self.tmux.delete_buffers([buffer])
             await self._finish(row.id, *skip)
@@ -751,9 +890,9 @@ class DeliveryEngine:
             self._typed_late[checkin.id] = self._wall().timestamp()
         self._note_typed(pane_id)
         await self.store.transition(row.id, DeliveryState.TYPED)
-        await asyncio.sleep(self.settings.settle_for(programs[0] if programs else ""))
+        await asyncio.sleep(self.settings.settle_for(profile, fg.names))
         try:
-            await self.submit_and_verify(row.id, pane_id, text, pane.pane_pid)
+            await self.submit_and_verify(row.id, pane_id, text, pane.pane_pid, profile)
         except _TextLost as lost:
             again = await self.store.transition(
                 row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
@@ -765,6 +904,10 @@ class DeliveryEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+# The verdict of a look after an Enter that found the text still alone in the input area.
+_SWALLOWED = "text-still-in-input"
 
 
 def _tail(text: str, width: int = 40) -> str:

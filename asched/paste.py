@@ -24,6 +24,7 @@ from asched.errors import UsageError
 from asched.tmux import (
     PaneDead,
     PaneReplaced,
+    Screen,
     TargetMissing,
     TmuxClient,
     TmuxTimeout,
@@ -120,7 +121,7 @@ class Typist:
         self.paste = TickBatcher[Paste, None](self._paste_batch).submit
         # (pane id, the pid of its program when the text was pasted, or None when not known)
         self.enter = TickBatcher[tuple[str, int | None], None](self._enter_batch).submit
-        self.cursor_line = TickBatcher[str, str](self._look_batch).submit
+        self.look = TickBatcher[str, Screen](self._look_batch).submit
 
     def prepare(
         self, delivery_id: int, pane_id: str, text: str, pane_pid: int | None = None
@@ -227,11 +228,11 @@ class Typist:
                     results.append(exc)
         return results
 
-    async def _look_batch(self, panes: list[str]) -> list[str | BaseException]:
+    async def _look_batch(self, panes: list[str]) -> list[Screen | BaseException]:
         if len(panes) == 1:
-            return [await self.tmux.cursor_line(panes[0])]
-        lines = await self.tmux.cursor_lines(panes)
+            return [await self.tmux.screen(panes[0])]
+        screens = await self.tmux.screens(panes)
         return [
-            line if line is not None else TargetMissing(f"{pane}: cannot read the pane")
-            for pane, line in zip(panes, lines, strict=True)
+            screen if screen is not None else TargetMissing(f"{pane}: cannot read the pane")
+            for pane, screen in zip(panes, screens, strict=True)
         ]

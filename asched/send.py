@@ -56,9 +56,16 @@ async def send_now(
 
 
 def run_send(
-    state_dir: Path, target: str, message: str, tmux_socket: str | None, grace_s: float
+    state_dir: Path,
+    target: str,
+    message: str,
+    tmux_socket: str | None,
+    grace_s: float,
+    settings: DeliverySettings | None = None,
 ) -> Delivery:
-    """Synchronous wrapper for the CLI."""
+    """Synchronous wrapper for the CLI (``settings`` from the daemon's config file)."""
     return asyncio.run(
-        send_now(state_dir, target, message, tmux_socket=tmux_socket, grace_s=grace_s)
+        send_now(
+            state_dir, target, message, tmux_socket=tmux_socket, grace_s=grace_s, settings=settings
+        )
     )

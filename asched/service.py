@@ -31,6 +31,7 @@ def delivery_settings(cfg: config.Config) -> DeliverySettings:
     return DeliverySettings(
         settle_s=d.settle_s,
         settle_by_program=dict(d.settle_by_program),
+        profiles=cfg.agents,
         prefix=d.prefix,
         shells=frozenset(d.shells) if d.shells is not None else DEFAULT_SHELLS,
         copy_mode=d.copy_mode,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import psutil
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SHELLS",
     "WRAPPERS",
+    "Foreground",
     "foreground_commands",
     "foreground_guard",
     "pane_runs_shell",
@@ -160,16 +162,25 @@ def foreground_commands(info: PaneInfo) -> tuple[str, ...] | None:
     """Names of the programs in the pane's foreground job, or None when the process tree cannot
     be read (pane exited, /proc hidden). Blocking /proc reads: call it via ``asyncio.to_thread``
     when many panes are checked at once."""
+    seen = _foreground_seen(info)
+    return None if seen is None else seen[0]
+
+
+def _foreground_seen(info: PaneInfo) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(names, command lines) of the pane's foreground job, or None when unreadable."""
     if info.pane_pid <= 0:
         return None
     try:
         procs = _foreground(info.pane_pid)
         names: set[str] = set()
+        cmdlines: list[str] = []
         for p in procs:
             names |= _names(p)
+            with contextlib.suppress(psutil.Error):
+                cmdlines.append(" ".join(p.cmdline()))
     except (psutil.Error, OSError, ValueError, IndexError):
         return None
-    return tuple(sorted(names)) if names else None
+    return (tuple(sorted(names)), tuple(cmdlines)) if names else None
 
 
 def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> bool:
@@ -187,18 +198,31 @@ def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> 
     Not detectable: a foreground program that does not read its tty (``sleep 100``) leaves what
     is typed for the shell to read after it exits.
     """
-    return foreground_guard(info, shells)[0]
+    return foreground_guard(info, shells).shell
 
 
-def foreground_guard(
-    info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS
-) -> tuple[bool, tuple[str, ...]]:
-    """``(runs a shell, names in the foreground)``: :func:`pane_runs_shell` and the programs it
-    saw, from one look at /proc (the delivery engine picks its settle delay by program)."""
-    names = foreground_commands(info)
-    if names is None:
-        names = (os.path.basename(info.current_command).lstrip("-"),)
-    return any(n in shells for n in names), names
+@dataclass(frozen=True, slots=True)
+class Foreground:
+    """One look at what reads a pane's keyboard."""
+
+    shell: bool  # an interactive shell: nothing may be typed
+    names: tuple[str, ...]  # process names (comm and argv[0]), sorted
+    cmdlines: tuple[str, ...] = ()  # their command lines (to tell node programs apart)
+
+    @property
+    def starting(self) -> bool:
+        """tmux's own fork that has not exec'd the pane's command yet (see pane_starting)."""
+        return pane_starting(self.names)
+
+
+def foreground_guard(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> Foreground:
+    """:func:`pane_runs_shell` and the programs it saw, from one look at /proc (the delivery
+    engine picks the agent profile and settle delay by program)."""
+    seen = _foreground_seen(info)
+    if seen is None:
+        seen = ((os.path.basename(info.current_command).lstrip("-"),), ())
+    names, cmdlines = seen
+    return Foreground(any(n in shells for n in names), names, cmdlines)
 
 
 def pane_starting(names: tuple[str, ...]) -> bool:

@@ -60,7 +60,10 @@ _NEXT: Final[dict[DeliveryState, frozenset[DeliveryState]]] = {
     DeliveryState.CLAIMED: frozenset({DeliveryState.CLAIMED, DeliveryState.TYPING}),
     DeliveryState.TYPING: frozenset({DeliveryState.TYPED, DeliveryState.UNVERIFIED}),
     DeliveryState.TYPED: frozenset({DeliveryState.SUBMITTED, DeliveryState.UNVERIFIED}),
-    DeliveryState.SUBMITTED: frozenset({DeliveryState.VERIFIED, DeliveryState.UNVERIFIED}),
+    # submitted -> submitted: one more Enter for a swallowed one (reason "enter-again").
+    DeliveryState.SUBMITTED: frozenset(
+        {DeliveryState.SUBMITTED, DeliveryState.VERIFIED, DeliveryState.UNVERIFIED}
+    ),
 }
 _ABORT_STATES: Final = frozenset({DeliveryState.FAILED, DeliveryState.SKIPPED})
 # The one way back: typing or typed -> claimed, and only with a TEXT_LOST reason, when the tmux

@@ -53,6 +53,7 @@ from asched.errors import AschedError, UsageError
 from asched.shellguard import (
     DEFAULT_SHELLS,
     WRAPPERS,
+    Foreground,
     foreground_commands,
     foreground_guard,
     pane_runs_shell,
@@ -74,9 +75,11 @@ __all__ = [
     "WRAPPERS",
     "BufferMissing",
     "CompletedCall",
+    "Foreground",
     "PaneDead",
     "PaneInfo",
     "PaneReplaced",
+    "Screen",
     "ServerMissing",
     "Target",
     "TargetAmbiguous",
@@ -233,6 +236,24 @@ class PaneInfo:
     tty: str
     activity: int  # #{window_activity}: last output in the window, epoch seconds
     current_command: str  # argv[0] of the tty's foreground process group leader, raw
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """What a pane shows: its visible rows (top first, trailing spaces removed) and the cursor."""
+
+    rows: tuple[str, ...]
+    cursor_y: int
+
+    @classmethod
+    def parse(cls, text: str, cursor_y: int) -> Screen:
+        """From ``capture-pane -p`` output (one row a line) and ``#{cursor_y}``."""
+        return cls(tuple(r.rstrip(" ") for r in text.split("\n")), cursor_y)
+
+    @property
+    def cursor_line(self) -> str:
+        """The row the cursor is on ("" when below the captured rows)."""
+        return self.rows[self.cursor_y] if self.cursor_y < len(self.rows) else ""
 
 
 def _parse_panes(out: str, marker: str) -> list[PaneInfo]:
@@ -577,10 +598,10 @@ class TmuxClient:
             _raise_for(pane_id, "capture-pane", call)
         return call.out
 
-    async def cursor_line(self, pane_id: str) -> str:
-        """The text of the screen row the cursor is on, trailing spaces removed.
+    async def screen(self, pane_id: str) -> Screen:
+        """The visible rows of the pane and the cursor's row, in one client call.
 
-        One client call: ``#{cursor_y}`` and the visible screen (unjoined, so rows map 1:1).
+        Unjoined (``capture-pane -p`` without ``-J``), so rows map 1:1 onto ``#{cursor_y}``.
         """
         check_pane_id(pane_id)
         call = await self.run(
@@ -594,9 +615,11 @@ class TmuxClient:
         got_id, _, y = head.partition(" ")
         if got_id != pane_id or not y.isdigit():
             raise TargetMissing(f"{pane_id}: pane not found")
-        rows = screen.split("\n")
-        row = int(y)
-        return rows[row].rstrip(" ") if row < len(rows) else ""
+        return Screen.parse(screen, int(y))
+
+    async def cursor_line(self, pane_id: str) -> str:
+        """The text of the screen row the cursor is on, trailing spaces removed."""
+        return (await self.screen(pane_id)).cursor_line
 
     async def send_enter_many(
         self, pane_ids: Sequence[str], pane_pids: Sequence[int | None] | None = None
@@ -622,9 +645,9 @@ class TmuxClient:
                     done[int(index)] = outcome[head]
         return [done.get(n, "missing") for n in range(len(pane_ids))]
 
-    async def cursor_lines(self, pane_ids: Sequence[str]) -> list[str | None]:
-        """:meth:`cursor_line` of several panes with few client calls; None for a pane that
-        could not be read (gone)."""
+    async def screens(self, pane_ids: Sequence[str]) -> list[Screen | None]:
+        """:meth:`screen` of several panes with few client calls; None for a pane that could
+        not be read (gone)."""
         tag = secrets.token_hex(6)
         groups = []
         for n, pane_id in enumerate(pane_ids):
@@ -634,15 +657,14 @@ class TmuxClient:
                 ";",
                 "capture-pane", "-p", "-t", pane_id,
             ])  # fmt: skip
-        found: dict[int, str] = {}
+        found: dict[int, Screen] = {}
         for call in await self._run_chunked(groups):
             # Each pane's screen follows its marker line; the random tag cannot be forged.
             for part in call.out.split(tag + " ")[1:]:
                 head, _, screen = part.partition("\n")
                 index, _, y = head.partition(" ")
                 if index.isdigit() and y.isdigit():
-                    rows = screen.split("\n")
-                    found[int(index)] = rows[int(y)].rstrip(" ") if int(y) < len(rows) else ""
+                    found[int(index)] = Screen.parse(screen, int(y))
         return [found.get(n) for n in range(len(pane_ids))]
 
     async def _run_chunked(self, groups: Sequence[list[str]]) -> list[CompletedCall]:

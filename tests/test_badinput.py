@@ -247,6 +247,7 @@ SLOTS: dict[str, list[str]] = {
     "send MESSAGE": ["send", "--grace", "0", "--", "w:0", X],
     "send --tmux-socket": ["send", "--grace", "0", f"--tmux-socket={X}", "w:0", "m"],
     "send --grace": ["send", f"--grace={X}", "w:0", "m"],
+    "send --config": ["send", "--grace", "0", f"--config={X}", "w:0", "m"],
     "import-legacy PATH": ["import-legacy", "--", X],
     "status --state-dir": ["status", f"--state-dir={X}"],
     "reload --state-dir": ["reload", f"--state-dir={X}"],

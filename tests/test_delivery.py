@@ -649,3 +649,104 @@ async def test_recovery_looks_again_before_pasting_a_staged_body(
     assert (row.state, row.reason) == (DeliveryState.SKIPPED, "shell")
     assert await engine._typist.staged() == set()
     assert "NEVER-RUN" not in server.tmux("capture-pane", "-p", "-t", "=gone:0")
+
+
+# -- agent profiles: the input guard and a "working" mark, with a program of our own --------
+
+FAKE_AGENT = """\
+import sys
+out, busy = sys.argv[1], sys.argv[2] == "busy"
+print("fake agent", flush=True)
+if busy:
+    print("thinking... (esc to interrupt)", flush=True)
+while True:
+    print("agent> ", end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        break
+    with open(out, "a") as f:
+        f.write(line)
+"""
+
+
+def fake_agent(root: Path, out: Path, busy: bool) -> str:
+    script = root / "fakeagent.py"
+    script.write_text(FAKE_AGENT)
+    return f"{sys.executable} {script} {out} {'busy' if busy else 'idle'}"
+
+
+def with_fake_profile(settings: DeliverySettings = FAST) -> DeliverySettings:
+    from dataclasses import replace
+
+    from asched.agents import BUILTIN, Profile
+
+    fake = Profile(
+        name="fake",
+        programs=("python3", "python", Path(sys.executable).name),
+        command=r"fakeagent\.py",
+        prompt=r"^agent>(?: (?P<text>.*))?$",
+        busy=r"esc to interrupt",
+        enters=1,
+    )
+    return replace(settings, profiles=(fake, *BUILTIN))
+
+
+@pytest.mark.parametrize("busy", [True, False])
+async def test_if_idle_sees_an_agent_that_is_working_in_silence(
+    store: AsyncStore, server: Server, busy: bool
+) -> None:
+    # Quiet for 2.5 s by output, but its profile's "working" mark is on screen: busy.
+    out = server.root / "got"
+    server.new_session("agent", fake_agent(server.root, out, busy))
+    await asyncio.sleep(2.5)
+    engine = engine_for(store, server, with_fake_profile())
+    now = datetime.now(UTC)
+    new = NewCheckIn(
+        target="agent:0", message="nudge", rule=Once(now), next_due=now, idle_s=1.0, grace_s=5
+    )
+    checkin, delivery = await store.add_claimed(new, now)
+    engine.submit(checkin, delivery)
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, delivery.id)
+    if busy:
+        assert (row.state, row.reason) == (DeliveryState.SKIPPED, "busy")
+        assert not out.exists()
+    else:
+        assert row.state is DeliveryState.VERIFIED, row
+        await wait_for(lambda: out.exists() and out.read_text() == "nudge\n", "delivered")
+
+
+async def test_the_input_guard_waits_for_a_persons_text_to_go(
+    store: AsyncStore, server: Server
+) -> None:
+    out = server.root / "got"
+    pane = server.new_session("agent", fake_agent(server.root, out, busy=False))
+    await asyncio.sleep(1.0)
+    server.tmux("send-keys", "-t", pane, "-l", "half typed")
+    engine = engine_for(store, server, with_fake_profile())
+    d = await enqueue(store, engine, "agent:0", "the check-in", grace_s=10.0)
+    await asyncio.sleep(1.5)
+    assert not out.exists()  # waiting, nothing pasted onto the person's text
+    server.tmux("send-keys", "-t", pane, "Enter")  # the person sends it
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert row.state is DeliveryState.VERIFIED, row
+    await wait_for(lambda: out.read_text() == "half typed\nthe check-in\n", "both, apart")
+
+
+async def test_the_input_guard_skips_when_the_text_stays(store: AsyncStore, server: Server) -> None:
+    out = server.root / "got"
+    pane = server.new_session("agent", fake_agent(server.root, out, busy=False))
+    await asyncio.sleep(1.0)
+    server.tmux("send-keys", "-t", pane, "-l", "half typed")
+    engine = engine_for(store, server, with_fake_profile())
+    d = await enqueue(store, engine, "agent:0", "the check-in", grace_s=1.0)
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.SKIPPED, "input-busy"), row
+    screen = server.tmux("capture-pane", "-p", "-t", pane)
+    assert [r for r in screen.split("\n") if r.startswith("agent>")] == ["agent> half typed"]
+    assert not out.exists()

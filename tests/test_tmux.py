@@ -784,15 +784,15 @@ async def test_enter_and_look_in_many_panes_at_once(server: Server, client: Tmux
     spool.mkdir(mode=0o700)
     items = [(p, f"line {n}", f"eb-{n}") for n, p in enumerate(panes)]
     assert await paste_many(client, items, spool) == ["pasted"] * 40
-    looks = await client.cursor_lines([*panes, "%9999"])
-    assert looks[:40] == [f"line {n}" for n in range(40)]  # typed, not submitted yet
+    looks = await client.screens([*panes, "%9999"])
+    assert [s.cursor_line for s in looks[:40] if s] == [f"line {n}" for n in range(40)]  # typed
     assert looks[40] is None
     assert await client.send_enter_many([*panes, "%9999"]) == ["entered"] * 40 + ["missing"]
     for n, out in enumerate(outs):
         await until(
             lambda out=out, n=n: asyncio.sleep(0, out.read_text() == f"line {n}\n"), "Enter"
         )
-    assert await client.cursor_lines(panes) == [""] * 40
+    assert [s and s.cursor_line for s in await client.screens(panes)] == [""] * 40
 
 
 async def test_enter_only_reaches_the_program_that_was_typed_into(

@@ -1,0 +1,65 @@
+"""Fixtures for the tests against real agent UIs: the pinned UIs, a loopback API, one agent each.
+
+Where the UIs cannot run (no node, not installed) the tests skip, except with
+``ASCHED_REQUIRE_AGENTS=1`` (CI sets it): then they fail, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agents import uis
+from tests.agents.fakeapi import FakeApi
+from tests.tmuxsrv import Server
+
+
+@pytest.fixture(scope="session")
+def agent_uis() -> None:
+    """The pinned agent UIs are installed (else skip, or fail under ASCHED_REQUIRE_AGENTS)."""
+    why = uis.missing()
+    if why:
+        text = "; ".join(why) + " (./dev test installs them)"
+        if os.environ.get("ASCHED_REQUIRE_AGENTS") == "1":
+            pytest.fail(text)
+        pytest.skip(text)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApi]:
+    """The loopback model API the agents talk to."""
+    fake = FakeApi()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def agent_server() -> Iterator[Server]:
+    """A private tmux server for the agents, killed (with every agent in it) at teardown."""
+    root = Path(tempfile.mkdtemp(prefix="asched-a-"))
+    srv = Server(root)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def launch(agent_uis: None, api: FakeApi, agent_server: Server) -> Callable[[str], uis.Agent]:
+    """Start an agent UI of a kind in its own session; ``launch("claude")``."""
+    count = 0
+
+    def start(kind: str) -> uis.Agent:
+        nonlocal count
+        count += 1
+        return uis.start(agent_server, agent_server.root, kind, api.url, f"{kind}{count}")
+
+    return start
