@@ -589,11 +589,12 @@ class DeliveryEngine:
                 return f"look: {exc.reason}"
             if area is not None and holds(area, text):
                 return None
-            if area is not None and not area.empty:
-                return "input-changed"
             if time.monotonic() >= until:
-                return "paste-not-seen" if area is not None else "input-unknown"
-            await asyncio.sleep(0.05)
+                # The guard saw it empty before the paste: other text is someone else's.
+                if area is None:
+                    return "input-unknown"
+                return "paste-not-seen" if area.empty else "input-changed"
+            await asyncio.sleep(0.05)  # a long paste may still be arriving, or being drawn
 
     async def _await_empty_input(
         self, delivery_id: int, pane: PaneInfo, profile: Profile, deadline: float

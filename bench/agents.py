@@ -1,6 +1,6 @@
 """Due -> submitted into the real agent UIs (Claude Code, Gemini CLI), at asched's default settings.
 
-    python -m bench.agents [--n N] [--json PATH]
+    python -m bench.agents [--n N] [--sweep TRIES] [--json PATH]
 
 One daemon (default config: settle 0.5 s, the built-in agent profiles) delivers N one-shot
 check-ins to each agent, 2 s apart, into real panes (the UIs pinned in tests/agents/package.json,
@@ -11,22 +11,32 @@ stamps), so the figure is due -> the agent has the prompt, settle and Enter incl
 Per agent: p50 / p99 / max of due -> submitted, the share submitted exactly once, and the share
 whose journal verdict equals the truth (``verified`` exactly when submitted). Everything
 started (the tmux server with the agents, the daemon) is ended by pid or ``kill-server``.
+
+``--sweep TRIES`` measures the settle floor behind each profile's ``min_settle_s``: a six-line
+check-in with settles of 0 to 0.1 s and *one* Enter allowed (no recovery), TRIES times each:
+how many the first Enter submitted (the truth from the agent's own log).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from asched.agents import BUILTIN
+from asched.delivery import DeliverySettings
+from asched.logs import configure as configure_logs
 from asched.models import DeliveryState, NewCheckIn, Once
 from asched.paths import DB_NAME
+from asched.send import send_now
 from asched.store import Store
 from bench.common import percentile
 from tests.agents import uis
@@ -35,6 +45,8 @@ from tests.harness import Spawner
 from tests.tmuxsrv import Server
 
 SPACING_S = 2.0
+SWEEP_S = (0.0, 0.02, 0.05, 0.1)
+SIX_LINES = "asched settle sweep {n}\nline 2\nline 3\nline 4\nline 5\nline 6"
 
 
 def run(n: int) -> dict[str, Any]:
@@ -81,6 +93,51 @@ def run(n: int) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def sweep(tries: int) -> dict[str, dict[str, Any]]:
+    """For each agent and settle: the share of six-line check-ins the first Enter submitted,
+    and how many verdicts differed from the truth (``lies``: must be 0)."""
+    why = uis.missing()
+    if why:
+        raise SystemExit("bench.agents: " + "; ".join(why) + " (./dev test installs them)")
+    root = Path(tempfile.mkdtemp(prefix="asched-bs-"))
+    api, server = FakeApi(), Server(root)
+    try:
+        out: dict[str, dict[str, Any]] = {}
+        for kind in uis.KINDS:
+            agent = uis.start(server, root, kind, api.url, kind)
+            one = tuple(replace(p, enters=1, _re={}) if p.name == kind else p for p in BUILTIN)
+            out[kind] = {"lies": 0}
+            for settle in SWEEP_S:
+                settings = DeliverySettings(settle_s=settle, profiles=one)
+                results = [_first_enter(agent, root, settings, n) for n in range(tries)]
+                out[kind][f"{settle:g}"] = sum(hit for hit, _ in results) / tries
+                out[kind]["lies"] += sum(not true for _, true in results)
+        return out
+    finally:
+        server.kill()
+        api.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _first_enter(
+    agent: uis.Agent, root: Path, settings: DeliverySettings, n: int
+) -> tuple[bool, bool]:
+    """One delivery with one Enter: (the agent recorded it, asched's verdict says so too).
+    Clears a stuck one."""
+    state = root / "sweep-state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    before = len(agent.prompts())
+    text = SIX_LINES.format(n=n)
+    row = asyncio.run(
+        send_now(state, agent.pane, text, tmux_socket=agent.server.sock, settings=settings)
+    )
+    submitted = len(agent.settled(quiet_s=1.0)) > before
+    if not submitted:
+        agent.server.tmux("send-keys", "-t", agent.pane, "C-c")
+        time.sleep(2.5)  # past "press Ctrl-C again to exit"
+    return submitted, submitted == (row.state is DeliveryState.VERIFIED)
+
+
 def _figures(
     kind: str, agent: uis.Agent, due: dict[str, datetime], verdicts: dict[str, DeliveryState]
 ) -> dict[str, Any]:
@@ -112,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--n", type=int, default=20, help="check-ins per agent (default 20)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument(
+        "--sweep", type=int, metavar="TRIES", help="also the settle sweep, TRIES per settle"
+    )
     args = parser.parse_args(argv)
-    figures = run(args.n)
+    configure_logs("warning")  # the sweep's in-process deliveries: only trouble on stderr
+    figures: dict[str, Any] = run(args.n)
     print(
         f"{'agent':8} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'once':>6} {'truth':>6}"
     )
@@ -122,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind:8} {f['n']:>4} {f['p50_ms']:>8} {f['p99_ms']:>8} {f['max_ms']!s:>8}"
             f" {f['submitted_once']:>6.0%} {f['verdict_true']:>6.0%}"
         )
+    if args.sweep:
+        swept = sweep(args.sweep)
+        print(f"\nfirst Enter submitted a six-line check-in, {args.sweep} tries per settle:")
+        print(f"{'agent':8} " + " ".join(f"{s:>7g}s" for s in SWEEP_S) + "  verdict != truth")
+        for kind, row in swept.items():
+            shares = " ".join(f"{row[f'{s:g}']:>8.0%}" for s in SWEEP_S)
+            print(f"{kind:8} {shares}  {row['lies']}")
+        figures["sweep"] = swept
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
