@@ -24,7 +24,6 @@ Users add or override profiles in the config file (``[agents.NAME]``, see asched
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,9 @@ __all__ = [
 ]
 
 
+_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What asched knows about one program's input area (see the module docstring)."""
@@ -51,19 +53,27 @@ class Profile:
     placeholder: tuple[str, ...] = ()
     collapsed: str | None = None
     busy: str | None = None
+    # Where the real input area is, so that a prompt echoed in the transcript is never taken
+    # for it when the input box is not drawn (a dialog in its place): one of the ``above_rows``
+    # rows right above the prompt row matches ``above`` (a box's top rule), and at most
+    # ``tail_rows`` non-blank rows follow the input area (a footer).
+    above: str | None = None
+    above_rows: int = 1
+    tail_rows: int | None = None
     settle_s: float | None = None
     min_settle_s: float = 0.0
     enters: int = 1
-    # Compiled patterns, derived from the fields above (never passed in).
-    _re: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
+    # Compiled patterns, derived from the fields above in __post_init__ (never passed in).
+    _re: dict[str, re.Pattern[str]] = field(init=False, compare=False, repr=False)
+    _empty: tuple[re.Pattern[str], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for key in ("command", "prompt", "continuation", "collapsed", "busy"):
-            value = getattr(self, key)
-            if value is not None:
-                self._re[key] = re.compile(value)
-        empty = "|".join(f"(?:{p})" for p in self.placeholder) or "(?!)"  # (?!) matches nothing
-        self._re["placeholder"] = re.compile(empty)
+        compiled = {k: re.compile(v) for k in _PATTERNS if (v := getattr(self, k)) is not None}
+        for key in ("prompt", "continuation"):
+            if key in compiled and "text" not in compiled[key].groupindex:
+                raise ValueError(f"{key} needs a (?P<text>...) group: the typed text")
+        object.__setattr__(self, "_re", compiled)
+        object.__setattr__(self, "_empty", tuple(re.compile(p) for p in self.placeholder))
 
     @property
     def knows_input(self) -> bool:
@@ -83,6 +93,10 @@ class Profile:
         """One compiled pattern (``prompt``, ``busy``, ...), or None when the profile has none."""
         return self._re.get(key)
 
+    def is_placeholder(self, text: str) -> bool:
+        """True when ``text`` is what the empty input area shows."""
+        return any(p.fullmatch(text) for p in self._empty)
+
 
 @dataclass(frozen=True, slots=True)
 class InputArea:
@@ -91,7 +105,7 @@ class InputArea:
     text: str  # the lines of input, prompt marks removed, joined with LF
     row: int  # the screen row of the prompt line
     empty: bool  # nothing typed (blank, or only a placeholder)
-    collapsed: bool  # holds a collapsed paste
+    collapsed: bool  # holds a collapsed paste (and nothing else)
     busy: bool  # the program shows that it is working
 
 
@@ -117,53 +131,65 @@ def read_input(profile: Profile, rows: Sequence[str]) -> InputArea | None:
         if more is None:
             break
         lines.append(more.group("text") or "")
+    if not _anchored(profile, rows, row, row + len(lines)):
+        return None
     text = "\n".join(line.rstrip() for line in lines).strip("\n")
     collapsed_re = profile.pattern("collapsed")
     busy_re = profile.pattern("busy")
-    placeholder = profile.pattern("placeholder")
-    assert placeholder is not None
-    # The busy marks sit just above the input area (Claude, Gemini) or on it; the transcript
-    # further up may quote anything.
+    # The busy marks sit just above the input area (Claude, Gemini, Codex) or just below it
+    # (Claude's footer); the transcript further up may quote anything.
     near = rows[max(0, row - 8) : row + len(lines) + 3]
     return InputArea(
         text=text,
         row=row,
-        empty=not text.strip() or placeholder.fullmatch(text.strip()) is not None,
-        collapsed=collapsed_re is not None and collapsed_re.search(text) is not None,
+        empty=not text.strip() or profile.is_placeholder(text.strip()),
+        collapsed=collapsed_re is not None and collapsed_re.fullmatch(text.strip()) is not None,
         busy=busy_re is not None and any(busy_re.search(r) for r in near),
     )
 
 
-def holds(area: InputArea, message: str) -> bool:
-    """True when the input area holds ``message`` (as text or as a collapsed paste).
+def _anchored(profile: Profile, rows: Sequence[str], row: int, end: int) -> bool:
+    """The prompt row at ``row`` (its area ending before ``end``) sits where the profile's input
+    area does (see Profile.above and Profile.tail_rows)."""
+    above = profile.pattern("above")
+    lid = rows[max(0, row - profile.above_rows) : row]
+    if above is not None and not any(above.match(r) for r in lid):
+        return False
+    tail = sum(1 for r in rows[end:] if r.strip())
+    return profile.tail_rows is None or tail <= profile.tail_rows
 
-    Compared without whitespace: UIs wrap long lines and indent continuation rows. The end of the
-    message is enough (its start may have scrolled out of a tall input box); a file-suggestion
-    menu may have appended a space or completed a path, which whitespace removal and a short
-    tail absorb.
+
+def holds(area: InputArea, message: str) -> bool:
+    """True when the input area holds ``message`` and nothing else (as text, or as the UI's
+    collapsed-paste placeholder alone).
+
+    Compared without whitespace (UIs wrap long lines and indent continuation rows, a file
+    suggestion adds a space, a swallowed Enter a newline) and without "@" (Codex drops it when
+    its Enter picks a file). A box too short for the whole text shows its end: a long enough
+    end of the message counts. Anything more, a person's words before or after ours, does not:
+    an Enter then would send them too.
     """
     if area.empty:
         return False
     if area.collapsed:
         return True
-    have = "".join(area.text.split())
-    want = "".join(message.split())
-    if not want:
-        return False
-    return want[-24:] in have or (len(have) >= 8 and have in want)
+    have = "".join(area.text.split()).replace("@", "")
+    want = "".join(message.split()).replace("@", "")
+    return bool(want) and (have == want or (len(have) >= 40 and want.endswith(have)))
 
 
 # -- the built-in profiles ---------------------------------------------------------------------
-# Measured with Claude Code 2.1.197, Gemini CLI 0.61.0, tmux 3.3a (docs/AGENTS.md in the README's
-# "asched with Claude Code, Gemini CLI, Codex" section has the figures).
+# Measured with Claude Code 2.1.197, Gemini CLI 0.61.0, Codex CLI 0.169.0, tmux 3.3a (the figures
+# are in the README's "asched with Claude Code, Gemini CLI, Codex" and docs/BENCHMARKS.md).
 
 CLAUDE = Profile(
     name="claude",
     programs=("claude", "claude.exe"),
-    # ❯ text, between two rules (a no-break space after the ❯ in the input box, a plain one in
-    # the transcript's echo); continuation rows are indented by two spaces.
-    prompt=r"^❯(?:[ \xa0](?P<text>.*))?$",
+    # ❯ text right under a rule, a no-break space after the ❯ (the transcript's echo has a plain
+    # one, a permission dialog's choices no rule above); continuation rows indented by two.
+    prompt=r"^❯(?:\xa0(?P<text>.*))?$",
     continuation=r"^  (?P<text>.*)$",
+    above=r"^─{10,}$",
     placeholder=(r'Try ".*"', r"Press up to edit queued messages"),
     collapsed=r"\[Pasted text #\d+(?: \+\d+ lines)?\]",
     # The footer says "esc to interrupt" while it works, or the spinner line above the box
@@ -178,8 +204,12 @@ GEMINI = Profile(
     name="gemini",
     programs=("node", "gemini"),
     command=r"(?:^|[\s/])gemini(?:\.js)?(?:\s|$)",
+    # " > text" a few rows under the rule that tops the input box (the transcript's echoes of
+    # submitted prompts look the same, above it); continuation rows indented by three.
     prompt=r"^ [>!*](?: {1,3}(?P<text>.*))?$",
     continuation=r"^   (?P<text>.*)$",
+    above=r"^─{10,}$",
+    above_rows=4,
     placeholder=(r"Type your message or @path/to/file", r"Type your message.*"),
     collapsed=r"\[Pasted Text: \d+ (?:chars|lines)\]",
     busy=r"esc to cancel",
@@ -190,15 +220,20 @@ GEMINI = Profile(
 
 CODEX = Profile(
     name="codex",
-    programs=("codex", "codex-linux-x64", "node"),
+    # npm's `codex` is a node wrapper that runs the native binary as a child, in one group.
+    programs=("codex", "node"),
     command=r"(?:^|[\s/])codex(?:\.js)?(?:\s|$)",
-    prompt=r"^›(?: (?P<text>.*))?$",
-    continuation=r"^  (?P<text>.*)$",
-    placeholder=(r"Ask Codex to do anything", r"Implement \{feature\}.*", r"Find and fix a bug.*"),
-    collapsed=r"\[Pasted Content \d+ chars\]",
+    # The last `› ` row, at the bottom with only the status and hint rows under it (submitted
+    # prompts in the transcript look the same, higher up); not a dialog's numbered choice
+    # (`› 1. Trust and continue`). Rows below it up to a blank row.
+    prompt=r"^›(?:[ \xa0](?P<text>(?!\d+\. ).*))?$",
+    continuation=r"^  (?P<text>\S.*)$",
+    placeholder=(r"Ask Codex to do anything", r"Ask a follow-up question"),
+    tail_rows=3,  # a blank row, the status row, the hints row
+    collapsed=r"\[Pasted Content \d+ chars\](?: #\d+)?",
     busy=r"esc to interrupt",
-    min_settle_s=0.12,
-    enters=2,
+    min_settle_s=0.0,  # a bracketed paste: 0 s worked; typed keys need 0.05 s
+    enters=2,  # the first Enter after `@file` only picks the file (and drops the `@`)
 )
 
 IPYTHON = Profile(
@@ -254,10 +289,5 @@ def merged(overrides: Mapping[str, Mapping[str, object]]) -> tuple[Profile, ...]
     for name, keys in overrides.items():
         base = by_name.pop(name, Profile(name=name))
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in keys.items()}
-        first.append(replace(base, _re={}, **values))  # type: ignore[arg-type]
+        first.append(replace(base, **values))  # type: ignore[arg-type]
     return (*first, *by_name.values())
-
-
-def program_name(path: str) -> str:
-    """A process name as profiles list it: the basename, without a login shell's ``-``."""
-    return os.path.basename(path).lstrip("-")

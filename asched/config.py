@@ -192,8 +192,9 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
     )
 
 
-_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy")
-_AGENT_KEYS = {*_PATTERNS, "programs", "placeholder", "settle_s", "enters"}
+_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
+_COUNTS = {"enters": (1, 5), "above_rows": (1, 10), "tail_rows": (0, 100)}
+_AGENT_KEYS = {*_PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
 
 
 def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
@@ -213,31 +214,39 @@ def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
             pattern = _text(table, key, where)
             if pattern is not None:
                 keys[key] = _pattern(pattern, key, where)
+                if (
+                    key in ("prompt", "continuation")
+                    and "text" not in re.compile(pattern).groupindex
+                ):
+                    raise UsageError(f"{where}: {key} needs a (?P<text>...) group: the typed text")
         for key in ("programs", "placeholder"):
             value = table.get(key)
             if value is None:
                 continue
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                raise UsageError(f"{where}: {key} must be a list of strings")
-            if key == "placeholder":
-                for v in value:
-                    _pattern(v, key, where)
-            keys[key] = tuple(value)
+                raise UsageError(f"{where}: {key} must be a list of non-empty strings")
+            if key == "programs" and not value:
+                raise UsageError(f"{where}: programs must name at least one program")
+            keys[key] = tuple(_pattern(v, key, where) for v in value)
         settle = _number(table, "settle_s", where, 0.0, 30.0)
         if settle is not None:
             keys["settle_s"] = settle
-        enters = _number(table, "enters", where, 1, 5)
-        if enters is not None:
-            keys["enters"] = int(enters)
+        for key, (low, high) in _COUNTS.items():
+            count = table.get(key)
+            if count is None:
+                continue
+            if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
+                raise UsageError(f"{where}: {key} must be a whole number from {low} to {high}")
+            keys[key] = count
         if name not in builtin and not keys.get("programs"):
             raise UsageError(f"{where}: a new agent profile needs programs = [...]")
-        if "prompt" in keys and "(?P<text>" not in str(keys["prompt"]):
-            raise UsageError(f"{where}: prompt needs a (?P<text>...) group: the typed text")
         overrides[name] = keys
     return merged(overrides) if overrides else BUILTIN
 
 
 def _pattern(value: str, key: str, where: str) -> str:
+    if not value:
+        raise UsageError(f"{where}: {key} must not be empty")
     try:
         re.compile(value)
     except re.error as exc:

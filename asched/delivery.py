@@ -59,6 +59,7 @@ log = get_logger()
 
 PREPARE_S = 0.25  # the preflight starts this long before typing
 PASTE_ROOM_S = 0.008  # a preflight waits this long past a paste due at the same moment
+RECHECK_AFTER_S = 0.05  # checks that took longer than this waited: the pane is looked at again
 HELD_UP_SLACK_S = 1.0  # a delivery this much later than its grace allows was held up
 SEND_SLACK_S = 60.0  # an `asched send` row older than its grace plus this is abandoned
 
@@ -400,25 +401,10 @@ class DeliveryEngine:
             return await self._finish(delivery.id, DeliveryState.FAILED, "pane-dead")
         if pane.in_mode:
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "copy-mode")
-        fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
-        if fg.starting:
-            # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
-            raise _Retry("pane-starting")
-        if fg.shell:
-            return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
-        profile = self.settings.profile_for(fg)
-        try:
-            if checkin.idle_s is not None:
-                pane = await self._await_quiet(checkin, pane, profile, deadline)
-                if await self._busy(pane, profile, checkin.idle_s):
-                    return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
-            refusal = await self._await_empty_input(delivery.id, pane, profile, deadline)
-        except TmuxError as exc:
-            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-        if refusal is not None:
-            # Never paste onto text on the input line: a person's half-typed words, or an
-            # earlier check-in that is stuck there, would be merged with ours and sent as one.
-            return await self._finish(delivery.id, DeliveryState.SKIPPED, refusal)
+        checked = await self._guards(checkin, delivery, pane, deadline)
+        if isinstance(checked, Delivery):
+            return checked
+        pane, fg = checked
         text = self.settings.prefix + checkin.message
         paste = self._typist.prepare(delivery.id, pane.pane_id, text, pane.pane_pid)
         # Staged ahead of the due time: the body is loaded into its buffer and then "typing" is
@@ -440,6 +426,49 @@ class DeliveryEngine:
             self._fires[fire_at] -= 1
             if self._fires[fire_at] <= 0:
                 del self._fires[fire_at]
+
+    async def _guards(
+        self, checkin: CheckIn, delivery: Delivery, pane: PaneInfo, deadline: float
+    ) -> tuple[PaneInfo, Foreground] | Delivery:
+        """The checks before staging: no shell, quiet enough (idle flags), an empty input area.
+
+        Returns the pane and its foreground program, or the finished row. The waits for quiet
+        or for an empty input area may last the whole grace window, and the program may change
+        meanwhile (an agent exits to its shell, whose prompt then reads the keyboard): after a
+        wait, the pane is looked at again and the checks repeat.
+        """
+        while True:
+            fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+            if fg.starting:
+                # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
+                raise _Retry("pane-starting")
+            if fg.shell:
+                return await self._finish(delivery.id, DeliveryState.SKIPPED, "shell")
+            profile = self.settings.profile_for(fg)
+            started = time.monotonic()
+            try:
+                if checkin.idle_s is not None:
+                    pane = await self._await_quiet(checkin, pane, profile, deadline)
+                    if await self._busy(pane, profile, checkin.idle_s):
+                        return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
+                refusal = await self._await_empty_input(delivery.id, pane, profile, deadline)
+            except TmuxError as exc:
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            if refusal is not None:
+                # Never paste onto text on the input line: a person's half-typed words, or an
+                # earlier check-in that is stuck there, would be merged with ours and sent as one.
+                return await self._finish(delivery.id, DeliveryState.SKIPPED, refusal)
+            if time.monotonic() - started < RECHECK_AFTER_S:
+                return pane, fg  # no wait: what the checks saw is still fresh
+            try:
+                pane = await self.tmux.resolve(parse_target(pane.pane_id))
+            except TmuxError as exc:
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            if pane.dead or pane.in_mode:
+                state = DeliveryState.FAILED if pane.dead else DeliveryState.SKIPPED
+                return await self._finish(
+                    delivery.id, state, "pane-dead" if pane.dead else "copy-mode"
+                )
 
     async def _paste_and_submit(
         self,
@@ -517,7 +546,7 @@ class DeliveryEngine:
         Raises :class:`_TextLost` when the server or that program is gone before the Enter.
         """
         if profile.knows_input:
-            refusal = await self._await_paste_shown(pane_id, text, profile)
+            refusal = await self._await_paste_shown(pane_id, text, profile, pane_pid)
             if refusal is not None:
                 return await self._finish(delivery_id, DeliveryState.UNVERIFIED, refusal)
         presses = 0
@@ -559,8 +588,8 @@ class DeliveryEngine:
                 return await self._finish(delivery_id, DeliveryState.VERIFIED, None)
             if verdict != _SWALLOWED or presses >= profile.enters:
                 return await self._finish(delivery_id, DeliveryState.UNVERIFIED, verdict)
+            # Two looks (2 x verify_delay_s) have passed since the last key: past any paste window.
             log.info("delivery.enter_again", delivery_id=delivery_id, pane=pane_id, press=presses)
-            await asyncio.sleep(max(self.settings.settle_for(profile), profile.min_settle_s))
 
     async def _judge(self, pane_id: str, text: str, profile: Profile) -> str | None:
         """After an Enter: None when submitted, else the reason it is not known to be."""
@@ -578,23 +607,43 @@ class DeliveryEngine:
         screen = await self._typist.look(pane_id)
         return read_input(profile, screen.rows)
 
-    async def _await_paste_shown(self, pane_id: str, text: str, profile: Profile) -> str | None:
-        """Wait (``paste_show_s`` at most) until the pasted text shows in the input area; None
-        then, else why no Enter may follow (another text there, or no input area at all)."""
+    async def _await_paste_shown(
+        self, pane_id: str, text: str, profile: Profile, pane_pid: int | None
+    ) -> str | None:
+        """Wait (``paste_show_s`` at most) until the pasted text, and nothing else, shows in the
+        input area; None then, else why no Enter may follow (other text there, no input area).
+
+        Raises :class:`_TextLost` when the server, or the program that got the paste, is gone:
+        the text went with them.
+        """
         until = time.monotonic() + max(self.settings.paste_show_s, 0.0)
         while True:
             try:
                 area = await self._input_area(pane_id, profile)
+            except ServerMissing:
+                raise _TextLost(SERVER_LOST) from None
             except TmuxError as exc:
                 return f"look: {exc.reason}"
             if area is not None and holds(area, text):
                 return None
             if time.monotonic() >= until:
+                await self._check_same_program(pane_id, pane_pid)
                 # The guard saw it empty before the paste: other text is someone else's.
                 if area is None:
                     return "input-unknown"
                 return "paste-not-seen" if area.empty else "input-changed"
             await asyncio.sleep(0.05)  # a long paste may still be arriving, or being drawn
+
+    async def _check_same_program(self, pane_id: str, pane_pid: int | None) -> None:
+        """Raise :class:`_TextLost` when the pane no longer runs the program that got the text."""
+        try:
+            pane = await self.tmux.resolve(parse_target(pane_id))
+        except ServerMissing:
+            raise _TextLost(SERVER_LOST) from None
+        except TmuxError:
+            return  # gone or unreadable: the Enter, or the verdict, will say
+        if pane_pid is not None and pane.pane_pid != pane_pid:
+            raise _TextLost(PANE_REPLACED)
 
     async def _await_empty_input(
         self, delivery_id: int, pane: PaneInfo, profile: Profile, deadline: float
@@ -678,7 +727,9 @@ class DeliveryEngine:
             if now >= deadline:
                 break
             # Look again when it would be quiet, or within a second: output may stop any time.
-            wait = min(max(pane.activity + 1 + checkin.idle_s - now, 0.2), 1.0, deadline - now)
+            # A profile's working mark costs a screen read per look: not more than 5 a second.
+            floor = 0.2 if profile.pattern("busy") is not None else 0.05
+            wait = min(max(pane.activity + 1 + checkin.idle_s - now, floor), 1.0, deadline - now)
             await self._sleep_or_defer(wait)
             pane = await self.tmux.resolve(parse_target(pane.pane_id))
         return pane
@@ -832,10 +883,7 @@ class DeliveryEngine:
             await self.submit_and_verify(row.id, pane, text, profile=profile)
         except _TextLost as lost:
             # Seen on the line a moment ago, gone with its server now: deliver it afresh.
-            again = await self.store.transition(
-                row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
-            )
-            self.submit(checkin, again)
+            await self._reclaim(checkin, row, lost.reason)
 
     async def _paste_staged(
         self, checkin: CheckIn, row: Delivery, pane_id: str, text: str, buffer: str
@@ -848,10 +896,7 @@ class DeliveryEngine:
             pane = await self.tmux.resolve(parse_target(pane_id))
         except ServerMissing:
             # The server that held the buffer and the pane is gone, and the text with them.
-            again = await self.store.transition(
-                row.id, DeliveryState.CLAIMED, reason=SERVER_LOST, attempt=True
-            )
-            self.submit(checkin, again)
+            await self._reclaim(checkin, row, SERVER_LOST)
             return
         except TmuxError as exc:
             skip = (DeliveryState.FAILED, exc.reason)
@@ -866,8 +911,14 @@ class DeliveryEngine:
                 skip = (DeliveryState.SKIPPED, "shell")
             elif profile.knows_input:
                 # The input guard, on one look: a restart does not wait for a person's text.
-                area = await self._input_area(pane_id, profile)
-                if area is None or not area.empty:
+                try:
+                    area = await self._input_area(pane_id, profile)
+                except ServerMissing:
+                    await self._reclaim(checkin, row, SERVER_LOST)
+                    return
+                except TmuxError as exc:
+                    area, skip = None, (DeliveryState.FAILED, exc.reason)
+                if skip is None and (area is None or not area.empty):
                     reason = "input-busy" if area is not None else "input-unknown"
                     skip = (DeliveryState.SKIPPED, reason)
         if skip is not None:
@@ -895,10 +946,15 @@ class DeliveryEngine:
         try:
             await self.submit_and_verify(row.id, pane_id, text, pane.pane_pid, profile)
         except _TextLost as lost:
-            again = await self.store.transition(
-                row.id, DeliveryState.CLAIMED, reason=lost.reason, attempt=True
-            )
-            self.submit(checkin, again)
+            await self._reclaim(checkin, row, lost.reason)
+
+    async def _reclaim(self, checkin: CheckIn, row: Delivery, reason: str) -> None:
+        """The text is lost with its server or program (``reason`` in TEXT_LOST): deliver the
+        occurrence afresh."""
+        again = await self.store.transition(
+            row.id, DeliveryState.CLAIMED, reason=reason, attempt=True
+        )
+        self.submit(checkin, again)
 
     def _track(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

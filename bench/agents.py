@@ -105,7 +105,7 @@ def sweep(tries: int) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for kind in uis.KINDS:
             agent = uis.start(server, root, kind, api.url, kind)
-            one = tuple(replace(p, enters=1, _re={}) if p.name == kind else p for p in BUILTIN)
+            one = tuple(replace(p, enters=1) if p.name == kind else p for p in BUILTIN)
             out[kind] = {"lies": 0}
             for settle in SWEEP_S:
                 settings = DeliverySettings(settle_s=settle, profiles=one)

@@ -1,5 +1,6 @@
-"""Agent profiles read the input area off real screens (captured from Claude Code 2.1.197 and
-Gemini CLI 0.61.0 in tmux 3.3a: tests/agents/screens/), pick the program, and take config."""
+"""Agent profiles read the input area off real screens (captured from Claude Code 2.1.197,
+Gemini CLI 0.61.0 and Codex CLI 0.169.0 in tmux 3.3a: tests/agents/screens/), pick the program,
+and take config."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from pathlib import Path
 import pytest
 
 from asched import config
-from asched.agents import BUILTIN, CLAUDE, GEMINI, GENERIC, IPYTHON, PYTHON, holds, pick, read_input
+from asched.agents import (
+    BUILTIN,
+    CLAUDE,
+    CODEX,
+    GEMINI,
+    GENERIC,
+    IPYTHON,
+    PYTHON,
+    holds,
+    pick,
+    read_input,
+)
 from asched.errors import UsageError
 
 SCREENS = Path(__file__).resolve().parent / "agents" / "screens"
@@ -30,7 +42,18 @@ EXPECT = {
     "gemini-busy-queued": (True, False, True, None),
     "gemini-busy-typed": (False, False, True, "typed while busy"),
     "gemini-enter-swallowed": (False, True, False, "[Pasted Text: 6 lines]"),
+    "codex-idle": (True, False, False, None),
+    "codex-typed": (False, False, False, "hello from asched one line"),
+    "codex-paste3": (False, False, False, "a\nb\nc"),
+    "codex-paste6": (False, False, False, None),
+    "codex-paste2000": (False, True, False, "[Pasted Content 2000 chars]"),
+    "codex-busy": (True, False, True, None),
+    "codex-busy-typed": (False, False, True, "typed while busy"),
+    "codex-busy-tab-queued": (True, False, True, None),
+    "codex-done": (True, False, False, None),
+    "codex-at-file-after-enter": (False, False, False, "please read somefile.txt"),
 }
+PROFILES = {"claude": CLAUDE, "gemini": GEMINI, "codex": CODEX}
 
 
 def _rows(name: str) -> list[str]:
@@ -39,8 +62,7 @@ def _rows(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_the_input_area_is_read_off_a_real_screen(name: str) -> None:
-    profile = CLAUDE if name.startswith("claude") else GEMINI
-    area = read_input(profile, _rows(name))
+    area = read_input(PROFILES[name.split("-")[0]], _rows(name))
     assert area is not None
     empty, collapsed, busy, text = EXPECT[name]
     assert (area.empty, area.collapsed, area.busy) == (empty, collapsed, busy), area
@@ -63,13 +85,31 @@ def test_our_text_is_recognised_in_the_input_area_and_a_persons_is_not() -> None
     assert typed is not None and not holds(typed, "asched check-in: status report please")
     collapsed = read_input(GEMINI, _rows("gemini-collapsed"))
     assert collapsed is not None and holds(collapsed, "x" * 2000)
+    picked = read_input(CODEX, _rows("codex-at-file-after-enter"))  # the "@" dropped
+    assert picked is not None and holds(picked, "please read @somefile.txt")
     idle = read_input(CLAUDE, _rows("claude-idle"))
     assert idle is not None and not holds(idle, "anything")
 
 
 def test_a_screen_without_an_input_area_reads_as_unknown() -> None:
     assert read_input(CLAUDE, ["Do you want to proceed?", " 1. Yes", " 2. No"]) is None
+    # Codex's sign-in screen and trust dialog (its "› 1. Trust and continue" is a choice).
+    assert read_input(CODEX, _rows("codex-signin-screen")) is None
+    assert read_input(CODEX, _rows("codex-trust-dialog")) is None
     assert read_input(GENERIC, _rows("claude-idle")) is None
+
+
+def test_a_prompt_echoed_in_the_transcript_is_not_taken_for_the_input_area() -> None:
+    # The input box not drawn (a dialog in its place): the last echo of a submitted prompt must
+    # not be read as our text waiting in the input, nor a dialog's choice as the input.
+    for name, profile in (("claude-idle", CLAUDE), ("gemini-typed", GEMINI)):
+        rows = _rows(name)
+        box = max(n for n, r in enumerate(rows) if r.startswith(("❯", " >")))
+        cut = [*rows[: box - 4], "Do you want to proceed?", "❯ 1. Yes", "  2. No", ""]
+        assert read_input(profile, cut) is None, name
+    codex = _rows("codex-done")
+    box = max(n for n, r in enumerate(codex) if r.startswith("›"))
+    assert read_input(CODEX, [*codex[:box], "Approve this command?", "  y / n", "", "x"]) is None
 
 
 def test_repl_prompts() -> None:
@@ -87,6 +127,7 @@ def test_repl_prompts() -> None:
         (("node",), ("node /opt/gemini-cli/bundle/gemini.js --yolo",), "gemini"),
         (("node",), ("node server.js",), "generic"),
         (("codex",), ("/usr/bin/codex",), "codex"),
+        (("codex", "node"), ("node /x/.bin/codex --no-daemon", "/x/vendor/bin/codex"), "codex"),
         (("python3",), ("python3 -q",), "python"),
         (("python3",), ("python3",), "python"),
         (("python3",), ("python3 agent.py",), "generic"),  # a script is not the REPL
@@ -120,8 +161,14 @@ def test_config_overrides_a_builtin_profile_and_adds_one(tmp_path: Path) -> None
         ('[agents.new]\nprompt = "^> (?P<text>.*)$"\n', "needs programs"),
         ('[agents.claude]\nprompt = "^> (.*)$"\n', "(?P<text>...)"),
         ('[agents.claude]\nbusy = "("\n', "not a regular expression"),
-        ("[agents.claude]\nenters = 9\n", "enters must be a number from 1 to 5"),
+        ("[agents.claude]\nenters = 9\n", "enters must be a whole number from 1 to 5"),
+        ("[agents.claude]\nenters = 1.5\n", "enters must be a whole number from 1 to 5"),
         ('[agents.claude]\nprograms = "claude"\n', "programs must be a list"),
+        ("[agents.claude]\nprograms = []\n", "programs must name at least one program"),
+        ('[agents.claude]\nplaceholder = ["(?i)try", "("]\n', "not a regular expression"),
+        ('[agents.claude]\nbusy = ""\n', "busy must not be empty"),
+        ('[agents.claude]\nprompt = "^> [(?P<text>]"\n', "(?P<text>...)"),
+        ('[agents.claude]\ncontinuation = "^  (.*)$"\n', "(?P<text>...)"),
         ("[agents.claude]\ncolour = 1\n", "unknown key(s): colour"),
         ("agents = 3\n", "agents must be tables"),
     ],

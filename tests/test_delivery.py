@@ -7,8 +7,10 @@ import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -676,8 +678,6 @@ def fake_agent(root: Path, out: Path, busy: bool) -> str:
 
 
 def with_fake_profile(settings: DeliverySettings = FAST) -> DeliverySettings:
-    from dataclasses import replace
-
     from asched.agents import BUILTIN, Profile
 
     fake = Profile(
@@ -750,3 +750,115 @@ async def test_the_input_guard_skips_when_the_text_stays(store: AsyncStore, serv
     screen = server.tmux("capture-pane", "-p", "-t", pane)
     assert [r for r in screen.split("\n") if r.startswith("agent>")] == ["agent> half typed"]
     assert not out.exists()
+
+
+# A paste-aware program of our own, in raw mode with bracketed paste: like Gemini CLI, it takes
+# an Enter that arrives within SWALLOW_S of a paste as a newline; a later Enter submits. It draws
+# its input line as "agent> TEXT" ("\n" shown as a space) and appends each submission to a file.
+PASTE_AGENT = r"""
+import os, sys, time, tty
+out, swallow_s = sys.argv[1], float(sys.argv[2])
+tty.setraw(0)
+os.write(1, b"\x1b[?2004h")  # ask for bracketed paste
+buf, pasted_at, pending = "", 0.0, b""
+def draw():
+    os.write(1, ("\r\x1b[K" + "agent> " + buf.replace("\n", " ")).encode())
+draw()
+while True:
+    data = pending + os.read(0, 65536)
+    pending = b""
+    while data:
+        if data.startswith(b"\x1b[200~"):
+            end = data.find(b"\x1b[201~")
+            if end < 0:
+                pending = data
+                break
+            buf += data[6:end].decode().replace("\r", "\n")
+            pasted_at = time.monotonic()
+            data = data[end + 6 :]
+        elif data[:1] == b"\r":
+            data = data[1:]
+            if time.monotonic() - pasted_at < swallow_s:
+                buf += "\n"
+            elif buf:
+                with open(out, "a") as f:
+                    f.write(buf.strip("\n").replace("\n", " / ") + "\n")
+                buf = ""
+        elif data[:1] == b"\x03":
+            sys.exit(0)
+        else:
+            buf += data[:1].decode(errors="replace")
+            data = data[1:]
+    draw()
+"""
+
+
+def paste_agent(root: Path, out: Path, swallow_s: float) -> str:
+    script = root / "pasteagent.py"
+    script.write_text(PASTE_AGENT)
+    return f"{sys.executable} {script} {out} {swallow_s}"
+
+
+def with_paste_profile(settings: DeliverySettings, enters: int) -> DeliverySettings:
+    from asched.agents import BUILTIN, Profile
+
+    fake = Profile(
+        name="pasteagent",
+        programs=("python3", "python", Path(sys.executable).name),
+        command=r"pasteagent\.py",
+        prompt=r"^agent>(?: (?P<text>.*))?$",
+        enters=enters,
+    )
+    return replace(settings, profiles=(fake, *BUILTIN))
+
+
+@pytest.mark.parametrize("enters", [1, 2])
+async def test_a_swallowed_enter_is_pressed_again_or_reported(
+    store: AsyncStore, server: Server, enters: int
+) -> None:
+    # Settle 0: the first Enter lands in the program's paste window and becomes a newline.
+    out = server.root / "got"
+    server.new_session("agent", paste_agent(server.root, out, swallow_s=0.25))
+    await asyncio.sleep(1.0)
+    # Two looks 0.15 s apart confirm the swallow: the Enter again comes past the 0.25 s window.
+    settings = with_paste_profile(replace(FAST, settle_s=0.0, verify_delay_s=0.15), enters)
+    engine = engine_for(store, server, settings)
+    d = await enqueue(store, engine, "agent:0", "check-in\nsecond line")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    await asyncio.sleep(0.5)
+    got = out.read_text() if out.exists() else ""
+    if enters == 2:
+        assert (row.state, row.attempts) == (DeliveryState.VERIFIED, 1), row  # one Enter again
+        assert got == "check-in / second line\n"
+    else:
+        assert (row.state, row.reason) == (DeliveryState.UNVERIFIED, "text-still-in-input"), row
+        assert got == ""
+
+
+async def test_text_added_to_ours_before_the_enter_gets_no_enter(
+    store: AsyncStore, server: Server
+) -> None:
+    # Between the guard's look and the paste, someone typed: the input area holds more than our
+    # text, and an Enter would send their words with ours. No Enter; unverified.
+    out = server.root / "got"
+    pane = server.new_session("agent", paste_agent(server.root, out, swallow_s=0.0))
+    await asyncio.sleep(1.0)
+    settings = with_paste_profile(FAST, 2)
+    engine = engine_for(store, server, settings)
+    real_stage = engine._typist.stage
+
+    async def stage_then_type(paste: Any) -> None:
+        await real_stage(paste)
+        server.tmux("send-keys", "-t", pane, "-l", "hello ")
+
+    engine._typist.stage = stage_then_type  # type: ignore[method-assign]
+    d = await enqueue(store, engine, "agent:0", "the check-in")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.UNVERIFIED, "input-changed"), row
+    assert not out.exists()
+    screen = server.tmux("capture-pane", "-p", "-t", pane)
+    assert "agent> hello the check-in" in screen

@@ -1,4 +1,4 @@
-"""Real agent UIs (Claude Code, Gemini CLI) in real tmux panes, offline, with a private HOME.
+"""Real agent UIs (Claude Code, Gemini CLI, Codex CLI) in real tmux panes, offline, private HOMEs.
 
 The UIs come from the npm registry at the versions pinned in ``tests/agents/package.json`` and
 its lock file (``./dev`` installs them with ``npm ci`` into ``$ASCHED_AGENTS_DIR``, by default
@@ -8,7 +8,9 @@ hangs up (tests/agents/fakeapi.py), so every submitted prompt ends in one API er
 
 Ground truth of what an agent received is its own record, never asched's journal or the
 screen: Claude Code's session transcript (``~/.claude/projects/<cwd>/<session>.jsonl``, one
-``user`` entry a prompt) and Gemini CLI's prompt log (``~/.gemini/tmp/<project>/logs.json``).
+``user`` entry a prompt), Gemini CLI's prompt log (``~/.gemini/tmp/<project>/logs.json``) and
+Codex CLI's rollout (``$CODEX_HOME/sessions/Y/M/D/rollout-*.jsonl``, one completed
+``UserMessage`` item a prompt; its history.jsonl also holds drafts cleared with C-c).
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ from tests.tmuxsrv import Server
 
 HERE = Path(__file__).resolve().parent
 PINNED: dict[str, str] = json.loads((HERE / "package.json").read_text())["dependencies"]
-KINDS = ("claude", "gemini")
-PACKAGE = {"claude": "@anthropic-ai/claude-code", "gemini": "@google/gemini-cli"}
+KINDS = ("claude", "gemini", "codex")
+PACKAGE = {
+    "claude": "@anthropic-ai/claude-code",
+    "gemini": "@google/gemini-cli",
+    "codex": "@openai/codex",
+}
 _CLAUDE_KEY = "sk-ant-api03-asched-test-dummy-key-0000000000000000"
 
 
@@ -74,8 +80,8 @@ class Agent:
 
     def records(self) -> list[tuple[float, str]]:
         """(when, prompt) of every submitted prompt, as the agent recorded them, in order."""
-        found = _claude_prompts(self.home) if self.kind == "claude" else _gemini_prompts(self.home)
-        return sorted((_epoch(stamp), text) for stamp, text in found)
+        read = {"claude": _claude_prompts, "gemini": _gemini_prompts, "codex": _codex_prompts}
+        return sorted((_epoch(stamp), text) for stamp, text in read[self.kind](self.home))
 
     def wait_prompts(self, n: int, timeout: float = 20.0) -> list[str]:
         """Wait until at least ``n`` prompts are recorded (or the timeout); returns them."""
@@ -104,6 +110,8 @@ class Agent:
         rows = self.screen()
         if self.kind == "claude":
             return any(r.startswith("❯") and not r[1:].strip() for r in rows)
+        if self.kind == "codex":
+            return any(r.startswith("› Ask Codex to do anything") for r in rows)
         return any("Type your message" in r for r in rows)
 
 
@@ -123,6 +131,10 @@ def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Age
     if kind == "claude":
         env.update(_claude_home(home, cwd, api_url))
         argv = [str(bin_dir() / "claude")]
+    elif kind == "codex":
+        env.update(_codex_home(home, cwd, api_url))
+        # No background app-server: it would copy 400 MB into CODEX_HOME and outlive the pane.
+        argv = [str(bin_dir() / "codex"), "--no-daemon"]
     else:
         env.update(_gemini_home(home, api_url))
         argv = [str(bin_dir() / "gemini")]
@@ -198,6 +210,47 @@ def _gemini_home(home: Path, api_url: str) -> dict[str, str]:
 
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _codex_home(home: Path, cwd: Path, api_url: str) -> dict[str, str]:
+    codex_home = home / ".codex"
+    codex_home.mkdir()
+    # A provider of our own on loopback (OPENAI_BASE_URL is ignored): no sign-in screen, no
+    # retries, no plugin sync or update check; a trusted folder (no dialog).
+    (codex_home / "config.toml").write_text(
+        'model_provider = "local"\n'
+        "check_for_update_on_startup = false\n"
+        "[model_providers.local]\n"
+        'name = "local"\n'
+        f'base_url = "{api_url}/v1"\n'
+        'env_key = "OPENAI_API_KEY"\n'
+        'wire_api = "responses"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n"
+        "supports_websockets = false\n"
+        "[features]\n"
+        "plugins = false\n"
+        "unbounded_connection_retries = false\n"
+        f'[projects."{cwd}"]\n'
+        'trust_level = "trusted"\n'
+    )
+    return {"CODEX_HOME": str(codex_home), "OPENAI_API_KEY": "sk-asched-test-dummy-key"}
+
+
+def _codex_prompts(home: Path) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for log in (home / ".codex" / "sessions").glob("*/*/*/rollout-*.jsonl"):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written
+            payload = entry.get("payload") or {}
+            item = payload.get("item") or {}
+            if payload.get("type") == "item_completed" and item.get("type") == "UserMessage":
+                text = "".join(c.get("text", "") for c in item.get("content", []))
+                found.append((entry["timestamp"], text))
+    return found
 
 
 def _claude_prompts(home: Path) -> list[tuple[str, str]]:
