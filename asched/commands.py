@@ -216,12 +216,14 @@ def _add_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argum
     policy.add_argument(
         "--if-idle",
         metavar="DUR",
-        help="deliver only if the pane showed no output for DUR, else skip it (skipped(busy))",
+        help="deliver only if the pane showed no output for DUR and its agent does not show that"
+        " it is working, else skip it (skipped(busy))",
     )
     policy.add_argument(
         "--when-idle",
         metavar="DUR",
-        help="wait (within --grace) until the pane showed no output for DUR, then deliver",
+        help="wait (within --grace) until the pane showed no output for DUR and its agent is not"
+        " working, then deliver",
     )
     _output_args(add, table=False)
     add.set_defaults(handler=_cmd_add)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 import time
@@ -677,18 +678,25 @@ def fake_agent(root: Path, out: Path, busy: bool) -> str:
     return f"{sys.executable} {script} {out} {'busy' if busy else 'idle'}"
 
 
-def with_fake_profile(settings: DeliverySettings = FAST) -> DeliverySettings:
+def with_profile(
+    settings: DeliverySettings, script: str, busy: str | None = None, enters: int = 1
+) -> DeliverySettings:
+    """``settings`` with a profile for our own program ``script`` ("agent> " is its prompt)."""
     from asched.agents import BUILTIN, Profile
 
-    fake = Profile(
-        name="fake",
+    ours = Profile(
+        name=script,
         programs=("python3", "python", Path(sys.executable).name),
-        command=r"fakeagent\.py",
+        command=re.escape(script),
         prompt=r"^agent>(?: (?P<text>.*))?$",
-        busy=r"esc to interrupt",
-        enters=1,
+        busy=busy,
+        enters=enters,
     )
-    return replace(settings, profiles=(fake, *BUILTIN))
+    return replace(settings, profiles=(ours, *BUILTIN))
+
+
+def with_fake_profile(settings: DeliverySettings = FAST) -> DeliverySettings:
+    return with_profile(settings, "fakeagent.py", busy=r"esc to interrupt")
 
 
 @pytest.mark.parametrize("busy", [True, False])
@@ -800,16 +808,7 @@ def paste_agent(root: Path, out: Path, swallow_s: float) -> str:
 
 
 def with_paste_profile(settings: DeliverySettings, enters: int) -> DeliverySettings:
-    from asched.agents import BUILTIN, Profile
-
-    fake = Profile(
-        name="pasteagent",
-        programs=("python3", "python", Path(sys.executable).name),
-        command=r"pasteagent\.py",
-        prompt=r"^agent>(?: (?P<text>.*))?$",
-        enters=enters,
-    )
-    return replace(settings, profiles=(fake, *BUILTIN))
+    return with_profile(settings, "pasteagent.py", enters=enters)
 
 
 @pytest.mark.parametrize("enters", [1, 2])

@@ -7,10 +7,7 @@ Where the UIs cannot run (no node, not installed) the tests skip, except with
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -41,25 +38,14 @@ def api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def agent_server() -> Iterator[Server]:
-    """A private tmux server for the agents, killed (with every agent in it) at teardown."""
-    root = Path(tempfile.mkdtemp(prefix="asched-a-"))
-    srv = Server(root)
-    try:
-        yield srv
-    finally:
-        srv.kill()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def launch(agent_uis: None, api: FakeApi, agent_server: Server) -> Callable[[str], uis.Agent]:
+def launch(agent_uis: None, api: FakeApi, server: Server) -> Callable[[str], uis.Agent]:
     """Start an agent UI of a kind in its own session; ``launch("claude")``."""
     count = 0
 
     def start(kind: str) -> uis.Agent:
         nonlocal count
         count += 1
-        return uis.start(agent_server, agent_server.root, kind, api.url, f"{kind}{count}")
+        # In the test's own tmux server (tests/conftest.py): killed, with the agents, at teardown.
+        return uis.start(server, server.root, kind, api.url, f"{kind}{count}")
 
     return start
