@@ -92,7 +92,7 @@ class Agent:
                 return got
             time.sleep(0.1)
 
-    def settled(self, quiet_s: float = 1.5, timeout: float = 20.0) -> list[str]:
+    def settled(self, quiet_s: float = 1.0, timeout: float = 20.0) -> list[str]:
         """The prompts once none has been added for ``quiet_s`` (a late second copy would show)."""
         deadline = time.monotonic() + timeout
         last, since = self.prompts(), time.monotonic()
