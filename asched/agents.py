@@ -126,11 +126,16 @@ def read_input(profile: Profile, rows: Sequence[str]) -> InputArea | None:
         return None
     lines = [first.group("text") or ""]
     cont = profile.pattern("continuation")
+    gap = 0  # blank rows seen: an empty line of the text if more of the input follows
     for line in rows[row + 1 :]:
+        if not line.strip():
+            gap += 1
+            continue
         more = cont.match(line) if cont is not None else None
         if more is None:
             break
-        lines.append(more.group("text") or "")
+        lines += [""] * gap + [more.group("text") or ""]
+        gap = 0
     if not _anchored(profile, rows, row, row + len(lines)):
         return None
     text = "\n".join(line.rstrip() for line in lines).strip("\n")
@@ -227,7 +232,8 @@ CODEX = Profile(
     # prompts in the transcript look the same, higher up); not a dialog's numbered choice
     # (`› 1. Trust and continue`). Rows below it up to a blank row.
     prompt=r"^›(?:[ \xa0](?P<text>(?!\d+\. ).*))?$",
-    continuation=r"^  (?P<text>\S.*)$",
+    # Not the status row ("model · /cwd") nor a hint row, which follow the input area.
+    continuation=r"^  (?P<text>(?!.* · /|← for agents|tab to queue message)\S.*)$",
     placeholder=(r"Ask Codex to do anything", r"Ask a follow-up question"),
     tail_rows=3,  # a blank row, the status row, the hints row
     collapsed=r"\[Pasted Content \d+ chars\](?: #\d+)?",

@@ -8,8 +8,9 @@ errors, so that a typo never passes silently.
     [delivery]    prefix, settle_s, settle_by_program, shells, copy_mode, min_gap_s,
                   rate_per_s, burst
     [agents.NAME] an agent profile (asched.agents): programs, command, prompt, continuation,
-                  placeholder, collapsed, busy, settle_s, enters; a built-in NAME (claude,
-                  gemini, codex, ipython, python) changes only the keys given
+                  placeholder, collapsed, busy, above, above_rows, tail_rows, settle_s,
+                  enters; a built-in NAME (claude, gemini, codex, ipython, python) changes
+                  only the keys given
     [[checkin]]   declarative check-ins: name, match (session / window patterns, or role),
                   every or cron (+ tz), message, grace, catch_up, jitter
 """

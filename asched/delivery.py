@@ -435,9 +435,10 @@ class DeliveryEngine:
         Returns the pane and its foreground program, or the finished row. The waits for quiet
         or for an empty input area may last the whole grace window, and the program may change
         meanwhile (an agent exits to its shell, whose prompt then reads the keyboard): after a
-        wait, the pane is looked at again and the checks repeat.
+        wait, the pane is looked at again and the checks repeat (three passes at most: on a
+        loaded machine a pass may look slow without having waited).
         """
-        while True:
+        for _ in range(3):
             fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
             if fg.starting:
                 # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
@@ -469,6 +470,7 @@ class DeliveryEngine:
                 return await self._finish(
                     delivery.id, state, "pane-dead" if pane.dead else "copy-mode"
                 )
+        return pane, fg
 
     async def _paste_and_submit(
         self,

@@ -91,6 +91,21 @@ def test_our_text_is_recognised_in_the_input_area_and_a_persons_is_not() -> None
     assert idle is not None and not holds(idle, "anything")
 
 
+@pytest.mark.parametrize("name", ["claude-three-lines", "gemini-three-lines", "codex-paste3"])
+def test_an_empty_line_inside_the_text_stays_in_the_input_area(name: str) -> None:
+    rows = _rows(name)
+    profile = PROFILES[name.split("-")[0]]
+    area = read_input(profile, rows)
+    assert area is not None
+    second = area.row + 1
+    gapped = [*rows[:second], "", *rows[second:]]
+    again = read_input(profile, gapped)
+    assert again is not None
+    first, rest = area.text.split("\n", 1)
+    assert again.text == f"{first}\n\n{rest}"
+    assert holds(again, f"{first}\n\n{rest}")
+
+
 def test_a_screen_without_an_input_area_reads_as_unknown() -> None:
     assert read_input(CLAUDE, ["Do you want to proceed?", " 1. Yes", " 2. No"]) is None
     # Codex's sign-in screen and trust dialog (its "› 1. Trust and continue" is a choice).

@@ -53,6 +53,7 @@ async def _send(
 MESSAGES = {
     "one line": "asched check-in: what is blocked right now?",
     "three lines": "asched check-in\n1. what changed\n2. what is blocked",
+    "an empty line": "asched check-in\n\nafter an empty line",
     "2,000 characters": " ".join(f"word{n:04d}" for n in range(223))[:2000],
     # Claude's and Codex's first Enter only picks the @file suggestion: a second must submit it.
     "ending in @STATUS.md": "asched check-in: please update @STATUS.md",
