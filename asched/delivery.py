@@ -205,7 +205,7 @@ class DeliveryEngine:
     ) -> None:
         self.store = store
         self.tmux = tmux
-        self.settings = settings or DeliverySettings()
+        self._settings = settings or DeliverySettings()
         self._wall = wall
         self._tasks: set[asyncio.Task[None]] = set()
         # Deliveries that have not pasted yet, by id and counted per check-in (see catching_up).
@@ -217,10 +217,24 @@ class DeliveryEngine:
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
-        self._bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
+        self._bucket = TokenBucket(self._settings.rate_per_s, self._settings.burst)
         self.stopping = asyncio.Event()
         spool.mkdir(mode=0o700, exist_ok=True)
         self._typist = Typist(store, tmux, spool)
+
+    @property
+    def settings(self) -> DeliverySettings:
+        """How deliveries behave now; a reload sets new ones (deliveries under way keep theirs
+        for the step they are in, the next step reads the new)."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, new: DeliverySettings) -> None:
+        old, self._settings = self._settings, new
+        if (new.rate_per_s, new.burst) != (old.rate_per_s, old.burst):
+            # The budget is rebuilt, full: a reload that raised it takes effect at once, one
+            # that lowered it from the next delivery on.
+            self._bucket = TokenBucket(new.rate_per_s, new.burst)
 
     # -- the scheduler's side ---------------------------------------------------------------
 
@@ -933,7 +947,10 @@ class DeliveryEngine:
             # Pasted meanwhile (an orphaned client of the last run finishing): look, never retype.
             await self._settle_by_looking(checkin, row, pane_id, text)
             return
-        except TargetMissing as exc:  # dead, replaced, gone: nothing pasted, buffer deleted
+        except PaneReplaced:  # nothing pasted, and the target may name a new pane: again
+            await self._reclaim(checkin, row, PANE_REPLACED)
+            return
+        except TargetMissing as exc:  # dead or gone: nothing pasted, buffer deleted
             await self._finish(row.id, DeliveryState.FAILED, exc.reason)
             return
         except TmuxError as exc:

@@ -483,10 +483,7 @@ class TmuxClient:
                 raise BufferMissing(f"{pane_id}: {call.err}")
             await self.delete_buffers([buffer_name])
             _raise_for(pane_id, "paste", call)
-        if f"{_DEAD_MARK}-1" in call.out:
-            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
-        if f"{_DEAD_MARK}-0" in call.out:
-            raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
+        _raise_for_mark(pane_id, pane_pid, call.out)
 
     async def paste_buffers(self, items: Sequence[tuple[str, str, int | None]]) -> list[str]:
         """:meth:`paste_buffer` for several ``(pane_id, buffer_name, pane_pid)`` with few client
@@ -512,7 +509,13 @@ class TmuxClient:
                 f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
                 f"display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
-        outcome = {f"{tag}-ok": "pasted", f"{tag}-gone1": "dead", f"{tag}-gone0": "replaced"}
+        # "gone" alone: the pane itself is gone (see _raise_for_mark): a replaced pane.
+        outcome = {
+            f"{tag}-ok": "pasted",
+            f"{tag}-gone1": "dead",
+            f"{tag}-gone0": "replaced",
+            f"{tag}-gone": "replaced",
+        }
         packs = _pack(groups)
         calls = await asyncio.gather(
             *(self.run(*_join(groups, pack)) for pack in packs), return_exceptions=True
@@ -570,10 +573,7 @@ class TmuxClient:
         )  # fmt: skip
         if call.rc != 0:
             _raise_for(pane_id, "send-keys", call)
-        if f"{_DEAD_MARK}-1" in call.out:
-            raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
-        if f"{_DEAD_MARK}-0" in call.out:
-            raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
+        _raise_for_mark(pane_id, pane_pid, call.out)
 
     async def cancel_mode(self, pane_id: str) -> None:
         """Leave every mode the pane is in (copy, view, clock, tree); a no-op when in none.
@@ -636,7 +636,12 @@ class TmuxClient:
                 f"display-message -p -t {pane_id} '{tag}-gone#{{pane_dead}}-{n}'",
                 f"send-keys -t {pane_id} Enter ; display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
-        outcome = {f"{tag}-ok": "entered", f"{tag}-gone1": "dead", f"{tag}-gone0": "replaced"}
+        outcome = {
+            f"{tag}-ok": "entered",
+            f"{tag}-gone1": "dead",
+            f"{tag}-gone0": "replaced",
+            f"{tag}-gone": "replaced",
+        }
         done: dict[int, str] = {}
         for call in await self._run_chunked(groups):
             for line in call.out.split():
@@ -701,6 +706,22 @@ def _not_ours(pane_pid: int | None) -> str:
     if pane_pid is None or pane_pid <= 0:
         return "#{pane_dead}"
     return f"#{{||:#{{pane_dead}},#{{!=:#{{pane_pid}},{int(pane_pid)}}}}}"
+
+
+def _raise_for_mark(pane_id: str, pane_pid: int | None, out: str) -> None:
+    """Raise for the guard's branch that did nothing (see :func:`_not_ours`).
+
+    A pane that is gone makes the guard's condition true (an empty ``#{pane_pid}`` is not
+    ``pane_pid``) and its ``display-message -t`` print the mark with an empty value, with exit
+    status 0 (tmux 3.3a): nothing was pasted or pressed. It counts as a replaced pane: the
+    program that was typed into is gone, and the target may name a new pane.
+    """
+    if f"{_DEAD_MARK}-1" in out:
+        raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
+    if f"{_DEAD_MARK}-0" in out:
+        raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
+    if _DEAD_MARK in out:
+        raise PaneReplaced(f"{pane_id}: the pane is gone")
 
 
 def _server_missing(err: str) -> bool:

@@ -861,3 +861,47 @@ async def test_text_added_to_ours_before_the_enter_gets_no_enter(
     assert not out.exists()
     screen = server.tmux("capture-pane", "-p", "-t", pane)
     assert "agent> hello the check-in" in screen
+
+
+async def test_a_pane_replaced_before_the_paste_gets_the_text_in_the_new_pane_once(
+    store: AsyncStore, server: Server
+) -> None:
+    # Between staging and the paste the pane is killed and a new one takes its target: nothing
+    # reached the old one, so the occurrence is claimed again and the new pane gets it, once.
+    old_out, new_out = server.root / "old", server.root / "new"
+    server.new_session("w", "sleep 3600")
+    server.new_window("w", f"cat > {old_out}", name="agent")
+    engine = engine_for(store, server)
+    real_stage = engine._typist.stage
+    swapped: list[str] = []
+
+    async def stage_then_swap(paste: Any) -> None:
+        await real_stage(paste)
+        if not swapped:
+            server.tmux("kill-pane", "-t", paste.pane_id)
+            swapped.append(server.new_window("w", f"cat > {new_out}", name="agent"))
+            await asyncio.sleep(0.3)  # past the new pane's start
+
+    engine._typist.stage = stage_then_swap  # type: ignore[method-assign]
+    d = await enqueue(store, engine, "w:agent", "to whoever is the agent now")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert row.state is DeliveryState.VERIFIED and row.pane == swapped[0], row
+    assert row.attempts >= 1  # the replaced pane was recorded, then retried
+    await wait_for(lambda: new_out.read_text() == "to whoever is the agent now\n", "new pane")
+    assert old_out.read_text() == ""
+
+
+async def test_a_reload_applies_a_new_rate_budget(store: AsyncStore, server: Server) -> None:
+    engine = engine_for(store, server, replace(FAST, rate_per_s=50.0, burst=500))
+    engine.settings = replace(engine.settings, rate_per_s=2.0, burst=1)
+    out = server.root / "rate"
+    server.new_session("r", f"cat > {out}")
+    started = time.monotonic()
+    rows = [await enqueue(store, engine, "r:0", f"m{n}") for n in range(3)]
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    # A burst of 1 at 2 a second: the third waits about a second for its token.
+    assert time.monotonic() - started >= 0.9
+    assert [(await final(store, r.id)).state for r in rows] == [DeliveryState.VERIFIED] * 3

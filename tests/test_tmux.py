@@ -870,3 +870,29 @@ async def test_a_burst_client_that_times_out_makes_its_items_unknown(
     assert first_unknown > 0
     assert outcomes[:first_unknown] == ["pasted"] * first_unknown
     assert set(outcomes[first_unknown:]) == {"unknown"}
+
+
+async def test_a_pane_that_is_gone_is_a_replaced_pane_never_a_success(
+    server: Server, client: TmuxClient, tmp_path: Path
+) -> None:
+    # tmux 3.3a: the guard's -t on a killed pane fails silently, exit 0, its mark empty.
+    keep = server.new_session("keep", "cat")
+    gone = server.new_window("keep", "cat")
+    pid = (await client.resolve(Target(pane_id=gone))).pane_pid
+    server.tmux("kill-pane", "-t", gone)
+    await client.load_buffers([("gone-b", "never typed")], tmp_path)
+    with pytest.raises(PaneReplaced, match="gone"):
+        await client.paste_buffer(gone, "gone-b", pid)
+    assert await client.buffer_names("gone-") == set()  # deleted, not pasted
+    with pytest.raises(PaneReplaced, match="gone"):
+        await client.send_enter(gone, pid)
+    keep_pid = (await client.resolve(Target(pane_id=keep))).pane_pid
+    assert await client.send_enter_many([gone, keep], [pid, keep_pid]) == [
+        "replaced",
+        "entered",
+    ]
+    await client.load_buffers([("gone-c", "x"), ("gone-d", "y")], tmp_path)
+    assert await client.paste_buffers([(gone, "gone-c", pid), (keep, "gone-d", keep_pid)]) == [
+        "replaced",
+        "pasted",
+    ]
