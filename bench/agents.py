@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,8 +57,10 @@ def run(n: int) -> dict[str, Any]:
         raise SystemExit("bench.agents: " + "; ".join(why) + " (./dev test installs them)")
     root = Path(tempfile.mkdtemp(prefix="asched-ba-"))
     api, server, spawner = FakeApi(), Server(root), Spawner(root, "uvloop")
+    agents: dict[str, uis.Agent] = {}
     try:
-        agents = {kind: uis.start(server, root, kind, api.url, kind) for kind in uis.KINDS}
+        for kind in uis.KINDS:
+            agents[kind] = uis.start(server, root, kind, api.url, kind)
         state = root / "state"
         state.mkdir(mode=0o700)
         start = datetime.now(UTC) + timedelta(seconds=4)
@@ -88,6 +91,8 @@ def run(n: int) -> dict[str, Any]:
         return {kind: _figures(kind, agent, due, verdicts) for kind, agent in agents.items()}
     finally:
         spawner.cleanup()
+        for agent in agents.values():
+            agent.stop()
         server.kill()
         api.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -101,10 +106,12 @@ def sweep(tries: int) -> dict[str, dict[str, Any]]:
         raise SystemExit("bench.agents: " + "; ".join(why) + " (./dev test installs them)")
     root = Path(tempfile.mkdtemp(prefix="asched-bs-"))
     api, server = FakeApi(), Server(root)
+    stops: list[Callable[[], None]] = []
     try:
         out: dict[str, dict[str, Any]] = {}
         for kind in uis.KINDS:
             agent = uis.start(server, root, kind, api.url, kind)
+            stops.append(agent.stop)
             one = tuple(replace(p, enters=1) if p.name == kind else p for p in BUILTIN)
             out[kind] = {"lies": 0}
             for settle in SWEEP_S:
@@ -114,6 +121,8 @@ def sweep(tries: int) -> dict[str, dict[str, Any]]:
                 out[kind]["lies"] += sum(not true for _, true in results)
         return out
     finally:
+        for stop in stops:
+            stop()
         server.kill()
         api.close()
         shutil.rmtree(root, ignore_errors=True)

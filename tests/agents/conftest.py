@@ -38,14 +38,17 @@ def api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def launch(agent_uis: None, api: FakeApi, server: Server) -> Callable[[str], uis.Agent]:
+def launch(agent_uis: None, api: FakeApi, server: Server) -> Iterator[Callable[[str], uis.Agent]]:
     """Start an agent UI of a kind in its own session; ``launch("claude")``."""
-    count = 0
+    started: list[uis.Agent] = []
 
     def start(kind: str) -> uis.Agent:
-        nonlocal count
-        count += 1
-        # In the test's own tmux server (tests/conftest.py): killed, with the agents, at teardown.
-        return uis.start(server, server.root, kind, api.url, f"{kind}{count}")
+        # In the test's own tmux server (tests/conftest.py), killed at teardown; the agents are
+        # ended before it, by pid, so that none writes into its temp HOME after its removal.
+        agent = uis.start(server, server.root, kind, api.url, f"{kind}{len(started) + 1}")
+        started.append(agent)
+        return agent
 
-    return start
+    yield start
+    for agent in started:
+        agent.stop()

@@ -15,13 +15,17 @@ Codex CLI's rollout (``$CODEX_HOME/sessions/Y/M/D/rollout-*.jsonl``, one complet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import psutil
 
 from tests.tmuxsrv import Server
 
@@ -56,6 +60,14 @@ def missing() -> list[str]:
     return why
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for tmux to reap it counts as ended)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _which(name: str) -> bool:
     return any((Path(d) / name).exists() for d in os.environ.get("PATH", "").split(os.pathsep))
 
@@ -69,6 +81,20 @@ class Agent:
     pane: str
     home: Path
     cwd: Path
+    pid: int  # the pane's process: the agent (``env`` execs it), leader of its process group
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the agent's process group by pid and wait for it: an agent still running after
+        its test (Claude Code writes its transcript on the way out) would write into a temp
+        HOME that is being removed."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(self.pid):
+                time.sleep(0.05)
+            if not _alive(self.pid):
+                return
 
     def screen(self) -> list[str]:
         """The visible rows of its pane."""
@@ -148,7 +174,8 @@ def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Age
     pane = server.tmux(*args, "-P", "-F", "#{pane_id}", *argv).strip()
     if server.pid is None:
         server.pid = int(server.tmux("display-message", "-p", "#{pid}").strip())
-    agent = Agent(kind, server, pane, home, cwd)
+    pid = int(server.tmux("display-message", "-p", "-t", pane, "#{pane_pid}").strip())
+    agent = Agent(kind, server, pane, home, cwd, pid)
     deadline = time.monotonic() + 60
     while not agent.idle_input():
         if time.monotonic() > deadline:
