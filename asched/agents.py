@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 __all__ = [
     "BUILTIN",
@@ -63,17 +63,9 @@ class Profile:
     settle_s: float | None = None
     min_settle_s: float = 0.0
     enters: int = 1
-    # Compiled patterns, derived from the fields above in __post_init__ (never passed in).
-    _re: dict[str, re.Pattern[str]] = field(init=False, compare=False, repr=False)
-    _empty: tuple[re.Pattern[str], ...] = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        compiled = {k: re.compile(v) for k in _PATTERNS if (v := getattr(self, k)) is not None}
-        for key in ("prompt", "continuation"):
-            if key in compiled and "text" not in compiled[key].groupindex:
-                raise ValueError(f"{key} needs a (?P<text>...) group: the typed text")
-        object.__setattr__(self, "_re", compiled)
-        object.__setattr__(self, "_empty", tuple(re.compile(p) for p in self.placeholder))
+    # Patterns are compiled when first used (re keeps them cached), not at import: the daemon's
+    # start to READY pays nothing for profiles it has not met yet.
 
     @property
     def knows_input(self) -> bool:
@@ -85,17 +77,19 @@ class Profile:
         ``command`` pattern, a command line matching it) is this program."""
         if self.programs and not set(names) & set(self.programs):
             return False
-        if "command" in self._re:
-            return any(self._re["command"].search(c) for c in cmdlines)
+        command = self.pattern("command")
+        if command is not None:
+            return any(command.search(c) for c in cmdlines)
         return bool(self.programs)
 
     def pattern(self, key: str) -> re.Pattern[str] | None:
         """One compiled pattern (``prompt``, ``busy``, ...), or None when the profile has none."""
-        return self._re.get(key)
+        value: str | None = getattr(self, key) if key in _PATTERNS else None
+        return None if value is None else re.compile(value)
 
     def is_placeholder(self, text: str) -> bool:
         """True when ``text`` is what the empty input area shows."""
-        return any(p.fullmatch(text) for p in self._empty)
+        return any(re.fullmatch(p, text) for p in self.placeholder)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,10 @@ def test_idle_restart_to_ready(svc: Svc) -> None:
         f"\nidle restart-to-READY, as systemd logged it: {latency_summary(logged)}"
         f"\nidle `systemctl restart` wall time: {latency_summary(client)}"
     )
-    assert statistics.median(logged) <= 0.3
+    # A guard against a regression to seconds (the old scheduler's unit slept 3 s first), not a
+    # speed target: the figure belongs to the benchmark (python -m bench --only restart). At
+    # 0.3 s this failed on main too (p50 0.304 s, 2026-12-07) while the machine was slower.
+    assert statistics.median(logged) <= 1.0
 
 
 @pytest.mark.timeout(150)
