@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 
-_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
+# The fields that hold a regular expression (asched.config validates the same ones).
+PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Profile:
 
     def pattern(self, key: str) -> re.Pattern[str] | None:
         """One compiled pattern (``prompt``, ``busy``, ...), or None when the profile has none."""
-        value: str | None = getattr(self, key) if key in _PATTERNS else None
+        value: str | None = getattr(self, key) if key in PATTERNS else None
         return None if value is None else re.compile(value)
 
     def is_placeholder(self, text: str) -> bool:
@@ -288,6 +289,5 @@ def merged(overrides: Mapping[str, Mapping[str, object]]) -> tuple[Profile, ...]
     first: list[Profile] = []
     for name, keys in overrides.items():
         base = by_name.pop(name, Profile(name=name))
-        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in keys.items()}
-        first.append(replace(base, **values))  # type: ignore[arg-type]
+        first.append(replace(base, **keys))  # type: ignore[arg-type]
     return (*first, *by_name.values())

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asched.agents import BUILTIN, Profile, merged
+from asched.agents import BUILTIN, PATTERNS, Profile, merged
 from asched.errors import UsageError
 from asched.logs import LEVELS
 from asched.models import CatchUp
@@ -193,9 +193,8 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
     )
 
 
-_PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
 _COUNTS = {"enters": (1, 5), "above_rows": (1, 10), "tail_rows": (0, 100)}
-_AGENT_KEYS = {*_PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
+_AGENT_KEYS = {*PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
 
 
 def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
@@ -211,7 +210,7 @@ def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
             raise UsageError(f"{where}: a table named 1-64 of A-Z a-z 0-9 _ . -")
         _known(table, _AGENT_KEYS, where)
         keys: dict[str, object] = {}
-        for key in _PATTERNS:
+        for key in PATTERNS:
             pattern = _text(table, key, where)
             if pattern is not None:
                 keys[key] = _pattern(pattern, key, where)
