@@ -79,6 +79,20 @@ class AsyncStore:
         """The database file."""
         return self._store.path
 
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file this store opened."""
+        return self._store.identity
+
+    @property
+    def wal_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the -wal this store uses (None before it exists)."""
+        return self._store.wal_identity
+
+    def check_file(self) -> None:
+        """:meth:`Store.check_file`, on the caller's thread (it only calls ``stat``)."""
+        self._store.check_file()
+
     async def aclose(self) -> None:
         """Finish the calls already queued, close the connection and stop the thread."""
         if self._closed:

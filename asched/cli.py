@@ -1,7 +1,8 @@
 """The command line: parse, dispatch, turn each user-caused error into one line and an exit code.
 
 Exit codes: 0 success, 1 runtime error, 2 usage error, 3 ``status``: no daemon running,
-75 the state directory is held by another daemon past the lock timeout.
+4 the database was removed or replaced under the running daemon, 75 the state directory is held
+by another daemon past the lock timeout.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ examples:
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
 else $XDG_STATE_HOME/asched (~/.local/state/asched).
-exit codes: 0 ok, 1 runtime error, 2 bad usage, 3 not running (status), 75 lock held.
+exit codes: 0 ok, 1 runtime error, 2 bad usage, 3 not running (status),
+4 database replaced under the running daemon, 75 lock held.
 """
 
 

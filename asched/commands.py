@@ -257,6 +257,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 def _open_existing(state: Path) -> Store | None:
     """The store if its database exists, else None; never creates anything."""
+    from asched.daemondb import refuse_foreign_db
     from asched.paths import DB_NAME
     from asched.store import Store
 
@@ -265,14 +266,17 @@ def _open_existing(state: Path) -> Store | None:
         exists = db.is_file()
     except OSError as exc:  # e.g. a state directory we may not enter
         raise StoreError(f"cannot look at {db}: {exc.strerror or exc}") from exc
+    refuse_foreign_db(state)
     return Store.open(db) if exists else None
 
 
 def _open_for_write(state: Path) -> Store:
+    from asched.daemondb import refuse_foreign_db
     from asched.paths import DB_NAME, ensure_state_dir
     from asched.store import Store
 
     ensure_state_dir(state)
+    refuse_foreign_db(state)
     return Store.open(state / DB_NAME)
 
 

@@ -81,6 +81,9 @@ class DaemonContext:
     notifier: Notifier
     announce: Callable[..., None]
     reload: Callable[[], None]
+    # Stop the daemon with this exit code (a service found it cannot go on, e.g. its database
+    # was replaced); the usual stop follows: drain, then exit.
+    fail: Callable[[int, str], None]
     # Called with the new config after a successful reload (services adopt it).
     reload_hooks: list[Callable[[Config], None]] = field(default_factory=list)
 
@@ -99,6 +102,7 @@ class Daemon:
         self._started_mono = time.monotonic()
         self._ctx: DaemonContext | None = None
         self._lock_info: dict[str, Any] = {}
+        self._exit_code = EXIT_OK
 
     # -- state and signals -------------------------------------------------------------------
 
@@ -126,6 +130,12 @@ class Daemon:
 
     def request_stop(self, reason: str = "request") -> None:
         """Stop as if signalled (the demo, tests); safe to call more than once."""
+        self._on_stop_signal(reason)
+
+    def fail(self, code: int, reason: str) -> None:
+        """Stop, and exit with ``code`` once stopped (see :attr:`DaemonContext.fail`)."""
+        if not self._stop.is_set():
+            self._exit_code = code
         self._on_stop_signal(reason)
 
     def _on_reload_signal(self) -> None:
@@ -248,6 +258,12 @@ class Daemon:
             notifier=self.notifier,
             announce=announce,
             reload=self.reload,
+            fail=self.fail,
+        )
+        # The CLI compares this with the file at the path before it opens it (commands.py).
+        announce(
+            db=list(store.identity) if store.identity is not None else None,
+            wal=list(store.wal_identity) if store.wal_identity is not None else None,
         )
         self._ctx = ctx
         code = EXIT_OK
@@ -278,7 +294,7 @@ class Daemon:
             code = EXIT_RUNTIME
         finally:
             await asyncio.shield(store.aclose())
-        return code
+        return code if code != EXIT_OK else self._exit_code
 
     async def _stop_services(self, tasks: list[asyncio.Task[None]], ctx: DaemonContext) -> None:
         self._set_state(RunState.STOPPING)

@@ -37,29 +37,45 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from asched.agents import BUILTIN, GENERIC, InputArea, Profile, holds, pick, read_input
-from asched.logs import body_preview, get_logger
-from asched.models import PANE_REPLACED, SERVER_LOST, CatchUp, CheckIn, Delivery, DeliveryState
-from asched.paste import NotOurs, Paste, Typist
+from asched.logs import Repeats, body_preview, get_logger
+from asched.models import (
+    LATE_S,
+    PANE_REPLACED,
+    PAUSED,
+    REMOVED,
+    SERVER_LOST,
+    TEXT_LOST,
+    CatchUp,
+    CheckIn,
+    Delivery,
+    DeliveryState,
+)
+from asched.paste import NotOurs, Paste, Typist, Withdrawn
 from asched.tmux import (
     DEFAULT_SHELLS,
     BufferMissing,
     Foreground,
+    PaneDead,
     PaneInfo,
     PaneReplaced,
     ServerMissing,
+    TargetAmbiguous,
     TargetMissing,
     TmuxClient,
     TmuxError,
     TmuxMissing,
+    TmuxTimeout,
     foreground_guard,
     parse_target,
 )
+from asched.ttyline import CANON_LINE_MAX, longest_line_bytes, too_long_for
 
 log = get_logger()
 
 PREPARE_S = 0.25  # the preflight starts this long before typing
 PASTE_ROOM_S = 0.008  # a preflight waits this long past a paste due at the same moment
 RECHECK_AFTER_S = 0.05  # checks that took longer than this waited: the pane is looked at again
+SHELL_RECHECK_S = 0.05  # a pane that looks like a shell is looked at again after this
 HELD_UP_SLACK_S = 1.0  # a delivery this much later than its grace allows was held up
 SEND_SLACK_S = 60.0  # an `asched send` row older than its grace plus this is abandoned
 
@@ -157,13 +173,14 @@ class Journal(Protocol):
         reason: str | None = None,
         pane: str | None = None,
         attempt: bool = False,
+        late: bool = False,
     ) -> Delivery: ...
 
     async def in_flight(self) -> list[Delivery]: ...
 
     async def get_checkin(self, checkin_id: int) -> CheckIn | None: ...
 
-    async def mark_typing(self, items: list[tuple[int, str]]) -> list[int]: ...
+    async def mark_typing(self, items: list[tuple[int, str]]) -> dict[int, str]: ...
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
 
@@ -211,14 +228,18 @@ class DeliveryEngine:
         # Deliveries that have not pasted yet, by id and counted per check-in (see catching_up).
         self._untyped_ids: dict[int, int] = {}
         self._untyped: Counter[int] = Counter()
-        self._typed_late: dict[int, float] = {}  # check-in id -> when one typed past its grace
+        self._last_pasted: dict[int, float] = {}  # check-in id -> when one was last pasted
         self._staged_at_start: set[str] = set()  # buffers the last run left for rows in flight
         self._fires: Counter[float] = Counter()  # when the staged deliveries paste
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._pane_last: dict[str, float] = {}
+        self._crashes = Repeats()
         self._bucket = TokenBucket(self._settings.rate_per_s, self._settings.burst)
         self.stopping = asyncio.Event()
+        # Called whenever a delivery ends: a recurring check-in is not claimed again while an
+        # occurrence of it is in flight (Store.due_checkins), so its next one waits for this.
+        self.on_finished: Callable[[], None] = lambda: None
         spool.mkdir(mode=0o700, exist_ok=True)
         self._typist = Typist(store, tmux, spool)
 
@@ -247,15 +268,16 @@ class DeliveryEngine:
     def catching_up(self, checkin_id: int, due_at: datetime) -> bool:
         """True when a late delivery of this check-in already covers the occurrence at ``due_at``.
 
-        The scheduler asks before it claims a catch-up (``catch_up = once``). An older occurrence
-        of the same check-in, held up as well (a stopped process, a long queue), is the catch-up
-        if it has not typed yet, or if it typed past its grace window after ``due_at``: one
-        stretch of downtime brings one late delivery, never two.
+        The scheduler asks before it claims an occurrence that is late. An older occurrence of
+        the same check-in, held up as well (a stopped process, a frozen server, a rate budget, a
+        wait for quiet), is the catch-up if it has not typed yet, or if it reached the pane
+        (pasted, or submitted) at or after ``due_at``: the pane already holds this very text from
+        later than this slot. One stretch of hold-up brings one late delivery, never two.
         """
         if self._untyped[checkin_id] > 0:
             return True
-        typed_late = self._typed_late.get(checkin_id)
-        return typed_late is not None and typed_late >= due_at.timestamp()
+        pasted = self._last_pasted.get(checkin_id)
+        return pasted is not None and pasted >= due_at.timestamp()
 
     def _hold_untyped(self, delivery: Delivery) -> None:
         if delivery.id in self._untyped_ids:
@@ -309,7 +331,15 @@ class DeliveryEngine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must cost one delivery, not the daemon
-            log.error("delivery.crashed", delivery_id=delivery.id, error=repr(exc), exc_info=exc)
+            # The same error again (a full disk fails every delivery alike): no new traceback.
+            full = self._crashes.first(exc)
+            log.error(
+                "delivery.crashed",
+                delivery_id=delivery.id,
+                error=repr(exc),
+                exc_info=exc if full else None,
+                **({} if full else {"repeated": self._crashes.count}),
+            )
             await self._record_crash(delivery.id, exc)
             return
         log.info(
@@ -375,6 +405,10 @@ class DeliveryEngine:
             # Nothing of it is in a pane: claim it again, back off, look again within grace.
             attempt += 1
             wait = self._backoff(attempt)
+            if reason in TEXT_LOST:
+                # Replaced, not broken: the target names a new pane (or server) already, most
+                # likely; a long back-off would let a pane that is replaced often never get it.
+                wait = min(wait, 1.0)
             if self._wall().timestamp() + wait > deadline:
                 return await self._finish(delivery.id, DeliveryState.FAILED, reason)
             log.info(
@@ -410,7 +444,7 @@ class DeliveryEngine:
                 pane = await self.tmux.resolve(parse_target(pane.pane_id))
             pane = await self._leave_copy_mode(pane, deadline)
         except TmuxError as exc:
-            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            return await self._fail_or_retry(delivery.id, exc)
         if pane.dead:
             return await self._finish(delivery.id, DeliveryState.FAILED, "pane-dead")
         if pane.in_mode:
@@ -420,16 +454,26 @@ class DeliveryEngine:
             return checked
         pane, fg = checked
         text = self.settings.prefix + checkin.message
-        paste = self._typist.prepare(delivery.id, pane.pane_id, text, pane.pane_pid)
+        if longest_line_bytes(text) > CANON_LINE_MAX and await asyncio.to_thread(
+            too_long_for, pane.tty, text
+        ):
+            # The pane's program would get a cut line, and the screen would look delivered.
+            return await self._finish(delivery.id, DeliveryState.FAILED, "line-too-long")
+        paste = self._typist.prepare(
+            delivery.id, pane.pane_id, text, pane.pane_pid, parse_target(checkin.target)
+        )
         # Staged ahead of the due time: the body is loaded into its buffer and then "typing" is
         # committed, so that the due time costs one tmux call. After a crash, a typing row whose
         # buffer is still loaded was never pasted, and the next daemon pastes it (paste.Typist).
         try:
             await self._typist.stage(paste)
-        except ServerMissing as exc:
-            raise _Retry(exc.reason) from None
+        except Withdrawn:
+            # Paused or removed while it waited: the store skipped the row with that reason.
+            row = await self.store.get_delivery(delivery.id)
+            assert row is not None
+            return row
         except TmuxError as exc:
-            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            return await self._fail_or_retry(delivery.id, exc)
         # Committed: from here the delivery runs to its end even when the daemon is stopping
         # (the drain waits for it); a crash leaves it to the next start.
         self._fires[fire_at] += 1
@@ -454,6 +498,11 @@ class DeliveryEngine:
         """
         for _ in range(3):
             fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
+            if fg.shell:
+                # Confirmed by a second look: a launcher script caught in the middle of an exec
+                # can look like a shell for a moment (1 look in 150 on a just-made pane).
+                await asyncio.sleep(SHELL_RECHECK_S)
+                fg = await asyncio.to_thread(foreground_guard, pane, self.settings.shells)
             if fg.starting:
                 # Forked by tmux, not yet exec'd: what it becomes (a shell?) is not known yet.
                 raise _Retry("pane-starting")
@@ -468,7 +517,7 @@ class DeliveryEngine:
                         return await self._finish(delivery.id, DeliveryState.SKIPPED, "busy")
                 refusal = await self._await_empty_input(delivery.id, pane, profile, deadline)
             except TmuxError as exc:
-                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+                return await self._fail_or_retry(delivery.id, exc)
             if refusal is not None:
                 # Never paste onto text on the input line: a person's half-typed words, or an
                 # earlier check-in that is stuck there, would be merged with ours and sent as one.
@@ -478,7 +527,7 @@ class DeliveryEngine:
             try:
                 pane = await self.tmux.resolve(parse_target(pane.pane_id))
             except TmuxError as exc:
-                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+                return await self._fail_or_retry(delivery.id, exc)
             if pane.dead or pane.in_mode:
                 state = DeliveryState.FAILED if pane.dead else DeliveryState.SKIPPED
                 return await self._finish(
@@ -500,42 +549,154 @@ class DeliveryEngine:
         # be typed, so that waits inside the window (copy mode, quiet, retries) and a jitter
         # never count against it.
         now = self._wall().timestamp()
-        held_up = now - fire_at > max(checkin.grace_s, 0.0) + HELD_UP_SLACK_S
+        until = fire_at + max(checkin.grace_s, 0.0) + HELD_UP_SLACK_S
+        held_up = now > until
         if held_up and checkin.catch_up is CatchUp.SKIP:
             await self._typist.unstage(paste)
             return await self._finish(delivery.id, DeliveryState.SKIPPED, "missed")
         # The point of no return: the body may reach the pane now, and is never typed again.
-        try:
-            await self._typist.paste(paste)
-        except BufferMissing:
-            # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
-            raise _TextLost(SERVER_LOST) from None
-        except PaneReplaced:
-            # Another program than the one the checks saw: nothing pasted; look again.
-            raise _TextLost(PANE_REPLACED) from None
-        except TargetMissing as exc:
-            # tmux refused before pasting (pane gone or dead): nothing reached the pane.
-            return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
-        except ServerMissing:
-            raise _TextLost(SERVER_LOST) from None
-        except TmuxError as exc:
-            # A timeout or another failure: whether the paste was made is unknown.
-            if held_up:
-                self._typed_late[checkin.id] = now  # it may have been: it was the catch-up
-            await self._typist.unstage(paste)
-            return await self._finish(delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
-        if held_up:
-            self._typed_late[checkin.id] = now  # this one is the catch-up (see catching_up)
+        again = False
+        while True:
+            if again and self._wall().timestamp() > until:
+                await self._typist.unstage(paste)
+                return await self._finish(delivery.id, DeliveryState.UNVERIFIED, "paste: timeout")
+            try:
+                await self._typist.paste(paste)
+                break
+            except BufferMissing:
+                if again:  # the timed-out client's command ran after all, just now
+                    await self._still_ours(checkin, pane)
+                    return await self._settle_unknown_paste(
+                        checkin, delivery, pane, paste, fg, until, fire_at
+                    )
+                # Not pasted, and the staged copy is gone: the server was replaced meanwhile.
+                raise _TextLost(SERVER_LOST) from None
+            except PaneReplaced:
+                # Another program than the one the checks saw: nothing pasted; look again.
+                raise _TextLost(PANE_REPLACED) from None
+            except PaneDead as exc:
+                # tmux refused before pasting: nothing reached the pane, and its program exited.
+                return await self._finish(delivery.id, DeliveryState.FAILED, exc.reason)
+            except TargetMissing:
+                # The pane is gone (nothing pasted): the target may name a new pane by now.
+                raise _TextLost(PANE_REPLACED) from None
+            except ServerMissing:
+                raise _TextLost(SERVER_LOST) from None
+            except TmuxTimeout:
+                # The client was killed, but a server that was frozen runs the command it had
+                # already sent when it wakes: the paste may still happen, late. Nothing else may
+                # be typed into this pane before that is known (two texts would join on one
+                # line), so wait (holding the pane) until tmux answers and ask the buffer.
+                self._last_pasted[checkin.id] = now  # it may have been (see catching_up)
+                gone = await self._await_paste_outcome(paste, until)
+                if gone is None:
+                    return await self._finish(
+                        delivery.id, DeliveryState.UNVERIFIED, "paste: timeout"
+                    )
+                if gone:
+                    # Pasted, or refused by its guard (the pane was replaced or renamed away
+                    # meanwhile; the guard deletes the buffer too): the pane tells which.
+                    await self._still_ours(checkin, pane)
+                    return await self._settle_unknown_paste(
+                        checkin, delivery, pane, paste, fg, until, fire_at
+                    )
+                again = True  # its buffer is still loaded: it was never pasted; paste it now
+            except TmuxError as exc:
+                # Another failure: whether the paste was made is unknown.
+                await self._typist.unstage(paste)
+                return await self._finish(
+                    delivery.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}"
+                )
+        self._last_pasted[checkin.id] = self._wall().timestamp()
         # Only now: until its paste is known, a late delivery is the catch-up still to come, and
         # a scheduler pass in between must not claim one of its own.
         self._release_untyped(delivery.id)
         self._note_typed(pane.pane_id)
-        await self.store.transition(delivery.id, DeliveryState.TYPED)
+        # Late is about when the text reached the pane, not when it was claimed: a hold (a
+        # rate budget, a frozen server, a wait for quiet) makes a delivery claimed in time late.
+        late = self._wall().timestamp() - fire_at > LATE_S
+        await self.store.transition(delivery.id, DeliveryState.TYPED, late=late)
         profile = self.settings.profile_for(fg)
         await asyncio.sleep(self.settings.settle_for(profile, fg.names))
-        return await self.submit_and_verify(
-            delivery.id, pane.pane_id, paste.text, pane.pane_pid, profile
+        outcome = await self.submit_and_verify(
+            delivery.id, pane.pane_id, paste.text, pane.pane_pid, profile, until
         )
+        self._last_pasted[checkin.id] = self._wall().timestamp()  # submitted by now, if ever
+        return outcome
+
+    async def _fail_or_retry(self, delivery_id: int, exc: TmuxError) -> Delivery:
+        """A tmux error before anything was typed. A pane gone or replaced, a server gone or not
+        answering may be right again within grace: raise :class:`_Retry` (the target is looked
+        up afresh); a dead pane or an ambiguous target fail now."""
+        transient = isinstance(exc, (ServerMissing, TmuxTimeout)) or (
+            isinstance(exc, TargetMissing) and not isinstance(exc, (PaneDead, TargetAmbiguous))
+        )
+        if transient:
+            raise _Retry(exc.reason)
+        return await self._finish(delivery_id, DeliveryState.FAILED, exc.reason)
+
+    async def _await_paste_outcome(self, paste: Paste, until: float) -> bool | None:
+        """After a paste client timed out: True once tmux answers and the buffer is gone (pasted,
+        or refused by the paste's guard), False when it is still loaded (never pasted), None when
+        tmux did not answer in time. Raises :class:`_TextLost` when the server is gone."""
+        while True:
+            try:
+                names = await self.tmux.buffer_names(paste.buffer, missing_ok=False)
+                return paste.buffer not in names
+            except ServerMissing:
+                raise _TextLost(SERVER_LOST) from None  # the text, if any, went with it
+            except TmuxError:
+                if not await self._await_answer(until):
+                    return None
+
+    async def _still_ours(self, checkin: CheckIn, pane: PaneInfo) -> None:
+        """Raise :class:`_TextLost` unless the target still names ``pane``, with its program.
+
+        A paste whose outcome is unknown went either into this pane or nowhere (its guard
+        refused: the pane was replaced or renamed away). If the pane is no longer the target's,
+        the text, if any, is with a program that is not the one asked for: deliver it afresh.
+        """
+        try:
+            now = await self.tmux.resolve(parse_target(checkin.target))
+        except ServerMissing:
+            raise _TextLost(SERVER_LOST) from None
+        except TmuxError:
+            raise _TextLost(PANE_REPLACED) from None
+        if (now.pane_id, now.pane_pid) != (pane.pane_id, pane.pane_pid):
+            raise _TextLost(PANE_REPLACED)
+
+    async def _settle_unknown_paste(
+        self,
+        checkin: CheckIn,
+        delivery: Delivery,
+        pane: PaneInfo,
+        paste: Paste,
+        fg: Foreground,
+        until: float,
+        fire_at: float,
+    ) -> Delivery:
+        """The timed-out paste was made when tmux woke: settle it as a restart would, by looking
+        (text alone in the input area gets its Enter; anything else is unverified)."""
+        now = self._wall().timestamp()
+        self._last_pasted[checkin.id] = now
+        self._release_untyped(delivery.id)
+        self._note_typed(pane.pane_id)
+        profile = self.settings.profile_for(fg)
+        try:
+            verdict = await self._judge(pane.pane_id, paste.text, profile)
+        except TmuxError as exc:
+            verdict = f"look: {exc.reason}"
+        if verdict != _SWALLOWED:
+            return await self._finish(
+                delivery.id, DeliveryState.UNVERIFIED, f"paste: timeout, {verdict or 'not-seen'}"
+            )
+        late = now - fire_at > LATE_S
+        await self.store.transition(delivery.id, DeliveryState.TYPED, late=late)
+        outcome = await self.submit_and_verify(
+            delivery.id, pane.pane_id, paste.text, pane.pane_pid, profile, until
+        )
+        self._last_pasted[checkin.id] = self._wall().timestamp()
+        return outcome
 
     def _note_typed(self, pane_id: str) -> None:
         now = time.monotonic()
@@ -551,6 +712,7 @@ class DeliveryEngine:
         text: str,
         pane_pid: int | None = None,
         profile: Profile = GENERIC,
+        until: float | None = None,
     ) -> Delivery:
         """Press Enter after the text is in the input area, then look whether it left it.
 
@@ -560,6 +722,8 @@ class DeliveryEngine:
         area) is pressed again up to ``profile.enters`` times in all, each one journaled; the
         text is never typed twice. ``verified`` means the input area is back to empty.
         Raises :class:`_TextLost` when the server or that program is gone before the Enter.
+        ``until`` (a wall time): an Enter or a look that timed out waits for tmux to answer again
+        until then, since a frozen server still presses the Enter it was sent when it wakes.
         """
         if profile.knows_input:
             refusal = await self._await_paste_shown(pane_id, text, profile, pane_pid)
@@ -577,6 +741,12 @@ class DeliveryEngine:
                 if presses:
                     return await self._finish(delivery_id, DeliveryState.UNVERIFIED, PANE_REPLACED)
                 raise _TextLost(PANE_REPLACED) from None
+            except TmuxTimeout as exc:
+                # Sent, and maybe pressed when the server wakes: look once it answers.
+                if not await self._await_answer(until):
+                    return await self._finish(
+                        delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}"
+                    )
             except TmuxError as exc:
                 return await self._finish(
                     delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}"
@@ -590,12 +760,12 @@ class DeliveryEngine:
             )
             await asyncio.sleep(self.settings.verify_delay_s)
             try:
-                verdict = await self._judge(pane_id, text, profile)
+                verdict = await self._judge_patiently(pane_id, text, profile, until, pane_pid)
                 if verdict == _SWALLOWED and presses < profile.enters:
                     # Rendering may lag the Enter: only a second look that still shows our
                     # text alone in the input area makes another Enter.
                     await asyncio.sleep(self.settings.verify_delay_s)
-                    verdict = await self._judge(pane_id, text, profile)
+                    verdict = await self._judge(pane_id, text, profile, pane_pid)
             except TmuxError as exc:
                 return await self._finish(
                     delivery_id, DeliveryState.UNVERIFIED, f"verify: {exc.reason}"
@@ -607,12 +777,57 @@ class DeliveryEngine:
             # Two looks (2 x verify_delay_s) have passed since the last key: past any paste window.
             log.info("delivery.enter_again", delivery_id=delivery_id, pane=pane_id, press=presses)
 
-    async def _judge(self, pane_id: str, text: str, profile: Profile) -> str | None:
-        """After an Enter: None when submitted, else the reason it is not known to be."""
+    async def _judge_patiently(
+        self,
+        pane_id: str,
+        text: str,
+        profile: Profile,
+        until: float | None,
+        pane_pid: int | None = None,
+    ) -> str | None:
+        """:meth:`_judge`, and once more after tmux answers again if a look timed out."""
+        try:
+            return await self._judge(pane_id, text, profile, pane_pid)
+        except TmuxTimeout:
+            if not await self._await_answer(until):
+                raise
+            return await self._judge(pane_id, text, profile, pane_pid)
+
+    async def _await_answer(self, until: float | None) -> bool:
+        """After a tmux call timed out: wait (bounded by the wall time ``until``) for the server
+        to answer again; False when it did not, or is gone."""
+        attempt = 0
+        while until is not None:
+            try:
+                await self.tmux.run("display-message", "-p", "")
+                return True
+            except ServerMissing:
+                return False
+            except TmuxError:
+                attempt += 1
+                wait = self._backoff(attempt)
+                if self._wall().timestamp() + wait > until:
+                    return False
+                log.info("delivery.tmux_silent", attempt=attempt, wait_s=round(wait, 3))
+                await asyncio.sleep(wait)  # committed: a stop does not cut this short
+        return False
+
+    async def _judge(
+        self, pane_id: str, text: str, profile: Profile, pane_pid: int | None = None
+    ) -> str | None:
+        """After an Enter: None when submitted, else the reason it is not known to be.
+
+        With ``pane_pid`` (the program the text was typed into), a pane that runs another
+        program now is never "submitted": an empty screen then says nothing about our text.
+        """
+        screen = await self._typist.look(pane_id)
+        if pane_pid is not None and screen.pane_pid not in (None, pane_pid):
+            return "pane-replaced-after-enter"
         if not profile.knows_input:
             # No input area is known: the end of the text must have left the cursor line.
-            return _SWALLOWED if await self.text_on_input_line(pane_id, text) else None
-        area = await self._input_area(pane_id, profile)
+            tail = _tail(text)
+            return _SWALLOWED if tail and tail in screen.cursor_line else None
+        area = read_input(profile, screen.rows)
         if area is None:
             return "input-unknown"
         if area.empty:
@@ -687,14 +902,6 @@ class DeliveryEngine:
                 waited = True
             await self._sleep_or_defer(min(0.5, deadline - now))
 
-    async def text_on_input_line(self, pane_id: str, text: str) -> bool:
-        """True when the end of ``text`` sits on the pane's cursor line (typed, not submitted)."""
-        tail = _tail(text)
-        if not tail:
-            return False
-        screen = await self._typist.look(pane_id)
-        return tail in screen.cursor_line
-
     async def _profile_of(self, pane_id: str) -> Profile:
         """The profile of the program in the pane now (for rows settled after a crash)."""
         pane = await self.tmux.resolve(parse_target(pane_id))
@@ -767,18 +974,29 @@ class DeliveryEngine:
     async def _record_crash(self, delivery_id: int, exc: Exception) -> None:
         # Past "claimed", text may be in the pane: that is "unverified", never "failed".
         reason = f"internal: {type(exc).__name__}"
-        try:
-            row = await self.store.get_delivery(delivery_id)
-            if row is None or row.state.final:
+        attempt = 0
+        while True:
+            try:
+                row = await self.store.get_delivery(delivery_id)
+                if row is None or row.state.final:
+                    return
+                state = (
+                    DeliveryState.FAILED
+                    if row.state is DeliveryState.CLAIMED
+                    else DeliveryState.UNVERIFIED
+                )
+                await self._finish(delivery_id, state, reason)
                 return
-            state = (
-                DeliveryState.FAILED
-                if row.state is DeliveryState.CLAIMED
-                else DeliveryState.UNVERIFIED
-            )
-            await self._finish(delivery_id, state, reason)
-        except Exception as again:  # the journal itself fails: the next start settles the row
-            log.error("delivery.unrecorded", delivery_id=delivery_id, error=repr(again))
+            except Exception as again:
+                # The journal itself fails (a full disk, a lock held past the busy timeout).
+                # A row left in flight holds its check-in back (one occurrence at a time), so
+                # keep trying while the daemon runs; a stop leaves it to the next start.
+                attempt += 1
+                if attempt == 1:
+                    log.error("delivery.unrecorded", delivery_id=delivery_id, error=repr(again))
+                if self.stopping.is_set():
+                    return
+                await asyncio.sleep(self._backoff(attempt))
 
     async def _finish(self, delivery_id: int, state: DeliveryState, reason: str | None) -> Delivery:
         return await self.store.transition(delivery_id, state, reason=reason)
@@ -813,11 +1031,16 @@ class DeliveryEngine:
         for row in rows:
             checkin = checkins[row.id]
             log.info("delivery.recovering", delivery_id=row.id, state=str(row.state))
-            if checkin is None:
+            if checkin is None and row.state is DeliveryState.CLAIMED:
+                # Removed while it waited: nothing of it was typed, and nothing will be.
+                await self._finish(row.id, DeliveryState.SKIPPED, REMOVED)
+            elif checkin is None:
                 await self._finish(row.id, DeliveryState.FAILED, "checkin-removed")
             elif row.state is DeliveryState.CLAIMED:
                 late_s = self._wall().timestamp() - row.due_at.timestamp()
-                if checkin.origin == "send":
+                if checkin.paused and checkin.origin != "send":
+                    await self._finish(row.id, DeliveryState.SKIPPED, PAUSED)
+                elif checkin.origin == "send":
                     # `asched send` delivers its own row, without the lock: never take it over
                     # while it may still be at work; end it once it surely is not.
                     if late_s > checkin.grace_s + SEND_SLACK_S:
@@ -894,7 +1117,8 @@ class DeliveryEngine:
             await self._finish(row.id, DeliveryState.UNVERIFIED, f"interrupted-{row.state}")
             return
         if row.state is DeliveryState.TYPING:
-            await self.store.transition(row.id, DeliveryState.TYPED)
+            late = self._wall().timestamp() - row.due_at.timestamp() > LATE_S
+            await self.store.transition(row.id, DeliveryState.TYPED, late=late)
         try:
             await self.submit_and_verify(row.id, pane, text, profile=profile)
         except _TextLost as lost:
@@ -950,17 +1174,21 @@ class DeliveryEngine:
         except PaneReplaced:  # nothing pasted, and the target may name a new pane: again
             await self._reclaim(checkin, row, PANE_REPLACED)
             return
-        except TargetMissing as exc:  # dead or gone: nothing pasted, buffer deleted
+        except PaneDead as exc:  # nothing pasted, buffer deleted
             await self._finish(row.id, DeliveryState.FAILED, exc.reason)
+            return
+        except TargetMissing:  # gone: nothing pasted, and the target may name a new pane
+            await self._reclaim(checkin, row, PANE_REPLACED)
             return
         except TmuxError as exc:
             await self.tmux.delete_buffers([buffer])
             await self._finish(row.id, DeliveryState.UNVERIFIED, f"paste: {exc.reason}")
             return
-        if row.due_at.timestamp() + checkin.grace_s < self._wall().timestamp():
-            self._typed_late[checkin.id] = self._wall().timestamp()
+        pasted_at = self._wall().timestamp()
+        self._last_pasted[checkin.id] = pasted_at
         self._note_typed(pane_id)
-        await self.store.transition(row.id, DeliveryState.TYPED)
+        late = pasted_at - row.due_at.timestamp() > LATE_S
+        await self.store.transition(row.id, DeliveryState.TYPED, late=late)
         await asyncio.sleep(self.settings.settle_for(profile, fg.names))
         try:
             await self.submit_and_verify(row.id, pane_id, text, pane.pane_pid, profile)
@@ -979,6 +1207,7 @@ class DeliveryEngine:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t: self.on_finished())
         return task
 
 

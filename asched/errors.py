@@ -10,6 +10,9 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
+# The database was removed or replaced under the running daemon: it stops rather than run split
+# from the file the CLI writes (systemd's Restart=on-failure starts it again on the new file).
+EXIT_STORE_REPLACED = 4
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another daemon holds the state directory
 
 
@@ -31,6 +34,12 @@ class NotFoundError(UsageError, LookupError):
 
 class StoreError(AschedError):
     """The database cannot be used as it is (corrupt, foreign, or from a newer asched)."""
+
+
+class StoreReplaced(StoreError):
+    """The database file at the state directory's path is not the one the daemon has open."""
+
+    exit_code = EXIT_STORE_REPLACED
 
 
 class StateDirError(AschedError):

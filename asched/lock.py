@@ -38,6 +38,8 @@ class HolderInfo:
     version: str | None
     argv: list[str] | None
     socket: str | None = None
+    db: tuple[int, int] | None = None  # (device, inode) of the database the daemon has open
+    wal: tuple[int, int] | None = None  # and of its -wal
 
 
 def _open(path: Path) -> int:
@@ -129,13 +131,23 @@ def read_holder(path: Path) -> HolderInfo:
         raw = {}
     pid = raw.get("pid")
     argv = raw.get("argv")
+    db, wal = _file_id(raw.get("db")), _file_id(raw.get("wal"))
     return HolderInfo(
         pid=pid if isinstance(pid, int) else None,
         started_at=raw.get("started_at") if isinstance(raw.get("started_at"), str) else None,
         version=raw.get("version") if isinstance(raw.get("version"), str) else None,
         argv=[str(a) for a in argv] if isinstance(argv, list) else None,
         socket=raw.get("socket") if isinstance(raw.get("socket"), str) else None,
+        db=db,
+        wal=wal,
     )
+
+
+def _file_id(value: Any) -> tuple[int, int] | None:
+    """A (device, inode) pair as the lock file holds it (a JSON list), or None."""
+    if isinstance(value, list) and len(value) == 2 and all(type(x) is int for x in value):
+        return (value[0], value[1])
+    return None
 
 
 def is_held(path: Path) -> bool:

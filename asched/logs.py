@@ -111,3 +111,35 @@ def body_preview(message: str, limit: int = 24) -> dict[str, Any]:
         "message_len": len(message),
         "message_prefix": prefix + ("…" if prefix != message else ""),
     }
+
+
+class Repeats:
+    """Tells a new error from the same one again, so that a failure that repeats on every pass
+    (a full disk) is logged with its traceback once and then only counted.
+
+    ``first(exc)`` is True for an error unlike the last one; ``count`` is how many times in a row
+    the current one was seen; ``clear()`` (after a success) returns that count and forgets it.
+    """
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+        self.count = 0
+
+    def first(self, exc: BaseException) -> bool:
+        """Record ``exc``; True when it differs from the previous one (log it in full)."""
+        key = f"{type(exc).__name__}: {exc}"
+        if key == self._last:
+            self.count += 1
+            return False
+        self._last, self.count = key, 1
+        return True
+
+    def clear(self) -> int:
+        """Forget the current error; returns how many times in a row it was seen."""
+        count, self._last, self.count = self.count, None, 0
+        return count
+
+    @staticmethod
+    def worth_a_line(count: int) -> bool:
+        """Repeats logged again (without a traceback): the 10th, 100th, then every 1,000th."""
+        return count in (10, 100) or count % 1000 == 0

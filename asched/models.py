@@ -51,6 +51,16 @@ SERVER_LOST = "server-lost"
 PANE_REPLACED = "pane-replaced"
 TEXT_LOST = frozenset({SERVER_LOST, PANE_REPLACED})
 
+# Why a claimed occurrence was not typed after all: its check-in was paused or removed while it
+# waited (for its due time, a rate budget, quiet, a retry). Skipped with this reason at the
+# commit to "typing", in the same transaction, so a pause is never overtaken by a paste.
+PAUSED = "paused"
+REMOVED = "removed"
+# Store.mark_typing's answer for a row that another process is delivering (not a journal reason).
+NOT_CLAIMED = "not-claimed"
+# A paste made later than its due time (plus its jitter) by more than this is journaled late.
+LATE_S = 1.0
+
 
 class DeliveryState(enum.StrEnum):
     """The delivery journal's state machine (see ARCHITECTURE.md)."""

@@ -18,13 +18,15 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from asched.errors import UsageError
+from asched.models import NOT_CLAIMED
 from asched.tmux import (
     PaneDead,
     PaneReplaced,
     Screen,
+    Target,
     TargetMissing,
     TmuxClient,
     TmuxTimeout,
@@ -51,6 +53,9 @@ class TickBatcher(Generic[Q, R]):
         """Add ``item`` to the current batch; returns its result or raises its exception."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[R] = loop.create_future()
+        # A submitter cancelled meanwhile (a stop) no longer awaits its result: consume it, or
+        # asyncio prints "Future exception was never retrieved" on stderr at exit.
+        done.add_done_callback(_consume)
         self._pending.append((item, done))
         if len(self._pending) == 1:
             task = loop.create_task(self._flush(), name="tick-batch")
@@ -65,6 +70,10 @@ class TickBatcher(Generic[Q, R]):
         batch, self._pending = self._pending, []
         try:
             results = await self._run([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, done in batch:
+                done.cancel()
+            raise
         except BaseException as exc:
             results = [exc] * len(batch)
         for (_, done), result in zip(batch, results, strict=True):
@@ -74,14 +83,28 @@ class TickBatcher(Generic[Q, R]):
                 done.set_result(result)
 
 
+def _consume(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 class TypingJournal(Protocol):
     """The one store call the paste batch makes."""
 
-    async def mark_typing(self, items: list[tuple[int, str]]) -> list[int]: ...
+    async def mark_typing(self, items: list[tuple[int, str]]) -> dict[int, str]: ...
 
 
 class NotOurs(Exception):
     """The row was not ``claimed`` any more: another process is delivering it. Hands off."""
+
+
+class Withdrawn(Exception):
+    """The check-in was paused or removed while its occurrence waited: the row is now skipped
+    with ``reason``, and nothing is typed."""
+
+    def __init__(self, delivery_id: int, reason: str) -> None:
+        super().__init__(f"delivery {delivery_id}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,7 @@ class Paste:
     text: str
     buffer: str
     pane_pid: int | None = None  # the program the checks looked at; the paste goes only to it
+    target: Target | None = None  # and only while this target still names that pane
 
 
 def buffer_prefix(spool: Path) -> str:
@@ -124,10 +148,15 @@ class Typist:
         self.look = TickBatcher[str, Screen](self._look_batch).submit
 
     def prepare(
-        self, delivery_id: int, pane_id: str, text: str, pane_pid: int | None = None
+        self,
+        delivery_id: int,
+        pane_id: str,
+        text: str,
+        pane_pid: int | None = None,
+        target: Target | None = None,
     ) -> Paste:
         """The paste of ``text`` for this delivery (its buffer name is derived from its id)."""
-        return Paste(delivery_id, pane_id, text, self.buffer(delivery_id), pane_pid)
+        return Paste(delivery_id, pane_id, text, self.buffer(delivery_id), pane_pid, target)
 
     def buffer(self, delivery_id: int) -> str:
         """The tmux buffer a delivery's body is staged in."""
@@ -161,17 +190,18 @@ class Typist:
         # Loaded: now commit "typing" (raises for every item when it cannot be journaled, and
         # then nothing is typed). From here a crash leaves the paste to the next daemon.
         try:
-            refused = set(
-                await self.store.mark_typing(
-                    [(batch[n].delivery_id, batch[n].pane_id) for n in todo]
-                )
+            refused = await self.store.mark_typing(
+                [(batch[n].delivery_id, batch[n].pane_id) for n in todo]
             )
         except BaseException:
             await self.tmux.delete_buffers([batch[n].buffer for n in todo])
             raise
         for n in todo:
-            if batch[n].delivery_id in refused:
+            why = refused.get(batch[n].delivery_id)
+            if why == NOT_CLAIMED:
                 results[n] = NotOurs(f"delivery {batch[n].delivery_id} is not claimed")
+            elif why is not None:
+                results[n] = Withdrawn(batch[n].delivery_id, why)
         if refused:
             await self.tmux.delete_buffers([p.buffer for p in batch if p.delivery_id in refused])
         return [results.get(n) for n in range(len(batch))]
@@ -182,7 +212,9 @@ class Typist:
         return await self._paste_many(batch)
 
     async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
-        outcomes = await self.tmux.paste_buffers([(p.pane_id, p.buffer, p.pane_pid) for p in batch])
+        outcomes = await self.tmux.paste_buffers(
+            [(p.pane_id, p.buffer, p.pane_pid) for p in batch], [p.target for p in batch]
+        )
         results: list[BaseException | None] = []
         for p, outcome in zip(batch, outcomes, strict=True):
             if outcome == "pasted":
@@ -200,7 +232,7 @@ class Typist:
 
     async def _single(self, p: Paste) -> BaseException | None:
         try:
-            await self.tmux.paste_buffer(p.pane_id, p.buffer, p.pane_pid)
+            await self.tmux.paste_buffer(p.pane_id, p.buffer, p.pane_pid, target=p.target)
         except Exception as exc:
             return exc
         return None

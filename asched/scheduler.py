@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from asched.logs import get_logger
-from asched.models import CatchUp, CheckIn, Delivery, DeliveryState, Every, Once
+from asched.errors import StoreReplaced
+from asched.logs import Repeats, get_logger
+from asched.models import LATE_S, CatchUp, CheckIn, Delivery, DeliveryState, Every, Once
 from asched.store import Claim
 from asched.triggers import next_due
 
@@ -26,7 +27,6 @@ log = get_logger()
 
 MAX_SLEEP_S = 30.0
 JUMP_THRESHOLD_S = 2.0
-LATE_S = 1.0  # later than this past its due time, a delivery is marked late
 BATCH = 1000
 # Claim this long before the due time; the engine does its preflight meanwhile and waits for the
 # due time itself. Long enough for a burst's lookups and guards (100 panes take ~100 ms here).
@@ -69,6 +69,10 @@ class SystemClock:
 
 class SchedulerStore(Protocol):
     """The part of the store the loop uses (both the real AsyncStore and test fakes)."""
+
+    def check_file(self) -> None:
+        """Raise StoreReplaced when the database file was removed or replaced."""
+        ...
 
     async def due_checkins(self, now: datetime, limit: int = BATCH) -> list[CheckIn]: ...
 
@@ -118,6 +122,7 @@ class Scheduler:
         self.lead_s = lead_s
         self._wake = asyncio.Event()
         self._last: tuple[datetime, float] | None = None
+        self._failures = Repeats()
 
     def wake(self) -> None:
         """Cut the current sleep short (a CLI write, a reload)."""
@@ -133,9 +138,20 @@ class Scheduler:
                 self._wake.clear()
                 try:
                     delay = await self.run_once()
+                except StoreReplaced:
+                    raise  # not a bad pass: every pass from now on would use the wrong file
                 except Exception as exc:  # one bad pass must not end the loop
-                    log.error("scheduler.pass_failed", error=repr(exc), exc_info=exc)
+                    # A full disk fails every pass alike: one traceback, then a count.
+                    if self._failures.first(exc):
+                        log.error("scheduler.pass_failed", error=repr(exc), exc_info=exc)
+                    elif Repeats.worth_a_line(self._failures.count):
+                        log.error(
+                            "scheduler.pass_failed", error=repr(exc), repeated=self._failures.count
+                        )
                     delay = 1.0
+                else:
+                    if self._failures.count:
+                        log.info("scheduler.pass_recovered", failed_passes=self._failures.clear())
                 if stopping.is_set():
                     break
                 await self.clock.sleep(delay, self._wake)
@@ -148,6 +164,7 @@ class Scheduler:
 
     async def run_once(self) -> float:
         """One pass; returns how long to sleep before the next."""
+        self.store.check_file()
         now = self.clock.wall()
         await self._check_clock(now)
         stats = PassStats()
@@ -228,11 +245,12 @@ class Scheduler:
                     Claim(checkin.id, checkin.next_due, None, DeliveryState.FAILED, "bad-rule")
                 )
                 continue
-            # Missed by more than the grace: "skip" skips it; "once" delivers it, unless a late
-            # delivery of an older occurrence already is the catch-up (see catching_up).
-            if late_s > checkin.grace_s and (
-                checkin.catch_up is CatchUp.SKIP or self.catching_up(checkin.id, checkin.next_due)
-            ):
+            # Missed by more than the grace: "skip" skips it; "once" delivers it. And a late
+            # occurrence that a late delivery of an older one already covers (it reached the pane
+            # after this slot, see catching_up) is missed under either policy: a hold (a frozen
+            # server, a rate budget) ends with one late copy, never a second.
+            covered = late_s > LATE_S and self.catching_up(checkin.id, checkin.next_due)
+            if covered or (late_s > checkin.grace_s and checkin.catch_up is CatchUp.SKIP):
                 claims.append(
                     Claim(checkin.id, checkin.next_due, nxt, DeliveryState.SKIPPED, "missed", True)
                 )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asched.async_store import AsyncStore
+from asched.daemondb import refuse_foreign_db
 from asched.delivery import DeliveryEngine, DeliverySettings
 from asched.models import Delivery, NewCheckIn, Once
 from asched.paths import DB_NAME, SPOOL_NAME, ensure_state_dir
@@ -34,6 +35,7 @@ async def send_now(
     parse_target(target)
     check_body(message)
     ensure_state_dir(state_dir)
+    refuse_foreign_db(state_dir)
     async with await AsyncStore.open(state_dir / DB_NAME) as store:
         now = datetime.now(UTC)
         new = NewCheckIn(

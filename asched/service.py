@@ -16,6 +16,7 @@ from asched import config
 from asched.control import ControlServer
 from asched.daemon import DaemonContext
 from asched.delivery import DeliveryEngine, DeliverySettings
+from asched.errors import StoreReplaced
 from asched.fleet import run_fleet
 from asched.logs import get_logger
 from asched.paths import SPOOL_NAME, runtime_socket
@@ -66,6 +67,7 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     clear_spool(spool)
     engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
     scheduler = Scheduler(ctx.store, engine.submit, catching_up=engine.catching_up)
+    engine.on_finished = scheduler.wake
     poke_fleet = asyncio.Event()
 
     def adopt(cfg: config.Config) -> None:
@@ -77,30 +79,42 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     control = ControlServer(
         runtime_socket(ctx.options.state_dir), {"wake": scheduler.wake, "reload": ctx.reload}
     )
-    recovered = await engine.recover()
-    if recovered:
-        log.info("delivery.recovered", rows=recovered)
     await control.start()
     ctx.announce(socket=str(control.path))
-    fleet = asyncio.create_task(
-        run_fleet(
-            ctx.store,
-            tmux,
-            lambda: ctx.config.checkins,
-            scheduler.wake,
-            ctx.stopping,
-            poke_fleet,
-        ),
-        name="fleet",
-    )
+    # READY now: what follows talks to tmux, and a frozen tmux server must not hold up the start
+    # (systemd would time it out). The scheduler starts after the recovery, and a check-in with
+    # a row still in flight is not claimed again anyway (Store.due_checkins).
+    started.set()
+    fleet: asyncio.Task[None] | None = None
     try:
-        started.set()
-        await scheduler.run(ctx.stopping)
+        recovered = await engine.recover()
+        if recovered:
+            log.info("delivery.recovered", rows=recovered)
+        fleet = asyncio.create_task(
+            run_fleet(
+                ctx.store,
+                tmux,
+                lambda: ctx.config.checkins,
+                scheduler.wake,
+                ctx.stopping,
+                poke_fleet,
+            ),
+            name="fleet",
+        )
+        try:
+            await scheduler.run(ctx.stopping)
+        except StoreReplaced as exc:
+            # Running on would split the schedule: the CLI writes the new file, we read the old.
+            # Stop (what is in flight finishes into the old file) and let systemd start us again.
+            log.error("store.replaced", error=str(exc), exit_code=exc.exit_code)
+            ctx.fail(exc.exit_code, "store-replaced")
         # Stop taking work, let what is in flight finish; the daemon cancels us at its drain
         # timeout, and then cancel_all below ends the rest (rows stay in the journal).
         log.info("scheduler.stopped", in_flight=engine.in_flight)
         await engine.drain()
     finally:
-        fleet.cancel()
+        if fleet is not None:
+            fleet.cancel()
         await engine.cancel_all()
         await control.close()
+        tmux.close()

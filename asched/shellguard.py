@@ -163,24 +163,59 @@ def foreground_commands(info: PaneInfo) -> tuple[str, ...] | None:
     be read (pane exited, /proc hidden). Blocking /proc reads: call it via ``asyncio.to_thread``
     when many panes are checked at once."""
     seen = _foreground_seen(info)
-    return None if seen is None else seen[0]
+    return None if seen is None or not seen[0] else seen[0]
 
 
-def _foreground_seen(info: PaneInfo) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(names, command lines) of the pane's foreground job, or None when unreadable."""
+def _foreground_seen(
+    info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS
+) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool] | None:
+    """(names, command lines, an interactive shell reads it, a launcher is still starting it)
+    for the pane's foreground job, or None when unreadable."""
     if info.pane_pid <= 0:
         return None
     try:
         procs = _foreground(info.pane_pid)
+        if not procs and psutil.pid_exists(info.pane_pid):
+            # No foreground job on its terminal yet: the pane's first process has not taken
+            # the tty (the first milliseconds of `sh -c CMD`). Not a shell yet; look again.
+            return ((), (), False, True)
         names: set[str] = set()
         cmdlines: list[str] = []
+        shell = launching = False
         for p in procs:
-            names |= _names(p)
+            mine = _names(p)
+            names |= mine
             with contextlib.suppress(psutil.Error):
                 cmdlines.append(" ".join(p.cmdline()))
+            if mine & (shells | DEFAULT_SHELLS):
+                if _command_pending(p):
+                    launching = True
+                elif mine & shells:
+                    shell = True
+    except (psutil.NoSuchProcess, ProcessLookupError, FileNotFoundError):
+        # A process of the tree went away while it was read (a launcher exec'ing its program):
+        # look again, unless the pane's own process is gone.
+        return ((), (), False, True) if psutil.pid_exists(info.pane_pid) else None
     except (psutil.Error, OSError, ValueError, IndexError):
         return None
-    return (tuple(sorted(names)), tuple(cmdlines)) if names else None
+    if not names:
+        return None
+    return (tuple(sorted(names)), tuple(cmdlines), shell, launching and not shell)
+
+
+def _command_pending(proc: psutil.Process) -> bool:
+    """A shell that runs a ``-c`` command string or a script and has not started a program yet.
+
+    tmux runs a pane's command as ``sh -c CMD``, and launchers are often scripts (a pyenv shim,
+    ``run-agent.sh``): for a moment that shell is all the pane runs. It reads commands from its
+    string or file, never from the keyboard, and what it starts next reads the keyboard: not a
+    shell to refuse, but not the program either. Look again in a moment.
+    """
+    if not _names(proc) & DEFAULT_SHELLS:
+        return False
+    if not proc.cmdline():
+        return True  # caught in the middle of its exec: what it becomes is not known yet
+    return not _interactive_shell(proc)
 
 
 def pane_runs_shell(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> bool:
@@ -208,21 +243,24 @@ class Foreground:
     shell: bool  # an interactive shell: nothing may be typed
     names: tuple[str, ...]  # process names (comm and argv[0]), sorted
     cmdlines: tuple[str, ...] = ()  # their command lines (to tell node programs apart)
+    pending: bool = False  # only a `sh -c CMD` that has not started CMD yet
 
     @property
     def starting(self) -> bool:
-        """tmux's own fork that has not exec'd the pane's command yet (see pane_starting)."""
-        return pane_starting(self.names)
+        """tmux's own fork that has not exec'd the pane's command yet (see pane_starting), or
+        the ``sh -c`` it became, before that runs its command: look again in a moment."""
+        return self.pending or pane_starting(self.names)
 
 
 def foreground_guard(info: PaneInfo, shells: frozenset[str] = DEFAULT_SHELLS) -> Foreground:
     """:func:`pane_runs_shell` and the programs it saw, from one look at /proc (the delivery
     engine picks the agent profile and settle delay by program)."""
-    seen = _foreground_seen(info)
+    seen = _foreground_seen(info, shells)
     if seen is None:
-        seen = ((os.path.basename(info.current_command).lstrip("-"),), ())
-    names, cmdlines = seen
-    return Foreground(any(n in shells for n in names), names, cmdlines)
+        name = os.path.basename(info.current_command).lstrip("-")
+        return Foreground(name in shells, (name,))
+    names, cmdlines, shell, pending = seen
+    return Foreground(shell, names, cmdlines, pending)
 
 
 def pane_starting(names: tuple[str, ...]) -> bool:

@@ -24,6 +24,7 @@ Decisions worth knowing (see also :mod:`asched.schema`):
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sqlite3
 import time
@@ -36,8 +37,19 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 from asched import schema
-from asched.errors import NotFoundError, StoreError, UsageError
-from asched.models import TEXT_LOST, CheckIn, Delivery, DeliveryState, NewCheckIn, from_ms, to_ms
+from asched.errors import NotFoundError, StoreError, StoreReplaced, UsageError
+from asched.models import (
+    NOT_CLAIMED,
+    PAUSED,
+    REMOVED,
+    TEXT_LOST,
+    CheckIn,
+    Delivery,
+    DeliveryState,
+    NewCheckIn,
+    from_ms,
+    to_ms,
+)
 from asched.schema import (
     IN_FLIGHT_WHERE,
     SELECT_CHECKINS,
@@ -128,6 +140,20 @@ def _enable_wal(conn: sqlite3.Connection) -> str:
             time.sleep(0.01)
 
 
+def wal_path(path: Path) -> Path:
+    """SQLite's write-ahead log beside the database ``path``."""
+    return path.with_name(path.name + "-wal")
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, or None when there is no such file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class Store:
     """The schedule and the delivery journal in one SQLite file; synchronous and thread-bound.
 
@@ -140,6 +166,10 @@ class Store:
         self._conn = conn
         self._path = path
         self._clock = clock
+        # Which files this connection uses, to notice them removed or replaced (check_file).
+        self.identity = file_id(path)
+        self._wal_identity = file_id(wal_path(path))
+        self._shm_identity = file_id(path.with_name(path.name + "-shm"))
 
     @classmethod
     def open(cls, path: Path, *, clock: Clock | None = None) -> Store:
@@ -187,8 +217,58 @@ class Store:
         """The database file."""
         return self._path
 
+    @property
+    def wal_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the -wal this connection uses (None before it exists)."""
+        return self._wal_identity
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreReplaced` when the file at :attr:`path` (or its -wal) is no longer
+        the one this connection uses: removed, or replaced by a ``mv`` or a restore.
+
+        A CLI would then write into a file this process never reads, or, worse, combine another
+        main file with this connection's -wal. Only ``stat`` calls: cheap enough for every pass.
+        """
+        now = file_id(self._path)
+        if now != self.identity:
+            what = "removed" if now is None else "replaced"
+            raise StoreReplaced(f"{self._path} was {what} under the running daemon")
+        if self._shm_identity is None:
+            self._shm_identity = file_id(self._path.with_name(self._path.name + "-shm"))
+        wal = file_id(wal_path(self._path))
+        if self._wal_identity is None:
+            self._wal_identity = wal  # created since the open
+        elif wal != self._wal_identity:
+            what = "removed" if wal is None else "replaced"
+            raise StoreReplaced(f"{wal_path(self._path)} was {what} under the running daemon")
+
     def close(self) -> None:
-        """Close the connection (idempotent); SQLite checkpoints the WAL if it is the last one."""
+        """Close the connection (idempotent); SQLite checkpoints the WAL if it is the last one.
+
+        When the main file was replaced or removed under this connection, SQLite leaves our -wal
+        and -shm at the path (measured: SQLite 3.40), where the next opener would apply our
+        frames to the new main file. So our log is checkpointed into our own (old) file first,
+        and our -wal and -shm are removed from the path while they are still ours (looked at
+        before the close: after it, a new file could reuse their inode numbers).
+        """
+        try:
+            self.check_file()
+        except StoreReplaced:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            main_moved = file_id(self._path) != self.identity
+            shm = self._path.with_name(self._path.name + "-shm")
+            pairs = ((wal_path(self._path), self._wal_identity), (shm, self._shm_identity))
+            ours = [
+                path
+                for path, mine in pairs
+                if main_moved and mine is not None and file_id(path) == mine
+            ]
+            self._conn.close()
+            for path in ours:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            return
         self._conn.close()
 
     def __enter__(self) -> Self:
@@ -400,20 +480,31 @@ class Store:
     # -- scheduling --------------------------------------------------------------------------------
 
     def next_due_time(self) -> datetime | None:
-        """The earliest next_due of the check-ins that are not paused, or None (one index probe)."""
+        """The earliest next_due of the check-ins that are not paused and have no occurrence in
+        flight, or None (an index walk; the in-flight set is the journal's few open rows)."""
         row = self._conn.execute(
             "SELECT next_due_ms FROM checkins WHERE paused = 0 AND next_due_ms IS NOT NULL "
+            "AND id NOT IN (SELECT checkin_id FROM deliveries "
+            "WHERE state IN ('claimed', 'typing', 'typed', 'submitted')) "
             "ORDER BY next_due_ms LIMIT 1"
         ).fetchone()
         return None if row is None else from_ms(row[0])
 
     def due_checkins(self, now: datetime, limit: int = 1000) -> list[CheckIn]:
-        """Check-ins not paused whose next_due <= ``now``, soonest first, at most ``limit``."""
+        """Check-ins not paused whose next_due <= ``now``, soonest first, at most ``limit``.
+
+        A check-in whose last occurrence is still in flight (held up by a frozen server, copy
+        mode, a rate budget, a wait for quiet) is not due again until that one ends: one
+        occurrence at a time, so a hold never piles up copies that flood the pane after it. The
+        slots missed meanwhile meet the misfire policy once, like any other missed slot.
+        """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, not {limit}")
         rows = self._conn.execute(
             SELECT_CHECKINS
-            + " WHERE paused = 0 AND next_due_ms <= ? ORDER BY next_due_ms, id LIMIT ?",
+            + " WHERE paused = 0 AND next_due_ms <= ? AND id NOT IN (SELECT checkin_id "
+            "FROM deliveries WHERE state IN ('claimed', 'typing', 'typed', 'submitted')) "
+            "ORDER BY next_due_ms, id LIMIT ?",
             (to_ms(now), limit),
         ).fetchall()
         return [checkin_from_row(r) for r in rows]
@@ -568,6 +659,7 @@ class Store:
         reason: str | None = None,
         pane: str | None = None,
         attempt: bool = False,
+        late: bool = False,
     ) -> Delivery:
         """Move a delivery along its state machine and commit, before the caller's next side effect.
 
@@ -578,7 +670,8 @@ class Store:
         state -> failed | skipped (``reason`` required). Anything else, including any move out of a
         final state, raises ValueError. ``reason`` replaces the row's reason (None clears it);
         ``pane`` is kept once set; ``attempt`` adds one to ``attempts``; reaching a final state
-        sets ``finished_at``. An unknown id raises :class:`NotFoundError`.
+        sets ``finished_at``; ``late`` marks the row late (never unmarks: a paste found late after
+        a claim in time). An unknown id raises :class:`NotFoundError`.
         """
         state = DeliveryState(state)
         if state in _ABORT_STATES and not reason:
@@ -600,12 +693,14 @@ class Store:
             now = self._now_ms()
             updated = conn.execute(
                 "UPDATE deliveries SET state = ?, reason = ?, pane = coalesce(?, pane), "
-                "attempts = attempts + ?, finished_ms = ? WHERE id = ? AND state = ? RETURNING *",
+                "attempts = attempts + ?, late = max(late, ?), finished_ms = ? "
+                "WHERE id = ? AND state = ? RETURNING *",
                 (
                     state.value,
                     reason,
                     pane,
                     int(attempt),
+                    int(late),
                     now if state.final else None,
                     delivery_id,
                     current.value,
@@ -613,23 +708,41 @@ class Store:
             ).fetchone()
         return delivery_from_row(updated)
 
-    def mark_typing(self, items: list[tuple[int, str]]) -> list[int]:
+    def mark_typing(self, items: list[tuple[int, str]]) -> dict[int, str]:
         """``claimed -> typing`` (with the pane) for several deliveries in one transaction.
 
-        For a burst typed at once. Only a claimed row may start typing: the ids of rows that were
-        not claimed (another process is delivering them) are returned, untouched, and the caller
-        must not type those.
+        For a burst typed at once. Only a claimed row of a check-in that is still there and not
+        paused may start typing. The others come back as id -> why, and the caller must not type
+        them: ``NOT_CLAIMED`` (another process is delivering it; the row is untouched), or
+        ``PAUSED``/``REMOVED`` (the row is now skipped with that reason).
         """
-        refused = []
+        refused: dict[int, str] = {}
         with self._write() as conn:
+            now = self._now_ms()
             for delivery_id, pane in items:
                 cur = conn.execute(
                     "UPDATE deliveries SET state = 'typing', pane = ? "
-                    "WHERE id = ? AND state = 'claimed'",
+                    "WHERE id = ? AND state = 'claimed' AND EXISTS (SELECT 1 FROM checkins c "
+                    "WHERE c.id = deliveries.checkin_id AND c.paused = 0)",
                     (pane, delivery_id),
                 )
-                if cur.rowcount != 1:
-                    refused.append(delivery_id)
+                if cur.rowcount == 1:
+                    continue
+                row = conn.execute(
+                    "SELECT d.state, c.paused FROM deliveries d "
+                    "LEFT JOIN checkins c ON c.id = d.checkin_id WHERE d.id = ?",
+                    (delivery_id,),
+                ).fetchone()
+                if row is None or row["state"] != DeliveryState.CLAIMED.value:
+                    refused[delivery_id] = NOT_CLAIMED
+                    continue
+                why = REMOVED if row["paused"] is None else PAUSED
+                conn.execute(
+                    "UPDATE deliveries SET state = 'skipped', reason = ?, finished_ms = ? "
+                    "WHERE id = ? AND state = 'claimed'",
+                    (why, now, delivery_id),
+                )
+                refused[delivery_id] = why
         return refused
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:

@@ -2,7 +2,7 @@
 
 Mechanics only: no retries, no journal, no policy. The delivery engine builds on this.
 
-Every tmux call is one ``asyncio.create_subprocess_exec`` with an argv list (never a shell) and a
+Every tmux call is one client process with an argv list (never a shell) and a
 timeout, in its own session so that a timeout can kill it (and anything it started) by process
 group, and it is always reaped. The client is run as ``tmux -N -u [-S socket]``:
 
@@ -44,6 +44,8 @@ import re
 import secrets
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,6 +100,10 @@ __all__ = [
 
 # tmux sends a client's command line to the server in one message of at most 16 KiB.
 _ARGV_BUDGET = 12_000
+# A worker looks for its cancellation this often while a client runs; a killed client is given
+# this long to be collected (see _reap).
+SLICE_S = 0.1
+REAP_S = 0.5
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Printed by the dead-pane branch of the guarded commands; tmux itself never prints it.
 _DEAD_MARK = "asched:pane-dead"
@@ -244,11 +250,12 @@ class Screen:
 
     rows: tuple[str, ...]
     cursor_y: int
+    pane_pid: int | None = None  # the pane's program when it was looked at
 
     @classmethod
-    def parse(cls, text: str, cursor_y: int) -> Screen:
-        """From ``capture-pane -p`` output (one row a line) and ``#{cursor_y}``."""
-        return cls(tuple(r.rstrip(" ") for r in text.split("\n")), cursor_y)
+    def parse(cls, text: str, cursor_y: int, pane_pid: int | None = None) -> Screen:
+        """From ``capture-pane -p`` output (one row a line), ``#{cursor_y}``, ``#{pane_pid}``."""
+        return cls(tuple(r.rstrip(" ") for r in text.split("\n")), cursor_y, pane_pid)
 
     @property
     def cursor_line(self) -> str:
@@ -334,6 +341,10 @@ class TmuxClient:
 
     def __repr__(self) -> str:
         return f"TmuxClient(socket_path={self.socket_path!r}, timeout_s={self.timeout_s})"
+
+    def close(self) -> None:
+        """Start no more clients; the ones running end within their (bounded) time."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the one place that starts processes ----------------------------------------------
 
@@ -454,7 +465,12 @@ class TmuxClient:
                 raise TmuxError(f"load-buffer: {c.err or f'exit {c.rc}'}")
 
     async def paste_buffer(
-        self, pane_id: str, buffer_name: str, pane_pid: int | None = None
+        self,
+        pane_id: str,
+        buffer_name: str,
+        pane_pid: int | None = None,
+        *,
+        target: Target | None = None,
     ) -> None:
         """Paste a loaded buffer into the pane and delete it: ``paste-buffer -p -d``.
 
@@ -464,7 +480,10 @@ class TmuxClient:
         tells a restarted daemon whether a paste it had committed to was made. Raises
         :class:`PaneDead`, :class:`PaneReplaced` or :class:`TargetMissing` (nothing pasted; the
         buffer is deleted), :class:`BufferMissing` (no such buffer: pasted already, or lost with
-        a server), :class:`ServerMissing`, :class:`TmuxTimeout`.
+        a server), :class:`ServerMissing`, :class:`TmuxTimeout`. With ``target``, the paste is
+        also made only while that target still names this pane (a window renamed or an active
+        pane switched since the lookup raises :class:`PaneReplaced`): checked by the server in
+        the same command, at the point of no return.
         """
         check_pane_id(pane_id)
         if not _BUFFER_NAME.fullmatch(buffer_name):
@@ -473,7 +492,7 @@ class TmuxClient:
         # the buffer name were checked against [%0-9] and [A-Za-z0-9_.-] above. Quoted: an
         # unquoted { opens a command block in tmux's parser.
         call = await self.run(
-            "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid),
+            "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid, target),
             f"delete-buffer -b {buffer_name} ; "
             f"display-message -p -t {pane_id} '{_DEAD_MARK}-#{{pane_dead}}'",
             f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
@@ -485,9 +504,13 @@ class TmuxClient:
             _raise_for(pane_id, "paste", call)
         _raise_for_mark(pane_id, pane_pid, call.out)
 
-    async def paste_buffers(self, items: Sequence[tuple[str, str, int | None]]) -> list[str]:
+    async def paste_buffers(
+        self,
+        items: Sequence[tuple[str, str, int | None]],
+        targets: Sequence[Target | None] | None = None,
+    ) -> list[str]:
         """:meth:`paste_buffer` for several ``(pane_id, buffer_name, pane_pid)`` with few client
-        calls.
+        calls (``targets``: each item's ``target``, or None).
 
         Each paste is followed by a marker, so that whatever tmux does after a failing command
         (a missing pane stops the rest of a client's list), the markers say exactly which
@@ -503,7 +526,7 @@ class TmuxClient:
             if not _BUFFER_NAME.fullmatch(buffer_name):
                 raise UsageError(f"bad tmux buffer name {buffer_name!r}")
             groups.append([
-                "if-shell", "-F", "-t", pane_id, _not_ours(pid),
+                "if-shell", "-F", "-t", pane_id, _not_ours(pid, targets[n] if targets else None),
                 f"delete-buffer -b {buffer_name} ; "
                 f"display-message -p -t {pane_id} '{tag}-gone#{{pane_dead}}-{n}'",
                 f"paste-buffer -p -d -b {buffer_name} -t {pane_id} ; "
@@ -536,11 +559,14 @@ class TmuxClient:
             # "not-pasted", and a single call each tells more; the other clients' count.
         return [done.get(n, "not-pasted") for n in range(len(items))]
 
-    async def buffer_names(self, prefix: str = "") -> set[str]:
-        """The names of the server's buffers that start with ``prefix`` (none without a server)."""
+    async def buffer_names(self, prefix: str = "", *, missing_ok: bool = True) -> set[str]:
+        """The names of the server's buffers that start with ``prefix``: none without a server,
+        or :class:`ServerMissing` when not ``missing_ok``."""
         try:
             call = await self.run("list-buffers", "-F", "#{buffer_name}")
         except ServerMissing:
+            if not missing_ok:
+                raise
             return set()
         if call.rc != 0:
             raise TmuxError(f"list-buffers: {call.err}")
@@ -605,17 +631,17 @@ class TmuxClient:
         """
         check_pane_id(pane_id)
         call = await self.run(
-            "display-message", "-p", "-t", pane_id, "#{pane_id} #{cursor_y}",
+            "display-message", "-p", "-t", pane_id, "#{pane_id} #{cursor_y} #{pane_pid}",
             ";",
             "capture-pane", "-p", "-t", pane_id,
         )  # fmt: skip
         if call.rc != 0:
             _raise_for(pane_id, "capture-pane", call)
         head, _, screen = call.out.partition("\n")
-        got_id, _, y = head.partition(" ")
+        got_id, y, pid = [*head.split(" "), "", ""][:3]
         if got_id != pane_id or not y.isdigit():
             raise TargetMissing(f"{pane_id}: pane not found")
-        return Screen.parse(screen, int(y))
+        return Screen.parse(screen, int(y), int(pid) if pid.isdigit() else None)
 
     async def cursor_line(self, pane_id: str) -> str:
         """The text of the screen row the cursor is on, trailing spaces removed."""
@@ -658,7 +684,7 @@ class TmuxClient:
         for n, pane_id in enumerate(pane_ids):
             check_pane_id(pane_id)
             groups.append([
-                "display-message", "-p", "-t", pane_id, f"{tag} {n} #{{cursor_y}}",
+                "display-message", "-p", "-t", pane_id, f"{tag} {n} #{{cursor_y}} #{{pane_pid}}",
                 ";",
                 "capture-pane", "-p", "-t", pane_id,
             ])  # fmt: skip
@@ -667,9 +693,11 @@ class TmuxClient:
             # Each pane's screen follows its marker line; the random tag cannot be forged.
             for part in call.out.split(tag + " ")[1:]:
                 head, _, screen = part.partition("\n")
-                index, _, y = head.partition(" ")
+                index, y, pid = [*head.split(" "), "", ""][:3]
                 if index.isdigit() and y.isdigit():
-                    found[int(index)] = Screen.parse(screen, int(y))
+                    found[int(index)] = Screen.parse(
+                        screen, int(y), int(pid) if pid.isdigit() else None
+                    )
         return [found.get(n) for n in range(len(pane_ids))]
 
     async def _run_chunked(self, groups: Sequence[list[str]]) -> list[CompletedCall]:
@@ -701,11 +729,28 @@ def _join(groups: Sequence[list[str]], pack: list[int]) -> list[str]:
     return argv
 
 
-def _not_ours(pane_pid: int | None) -> str:
-    """An if-shell -F condition, true when the pane is dead or runs another program."""
-    if pane_pid is None or pane_pid <= 0:
-        return "#{pane_dead}"
-    return f"#{{||:#{{pane_dead}},#{{!=:#{{pane_pid}},{int(pane_pid)}}}}}"
+def _not_ours(pane_pid: int | None, target: Target | None = None) -> str:
+    """An if-shell -F condition, true when the pane is dead, runs another program, or is no
+    longer what ``target`` names (its window renamed or moved, another pane made active)."""
+    conds = ["#{pane_dead}"]
+    if pane_pid is not None and pane_pid > 0:
+        conds.append(f"#{{!=:#{{pane_pid}},{int(pane_pid)}}}")
+    if target is not None and target.pane_id is None:
+        if isinstance(target.window, int):
+            conds.append(f"#{{!=:#{{window_index}},{target.window}}}")
+        elif isinstance(target.window, str) and "#" not in target.window:
+            # Escaped for the format: "#," is a comma and "#}" a brace there. A name with a "#"
+            # is left out: tmux expands formats inside such a name when it prints it.
+            name = target.window.replace(",", "#,").replace("}", "#}")
+            conds.append(f"#{{!=:#{{window_name}},{name}}}")
+        if target.pane is not None:
+            conds.append(f"#{{!=:#{{pane_index}},{target.pane}}}")
+        else:
+            conds.append("#{?pane_active,0,1}")
+    expr = conds[0]
+    for cond in conds[1:]:
+        expr = f"#{{||:{expr},{cond}}}"
+    return expr
 
 
 def _raise_for_mark(pane_id: str, pane_pid: int | None, out: str) -> None:
@@ -749,8 +794,13 @@ async def _run_in_thread(
     env: dict[str, str],
     tmux_bin: str,
 ) -> tuple[int, bytes, bytes]:
-    """Run one client in the pool; on timeout or cancellation its process group is killed."""
+    """Run one client in the pool; on timeout or cancellation its process group is killed.
+
+    Every wait is bounded: the worker returns within ``limit`` plus :data:`REAP_S`, and within
+    :data:`SLICE_S` plus :data:`REAP_S` of a cancellation, whatever the server does.
+    """
     started: list[subprocess.Popen[bytes]] = []
+    cancelled = threading.Event()
 
     def work() -> tuple[int, bytes, bytes]:
         proc = subprocess.Popen(
@@ -764,13 +814,23 @@ async def _run_in_thread(
             start_new_session=True,
         )
         started.append(proc)
-        try:
-            out, err = proc.communicate(input, timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise
-        return proc.returncode, out, err
+        deadline = time.monotonic() + limit
+        feed = input
+        while True:
+            # In slices, so that a cancellation is noticed soon; a call that answers (nearly
+            # all of them, in milliseconds) returns at once from the first slice. The input is
+            # given once: a repeated communicate() goes on writing what is left of it.
+            left = deadline - time.monotonic()
+            try:
+                out, err = proc.communicate(feed, timeout=max(min(left, SLICE_S), 0.0))
+            except subprocess.TimeoutExpired:
+                feed = None
+                if left > SLICE_S and not cancelled.is_set():
+                    continue
+                _kill_group(proc)
+                _reap(proc)
+                raise
+            return proc.returncode, out, err
 
     done = pool.submit(work)
     try:
@@ -781,10 +841,11 @@ async def _run_in_thread(
         raise TmuxTimeout(f"tmux {' '.join(argv[1:4])} took more than {limit:g} s") from None
     except asyncio.CancelledError:
         # Do not leave a client (or a zombie) behind: kill the group, let the worker reap it.
+        cancelled.set()
         if started:
             _kill_group(started[0])
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), 2.0)
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), SLICE_S + REAP_S)
         raise
 
 
@@ -797,6 +858,25 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             pass
         except PermissionError:
             proc.kill()
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Collect a killed client without waiting on its pipes' end for long.
+
+    A tmux client hands its stdin and stdout to the server, so the pipes reach their end only when
+    the server closes its copies: a frozen (SIGSTOPped) server never does. Waiting for that end
+    kept a SIGTERMed daemon alive for as long as the freeze (1,236 s once). Our ends are closed
+    instead, and the killed process itself is reaped.
+    """
+    try:
+        proc.communicate(timeout=REAP_S / 2)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=REAP_S / 2)
 
 
 def _select(target: Target, panes: Sequence[PaneInfo]) -> PaneInfo:

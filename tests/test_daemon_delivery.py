@@ -143,7 +143,14 @@ def test_three_hundred_due_in_one_second_all_delivered(
     with Store.open(state / DB_NAME) as store:
         rows = store.history(limit=1000)
     assert Counter(r.state for r in rows) == {DeliveryState.VERIFIED: 300}
-    assert not any(r.late for r in rows)
+    # 10 per pane, 0.5 s apart in each: the k-th of a pane is pasted about k/2 s after its due
+    # time, and "late" says so (more than 1 s): never the first two of a pane, always from the
+    # fourth on (the third is too close to call).
+    with Store.open(state / DB_NAME) as store:
+        index = {c.id: int(c.message.rsplit("-", 1)[1]) for c in store.list_checkins()}
+    by_rank = {(index[r.checkin_id] // 30, r.late) for r in rows}
+    assert not {(k, late) for k, late in by_rank if k <= 1 and late}
+    assert not {(k, late) for k, late in by_rank if k >= 3 and not late}
     lines = [ln for f in files for ln in f.read_text().splitlines()]
     assert sorted(lines) == sorted(f"burst-{i:03d}" for i in range(300))
     d.signal(signal.SIGTERM)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -905,3 +907,107 @@ async def test_a_reload_applies_a_new_rate_budget(store: AsyncStore, server: Ser
     # A burst of 1 at 2 a second: the third waits about a second for its token.
     assert time.monotonic() - started >= 0.9
     assert [(await final(store, r.id)).state for r in rows] == [DeliveryState.VERIFIED] * 3
+
+
+async def test_a_checkin_paused_while_its_occurrence_waits_is_never_typed(
+    store: AsyncStore, server: Server
+) -> None:
+    # Held up by copy mode (the "wait" policy); `asched pause` lands meanwhile. When copy mode
+    # ends, nothing is typed: the commit to "typing" finds the check-in paused and skips the row.
+    out = server.root / "pz"
+    server.new_session("pz", f"cat > {out}")
+    server.tmux("copy-mode", "-t", "=pz:0")
+    engine = engine_for(store, server)
+    d = await enqueue(store, engine, "pz:0", "not after a pause", grace_s=10)
+    await asyncio.sleep(0.5)
+    assert await store.set_paused(d.checkin_id, True)
+    server.tmux("send-keys", "-X", "-t", "=pz:0", "cancel")
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.SKIPPED, "paused")
+    await asyncio.sleep(0.3)
+    assert out.read_text() == ""
+
+
+async def test_a_paste_that_timed_out_on_a_frozen_server_is_settled_once_it_wakes(
+    store: AsyncStore, server: Server
+) -> None:
+    # The server is SIGSTOPped just as the paste is made: the client times out, yet the server
+    # makes the paste when it wakes. The engine waits for it to answer, finds the text on the
+    # line, presses Enter: one whole line, journaled verified and late (not "unverified", and no
+    # second copy that would join the first on one line).
+    out = server.root / "fz"
+    server.new_session("fz", f"cat > {out}")
+    assert server.pid is not None
+    tmux = TmuxClient(server.sock, timeout_s=0.5)
+    engine = DeliveryEngine(store, tmux, FAST, spool=server.root / "spool")
+    real_paste = engine._typist.paste
+
+    async def freeze_then_paste(paste: Any) -> None:
+        os.kill(server.pid or 0, signal.SIGSTOP)
+        loop = asyncio.get_running_loop()
+        loop.call_later(2.0, os.kill, server.pid, signal.SIGCONT)
+        await real_paste(paste)
+
+    engine._typist.paste = freeze_then_paste  # type: ignore[method-assign]
+    try:
+        d = await enqueue(store, engine, "fz:0", "pasted while frozen")
+        async with asyncio.timeout(20):
+            await engine.wait_idle()
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    row = await final(store, d.id)
+    assert (row.state, row.reason, row.late) == (DeliveryState.VERIFIED, None, True), row
+    await wait_for(lambda: out.read_text() == "pasted while frozen\n", "one whole line")
+
+
+async def test_a_window_renamed_before_the_paste_sends_nothing_to_it(
+    store: AsyncStore, server: Server
+) -> None:
+    # Between the lookup and the paste, the window "agent" is renamed and another window takes
+    # the name: the paste's guard finds the name no longer names that pane (checked by tmux in
+    # the same command), so nothing reaches the old window and the new "agent" gets the text.
+    old_out, new_out = server.root / "old", server.root / "new"
+    server.new_session("rn", "sleep 3600")
+    server.new_window("rn", f"cat > {old_out}", name="agent")
+    engine = engine_for(store, server)
+    real_stage = engine._typist.stage
+    renamed: list[str] = []
+
+    async def stage_then_rename(paste: Any) -> None:
+        await real_stage(paste)
+        if not renamed:
+            server.tmux("rename-window", "-t", paste.pane_id, "was-agent")
+            renamed.append(server.new_window("rn", f"cat > {new_out}", name="agent"))
+            await asyncio.sleep(0.3)  # past the new pane's start
+
+    engine._typist.stage = stage_then_rename  # type: ignore[method-assign]
+    d = await enqueue(store, engine, "rn:agent", "to the window named agent now")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert row.state is DeliveryState.VERIFIED and row.pane == renamed[0], row
+    await wait_for(lambda: new_out.read_text() == "to the window named agent now\n", "new window")
+    assert old_out.read_text() == ""
+
+
+async def test_a_line_a_canonical_tty_would_cut_is_refused_not_verified(
+    store: AsyncStore, server: Server
+) -> None:
+    # `cat` reads a canonical tty, which keeps 4,095 bytes of a line and drops the rest without
+    # a sign on the screen: a 5,000-byte line is refused (failed, line-too-long), not typed in
+    # part and journaled verified. 4,095 bytes still go through whole.
+    out = server.root / "canon"
+    server.new_session("canon", f"cat > {out}")
+    engine = engine_for(store, server)
+    long = await enqueue(store, engine, "canon:0", "z" * 5000)
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, long.id)
+    assert (row.state, row.reason) == (DeliveryState.FAILED, "line-too-long"), row
+    fits = await enqueue(store, engine, "canon:0", "é" * 2047 + "z")  # 4,095 bytes
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    assert (await final(store, fits.id)).state is DeliveryState.VERIFIED
+    await wait_for(lambda: out.read_text() == "é" * 2047 + "z\n", "the line that fits, whole")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -261,3 +262,49 @@ def test_fifty_rounds_of_four_simultaneous_starts(spawner: Spawner, short_tmp: P
             p.notify.close()
     assert len(set(winners)) == 50
     shutil.rmtree(state, ignore_errors=True)
+
+
+def _cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "asched", *args, "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("how", ["rm", "mv", "rm-wal"])
+def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
+    spawner: Spawner, short_tmp: Path, how: str
+) -> None:
+    # Running on would split the schedule (the CLI writing a file the daemon never reads, or
+    # combining another main file with the daemon's -wal). The CLI refuses to touch such a file
+    # and wakes the daemon, which stops with exit 4 (systemd starts it again on the new file).
+    state = short_tmp / "state"
+    d = spawner.spawn(state)
+    _ready(d)
+    assert _cli(state, "add", "w:0", "before", "--in", "1h").returncode == 0
+    db = state / "asched.db"
+    if how == "rm":
+        db.unlink()
+    elif how == "mv":
+        other = short_tmp / "other.db"
+        shutil.copy(db, other)  # a copy: another inode at the same path, as a restore makes
+        os.replace(other, db)
+    else:
+        Path(f"{db}-wal").unlink()
+    refused = _cli(state, "add", "w:0", "after", "--in", "1h")
+    assert refused.returncode == 4, refused
+    assert "removed or replaced" in refused.stderr and "Traceback" not in refused.stderr
+    assert not db.exists() or how != "rm"  # nothing created in its place
+    assert d.wait(timeout=10) == 4
+    events = d.events()
+    replaced = [e for e in events if e["event"] == "store.replaced"]
+    assert replaced and replaced[0]["level"] == "error", [e["event"] for e in events]
+    assert events[-1]["event"] == "daemon.stopped"
+    # Started again (as systemd would), the daemon runs on the file that is there now.
+    d2 = spawner.spawn(state)
+    _ready(d2)
+    assert _cli(state, "add", "w:0", "again", "--in", "1h").returncode == 0
+    d2.signal(signal.SIGTERM)
+    assert d2.wait() == 0

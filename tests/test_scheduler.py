@@ -8,12 +8,15 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog.testing
 
 from asched.async_store import AsyncStore
 from asched.models import CatchUp, CheckIn, Cron, Delivery, DeliveryState, Every, NewCheckIn, Once
 from asched.scheduler import Scheduler
+from asched.store import Store
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -47,13 +50,21 @@ class FakeClock:
 
 
 class Recorder:
-    """A dispatch that records what it was handed."""
+    """A dispatch that records what it was handed.
 
-    def __init__(self) -> None:
+    With ``finish`` (the database's path), it also ends each delivery at once, as a quick engine
+    would: a check-in with an occurrence in flight is not due again until that one ends.
+    """
+
+    def __init__(self, finish: Path | None = None) -> None:
         self.got: list[tuple[CheckIn, Delivery]] = []
+        self.finish = finish
 
     def __call__(self, checkin: CheckIn, delivery: Delivery) -> None:
         self.got.append((checkin, delivery))
+        if self.finish is not None:
+            with Store.open(self.finish) as s:
+                s.transition(delivery.id, DeliveryState.FAILED, reason="recorded")
 
     def due_times(self) -> list[datetime]:
         return [d.due_at for _, d in self.got]
@@ -94,8 +105,8 @@ async def test_fires_on_time_and_only_once(store: AsyncStore) -> None:
     assert stored is not None and stored.next_due is None and stored.last_due == due
 
 
-async def test_every_fires_each_slot(store: AsyncStore) -> None:
-    clock, rec = FakeClock(), Recorder()
+async def test_every_fires_each_slot(store: AsyncStore, tmp_path: Path) -> None:
+    clock, rec = FakeClock(), Recorder(finish=tmp_path / "asched.db")
     await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
     sched = Scheduler(store, rec, clock)
     for _ in range(10):
@@ -144,8 +155,8 @@ async def test_past_grace_follows_the_policy(store: AsyncStore, policy: CatchUp)
     assert clock.now < stored.next_due <= clock.now + timedelta(seconds=60)
 
 
-async def test_forward_jump_of_a_day_no_burst_no_stall(store: AsyncStore) -> None:
-    clock, rec = FakeClock(), Recorder()
+async def test_forward_jump_of_a_day_no_burst_no_stall(store: AsyncStore, tmp_path: Path) -> None:
+    clock, rec = FakeClock(), Recorder(finish=tmp_path / "asched.db")
     c = await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
     sched = Scheduler(store, rec, clock)
     for _ in range(3):
@@ -164,8 +175,10 @@ async def test_forward_jump_of_a_day_no_burst_no_stall(store: AsyncStore) -> Non
     assert len(set(dues)) == len(dues)
 
 
-async def test_backward_jump_of_an_hour_no_duplicate_no_stall(store: AsyncStore) -> None:
-    clock, rec = FakeClock(), Recorder()
+async def test_backward_jump_of_an_hour_no_duplicate_no_stall(
+    store: AsyncStore, tmp_path: Path
+) -> None:
+    clock, rec = FakeClock(), Recorder(finish=tmp_path / "asched.db")
     c = await store.add_checkin(every(60, T0 + timedelta(seconds=60)))
     cron_first = T0 + timedelta(minutes=5)
     k = await store.add_checkin(
@@ -202,8 +215,8 @@ async def test_backward_jump_of_an_hour_no_duplicate_no_stall(store: AsyncStore)
     assert len(journal) == len(rec.got)
 
 
-async def test_exhausted_by_count_and_until(store: AsyncStore) -> None:
-    clock, rec = FakeClock(), Recorder()
+async def test_exhausted_by_count_and_until(store: AsyncStore, tmp_path: Path) -> None:
+    clock, rec = FakeClock(), Recorder(finish=tmp_path / "asched.db")
     a = await store.add_checkin(every(60, T0 + timedelta(seconds=60), remaining=3))
     b = await store.add_checkin(
         every(60, T0 + timedelta(seconds=60), until=T0 + timedelta(minutes=2))
@@ -315,3 +328,73 @@ async def test_a_rule_that_no_longer_computes_does_not_stop_the_others(store: As
     assert (row.state, row.reason) == (DeliveryState.FAILED, "bad-rule")
     gone = await store.get_checkin(bad.id)
     assert gone is not None and gone.next_due is None
+
+
+async def test_an_occurrence_in_flight_holds_the_next_one_back(
+    store: AsyncStore, tmp_path: Path
+) -> None:
+    # A pane held up for 10 slots (the engine never finished the first occurrence): the
+    # scheduler claims nothing more meanwhile, and does not spin (it sleeps to the next wake-up,
+    # not 0 s); once the held occurrence ends, the one slot it left is claimed, late, once.
+    clock, rec = FakeClock(), Recorder()
+    c = await store.add_checkin(every(60, T0 + timedelta(seconds=60), grace_s=3600.0))
+    sched = Scheduler(store, rec, clock)
+    clock.advance(60)
+    await sched.run_once()
+    assert len(rec.got) == 1
+    for _ in range(10):
+        clock.advance(60)
+        assert await sched.run_once() == sched.max_sleep_s
+    assert len(rec.got) == 1
+    with Store.open(tmp_path / "asched.db") as s:
+        s.transition(rec.got[0][1].id, DeliveryState.FAILED, reason="recorded")
+    await sched.run_once()
+    assert len(rec.got) == 2
+    second = rec.got[1][1]
+    assert second.due_at == T0 + timedelta(seconds=120) and second.late
+    stored = await store.get_checkin(c.id)
+    assert stored is not None and stored.next_due == T0 + timedelta(seconds=720)
+
+
+async def test_a_late_slot_that_a_later_paste_covers_is_missed_not_typed(store: AsyncStore) -> None:
+    # The engine says an older occurrence reached the pane after this slot: the slot is journaled
+    # skipped(missed) under either policy, so a hold ends with one late copy, not two.
+    clock, rec = FakeClock(), Recorder()
+    await store.add_checkin(every(60, T0 + timedelta(seconds=60), catch_up=CatchUp.ONCE))
+    sched = Scheduler(store, rec, clock, catching_up=lambda _id, _due: True)
+    clock.advance(60)
+    await sched.run_once()  # on time: not asked
+    assert len(rec.got) == 1
+    with Store.open(store.path) as s:
+        s.transition(rec.got[0][1].id, DeliveryState.FAILED, reason="recorded")
+    clock.advance(65)
+    await sched.run_once()
+    assert len(rec.got) == 1
+    newest = (await store.history())[0]
+    assert (newest.state, newest.reason, newest.late) == (DeliveryState.SKIPPED, "missed", True)
+
+
+async def test_a_failure_on_every_pass_is_logged_in_full_once_then_counted(
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk fails every pass alike: one traceback, then a line at the 10th repeat, then a
+    # line when passes work again; not a traceback a second.
+    sched = Scheduler(store, Recorder(), FakeClock())
+    stopping = asyncio.Event()
+    calls = 0
+    real = store.due_checkins
+
+    async def full_disk(*args: Any, **kwargs: Any) -> list[CheckIn]:
+        nonlocal calls
+        calls += 1
+        if calls > 12:
+            stopping.set()
+            return await real(*args, **kwargs)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "due_checkins", full_disk)
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(sched.run(stopping), 10)
+    failed = [e for e in logs if e["event"] == "scheduler.pass_failed"]
+    assert [("exc_info" in e, e.get("repeated")) for e in failed] == [(True, None), (False, 10)]
+    assert [e["failed_passes"] for e in logs if e["event"] == "scheduler.pass_recovered"] == [12]

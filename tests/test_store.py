@@ -1006,8 +1006,63 @@ def test_mark_typing_refuses_rows_that_are_not_claimed(db: Path) -> None:
         mine = s.add_claimed(new(), now)[1]
         theirs = s.add_claimed(new(), now)[1]
         s.transition(theirs.id, S.TYPING, pane="%1")
-        assert s.mark_typing([(mine.id, "%2"), (theirs.id, "%2")]) == [theirs.id]
+        assert s.mark_typing([(mine.id, "%2"), (theirs.id, "%2")]) == {theirs.id: "not-claimed"}
         got = s.get_delivery(mine.id)
         assert got is not None and (got.state, got.pane) == (S.TYPING, "%2")
         other = s.get_delivery(theirs.id)
         assert other is not None and other.pane == "%1"  # untouched
+
+
+def test_mark_typing_skips_rows_of_paused_or_removed_checkins(db: Path) -> None:
+    # A pause or an rm that lands while an occurrence waits (for its due time, a budget, a frozen
+    # server) stops it at the commit to "typing": the row ends skipped, and nothing is typed.
+    with Store.open(db) as s:
+        rows = {}
+        for name in ("kept", "paused", "removed"):
+            c = s.add_checkin(new(message=name, next_due=at(0)))
+            d = s.claim(c.id, at(0), None)
+            assert d is not None
+            rows[name] = (c, d)
+        s.set_paused(rows["paused"][0].id, True)
+        s.remove_checkin(rows["removed"][0].id)
+        ids = [(d.id, "%1") for _c, d in rows.values()]
+        assert s.mark_typing(ids) == {
+            rows["paused"][1].id: "paused",
+            rows["removed"][1].id: "removed",
+        }
+        got = {name: s.get_delivery(d.id) for name, (_c, d) in rows.items()}
+        assert {n: (g.state, g.reason) for n, g in got.items() if g} == {
+            "kept": (S.TYPING, None),
+            "paused": (S.SKIPPED, "paused"),
+            "removed": (S.SKIPPED, "removed"),
+        }
+        assert all(
+            g is not None and g.finished_at is not None for n, g in got.items() if n != "kept"
+        )
+
+
+def test_a_checkin_with_an_occurrence_in_flight_is_not_due_again(db: Path) -> None:
+    # One occurrence at a time: while one is held up, the next slot waits (and is not offered as
+    # the next wake-up either, or the loop would spin on it); it is due again once that one ends.
+    with Store.open(db) as s:
+        c = s.add_checkin(new(rule=Every(60, at(0)), next_due=at(0)))
+        other = s.add_checkin(new(message="other", next_due=at(30)))
+        d = s.claim(c.id, at(0), at(60))
+        assert d is not None
+        assert [x.id for x in s.due_checkins(at(90))] == [other.id]
+        assert s.next_due_time() == at(30)
+        s.transition(d.id, S.TYPING, pane="%1")
+        assert [x.id for x in s.due_checkins(at(90))] == [other.id]
+        s.transition(d.id, S.UNVERIFIED, reason="paste: timeout")
+        assert [x.id for x in s.due_checkins(at(90))] == [other.id, c.id]
+        assert s.next_due_time() == at(30)
+
+
+def test_a_late_paste_marks_the_row_late_and_never_unmarks_it(db: Path) -> None:
+    with Store.open(db) as s:
+        c = s.add_checkin(new(next_due=at(0)))
+        d = s.claim(c.id, at(0), None)
+        assert d is not None and not d.late
+        s.transition(d.id, S.TYPING, pane="%1")
+        assert s.transition(d.id, S.TYPED, late=True).late
+        assert s.transition(d.id, S.SUBMITTED).late

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from hypothesis import strategies as st
 from asched.errors import UsageError
 from asched.tmux import (
     MAX_BODY_BYTES,
+    REAP_S,
+    SLICE_S,
     PaneDead,
     PaneInfo,
     PaneReplaced,
@@ -896,3 +899,33 @@ async def test_a_pane_that_is_gone_is_a_replaced_pane_never_a_success(
         "replaced",
         "pasted",
     ]
+
+
+async def test_a_frozen_server_costs_at_most_the_timeout_and_a_cancel_returns_soon(
+    server: Server,
+) -> None:
+    # A tmux client hands its stdout to the server: after the client is killed, its pipe ends
+    # only when the server closes its copy, which a SIGSTOPped server never does. Neither a
+    # timeout nor a cancellation may wait for that (a daemon once took 1,236 s to stop).
+    server.new_session("fr", "sleep 3600")
+    assert server.pid is not None
+    client = TmuxClient(server.sock, timeout_s=0.5)
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TmuxTimeout):
+            await client.run("list-sessions")
+        timed_out_s = time.monotonic() - started
+        call = asyncio.ensure_future(client.run("list-sessions", timeout_s=60))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cancelled_s = time.monotonic() - started
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        client.close()
+    assert timed_out_s < 0.5 + REAP_S + 0.5, timed_out_s
+    assert cancelled_s < SLICE_S + REAP_S + 0.5, cancelled_s
+    assert await TmuxClient(server.sock).server_running()  # the server itself is unharmed

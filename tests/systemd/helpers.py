@@ -229,13 +229,17 @@ def quiesce(svc: Svc, checkin_ids: Sequence[int], timeout: float = 20.0) -> None
     svc.systemctl("stop", UNIT)
 
 
-def assert_exactly_once(svc: Svc, messages: dict[int, tuple[int, str]]) -> Counter[str]:
+def assert_exactly_once(
+    svc: Svc, messages: dict[int, tuple[int, str]], outages: int = 0
+) -> Counter[str]:
     """Every occurrence the journal says was verified is in its receiver's file exactly once.
 
     ``messages`` maps a check-in id to (receiver index, message text). One check-in per pane and
     one text per check-in: the file's line count is the number of typed occurrences. A
     ``verified`` row was typed exactly once; an ``unverified`` one (cut off by a restart after
-    typing began) at most once, never again. Returns the count of rows by state.
+    typing began) at most once, never again. Each of ``outages`` (restarts) may leave one
+    ``skipped(missed)`` slot per check-in, covered by the restart's late catch-up. Returns the
+    count of rows by state.
     """
     rows = svc.history()
     states: Counter[str] = Counter(r["state"] for r in rows)
@@ -244,8 +248,14 @@ def assert_exactly_once(svc: Svc, messages: dict[int, tuple[int, str]]) -> Count
     keys = Counter((r["checkin_id"], r["due_at"]) for r in rows)
     doubled = [k for k, n in keys.items() if n > 1]
     assert not doubled, f"occurrences journaled twice: {doubled[:5]}"
-    bad = [r for r in rows if r["state"] in ("failed", "skipped")]
+    # A slot that fell while a restart's late catch-up was still on its way is skipped(missed)
+    # and marked late: the catch-up covers it (one late copy per outage, never two). Anything
+    # else that was not typed is a failure.
+    covered = [r for r in rows if (r["state"], r["reason"], r["late"]) == ("skipped", "missed", 1)]
+    bad = [r for r in rows if r["state"] in ("failed", "skipped") and r not in covered]
     assert not bad, f"failed or skipped deliveries: {bad[:5]}"
+    per_checkin = Counter(r["checkin_id"] for r in covered)
+    assert all(n <= outages for n in per_checkin.values()), f"missed slots: {per_checkin}"
     for checkin_id, (index, text) in messages.items():
         mine = [r for r in rows if r["checkin_id"] == checkin_id]
         verified = sum(r["state"] == "verified" for r in mine)
