@@ -57,6 +57,7 @@ from asched.tmux import (
     Foreground,
     PaneDead,
     PaneInfo,
+    PaneInMode,
     PaneReplaced,
     ServerMissing,
     TargetAmbiguous,
@@ -741,6 +742,14 @@ class DeliveryEngine:
                 if presses:
                     return await self._finish(delivery_id, DeliveryState.UNVERIFIED, PANE_REPLACED)
                 raise _TextLost(PANE_REPLACED) from None
+            except PaneInMode as exc:
+                # Someone went into copy mode after the paste: the Enter would go to the mode.
+                # Wait for it to end (or end it, by the copy_mode setting), then press it.
+                if not await self._await_mode_end(pane_id, until):
+                    return await self._finish(
+                        delivery_id, DeliveryState.UNVERIFIED, f"enter: {exc.reason}"
+                    )
+                continue
             except TmuxTimeout as exc:
                 # Sent, and maybe pressed when the server wakes: look once it answers.
                 if not await self._await_answer(until):
@@ -792,6 +801,18 @@ class DeliveryEngine:
             if not await self._await_answer(until):
                 raise
             return await self._judge(pane_id, text, profile, pane_pid)
+
+    async def _await_mode_end(self, pane_id: str, until: float | None) -> bool:
+        """After an Enter refused for a pane in a mode: True once the pane left it (waited for
+        within ``until``, or cancelled under ``copy_mode = "cancel"``), else False."""
+        if until is None:
+            return False
+        try:
+            pane = await self.tmux.resolve(parse_target(pane_id))
+            pane = await self._leave_copy_mode(pane, until)
+        except TmuxError:
+            return False
+        return not pane.in_mode
 
     async def _await_answer(self, until: float | None) -> bool:
         """After a tmux call timed out: wait (bounded by the wall time ``until``) for the server

@@ -107,6 +107,10 @@ REAP_S = 0.5
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Printed by the dead-pane branch of the guarded commands; tmux itself never prints it.
 _DEAD_MARK = "asched:pane-dead"
+# The whole mark of a guard's refusing branch: dead, in a mode, and the program's pid (all empty
+# for a pane that is gone).
+_MARK = _DEAD_MARK + "-#{pane_dead}-#{pane_in_mode}-#{pane_pid}"
+_MARK_SEEN = re.compile(re.escape(_DEAD_MARK) + r"-(\d?)-(\d?)-(\d*)")
 
 # One format for every pane listing. Names are escaped by tmux; the current command is raw and
 # therefore last, so a tab inside it cannot shift the other fields.
@@ -182,6 +186,13 @@ class PaneReplaced(TargetMissing):
     a pane of a new server that reuses the id): what was typed went away with the old one."""
 
     reason = "pane-replaced"
+
+
+class PaneInMode(TmuxError):
+    """The pane went into a mode (copy mode: someone scrolls back) after the paste: an Enter
+    now would go to the mode, not to the program. Nothing was sent."""
+
+    reason = "copy-mode"
 
 
 class BufferMissing(TmuxError):
@@ -494,7 +505,7 @@ class TmuxClient:
         call = await self.run(
             "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid, target),
             f"delete-buffer -b {buffer_name} ; "
-            f"display-message -p -t {pane_id} '{_DEAD_MARK}-#{{pane_dead}}'",
+            f"display-message -p -t {pane_id} '{_MARK}'",
             f"paste-buffer -p -d -b {buffer_name} -t {pane_id}",
         )  # fmt: skip
         if call.rc != 0:
@@ -588,18 +599,19 @@ class TmuxClient:
         """Press Enter in the pane (``send-keys -t %N Enter``), unless the pane is dead.
 
         With ``pane_pid`` (the pane's program when the text was pasted), only while the pane still
-        runs that program: else :class:`PaneReplaced`, and nothing is sent.
+        runs that program: else :class:`PaneReplaced`, and nothing is sent. Not while the pane
+        is in a mode (the key would go to copy mode): :class:`PaneInMode`.
         """
         check_pane_id(pane_id)
         call = await self.run(
-            "if-shell", "-F", "-t", pane_id, _not_ours(pane_pid),
+            "if-shell", "-F", "-t", pane_id, f"#{{||:{_not_ours(pane_pid)},#{{pane_in_mode}}}}",
             # Quoted: an unquoted { opens a command block in tmux's parser.
-            f"display-message -p -t {pane_id} '{_DEAD_MARK}-#{{pane_dead}}'",
+            f"display-message -p -t {pane_id} '{_MARK}'",
             f"send-keys -t {pane_id} Enter",
         )  # fmt: skip
         if call.rc != 0:
             _raise_for(pane_id, "send-keys", call)
-        _raise_for_mark(pane_id, pane_pid, call.out)
+        _raise_for_mark(pane_id, pane_pid, call.out, in_mode=True)
 
     async def cancel_mode(self, pane_id: str) -> None:
         """Leave every mode the pane is in (copy, view, clock, tree); a no-op when in none.
@@ -658,13 +670,17 @@ class TmuxClient:
         for n, (pane_id, pid) in enumerate(zip(pane_ids, pids, strict=True)):
             check_pane_id(pane_id)
             groups.append([
-                "if-shell", "-F", "-t", pane_id, _not_ours(pid),
-                f"display-message -p -t {pane_id} '{tag}-gone#{{pane_dead}}-{n}'",
+                "if-shell", "-F", "-t", pane_id, f"#{{||:{_not_ours(pid)},#{{pane_in_mode}}}}",
+                f"display-message -p -t {pane_id} "
+                f"'{tag}-gone#{{pane_dead}}#{{?pane_in_mode,m,}}-{n}'",
                 f"send-keys -t {pane_id} Enter ; display-message -p {tag}-ok-{n}",
             ])  # fmt: skip
+        # In a mode ("m"): nothing sent, and "missing" makes the caller ask once more alone,
+        # where the answer is exact (in a mode, or replaced as well).
         outcome = {
             f"{tag}-ok": "entered",
             f"{tag}-gone1": "dead",
+            f"{tag}-gone1m": "dead",
             f"{tag}-gone0": "replaced",
             f"{tag}-gone": "replaced",
         }
@@ -753,20 +769,28 @@ def _not_ours(pane_pid: int | None, target: Target | None = None) -> str:
     return expr
 
 
-def _raise_for_mark(pane_id: str, pane_pid: int | None, out: str) -> None:
+def _raise_for_mark(pane_id: str, pane_pid: int | None, out: str, *, in_mode: bool = False) -> None:
     """Raise for the guard's branch that did nothing (see :func:`_not_ours`).
 
     A pane that is gone makes the guard's condition true (an empty ``#{pane_pid}`` is not
-    ``pane_pid``) and its ``display-message -t`` print the mark with an empty value, with exit
+    ``pane_pid``) and its ``display-message -t`` print the mark with empty values, with exit
     status 0 (tmux 3.3a): nothing was pasted or pressed. It counts as a replaced pane: the
-    program that was typed into is gone, and the target may name a new pane.
+    program that was typed into is gone, and the target may name a new pane. ``in_mode``: the
+    guard refused a pane in a mode too (the Enter's).
     """
-    if f"{_DEAD_MARK}-1" in out:
+    seen = _MARK_SEEN.search(out)
+    if seen is None:
+        return
+    dead, mode, pid = seen.groups()
+    if dead == "1":
         raise PaneDead(f"{pane_id}: the pane is dead (its program exited)")
-    if f"{_DEAD_MARK}-0" in out:
-        raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
-    if _DEAD_MARK in out:
+    if dead == "":
         raise PaneReplaced(f"{pane_id}: the pane is gone")
+    if pane_pid is not None and pid != str(pane_pid):
+        raise PaneReplaced(f"{pane_id}: the pane runs another program than pid {pane_pid}")
+    if in_mode and mode == "1":
+        raise PaneInMode(f"{pane_id}: the pane is in a mode")
+    raise PaneReplaced(f"{pane_id}: the target no longer names this pane")
 
 
 def _server_missing(err: str) -> bool:

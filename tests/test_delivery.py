@@ -1011,3 +1011,30 @@ async def test_a_line_a_canonical_tty_would_cut_is_refused_not_verified(
         await engine.wait_idle()
     assert (await final(store, fits.id)).state is DeliveryState.VERIFIED
     await wait_for(lambda: out.read_text() == "é" * 2047 + "z\n", "the line that fits, whole")
+
+
+async def test_copy_mode_entered_between_paste_and_enter_holds_the_enter(
+    store: AsyncStore, server: Server
+) -> None:
+    # Someone scrolls back (copy mode) in the settle moment between the paste and the Enter: the
+    # Enter would go to copy mode and leave the text stuck on the input line. The Enter's guard
+    # refuses a pane in a mode; the engine waits for the mode to end, then presses it.
+    out = server.root / "cm2"
+    server.new_session("cm2", f"cat > {out}")
+    engine = engine_for(store, server)
+    real_paste = engine._typist.paste
+
+    async def paste_then_scroll(paste: Any) -> None:
+        await real_paste(paste)
+        server.tmux("copy-mode", "-t", paste.pane_id)
+        asyncio.get_running_loop().call_later(
+            1.0, server.tmux, "send-keys", "-X", "-t", paste.pane_id, "cancel"
+        )
+
+    engine._typist.paste = paste_then_scroll  # type: ignore[method-assign]
+    d = await enqueue(store, engine, "cm2:0", "after the scroll-back")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    row = await final(store, d.id)
+    assert (row.state, row.reason) == (DeliveryState.VERIFIED, None), row
+    await wait_for(lambda: out.read_text() == "after the scroll-back\n", "one whole line")

@@ -187,19 +187,28 @@ def _cli(state: Path, *args: str) -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("hold", ["frozen", "budget"])
 def test_pause_during_a_hold_types_nothing_after_it(
-    uv_spawner: Spawner, short_tmp: Path, server: Server, chaos_report: Callable[..., object]
+    uv_spawner: Spawner,
+    short_tmp: Path,
+    server: Server,
+    chaos_report: Callable[..., object],
+    hold: str,
 ) -> None:
-    # Deliveries held up by a frozen server; `asched pause` lands during the hold. Nothing is
-    # typed after the pause (only an occurrence already committed to its pane may finish), neither
-    # by this daemon when the server wakes nor by the next one after a restart.
+    # Deliveries held up (a frozen server, where they wait after typing began; a rate budget of
+    # one paste in 5 s, where they wait before); `asched pause` lands during the hold. Nothing is
+    # typed after the pause (only an occurrence already committed to its pane may finish),
+    # neither by this daemon when the hold ends nor by the next one after a restart.
     state = short_tmp / "state"
     state.mkdir(mode=0o700)
+    if hold == "budget":
+        _config(uv_spawner.tmp, "[delivery]\nrate_per_s = 0.2\nburst = 1\n")
     files = open_receivers(server, 6, "p")
     d = start_daemon(uv_spawner, state, server)
     ids = add_every(state, list(files), "paused")
     time.sleep(3)
-    freeze(server)
+    if hold == "frozen":
+        freeze(server)
     time.sleep(2)
     for target in files:
         _cli(state, "pause", "--target", target)
@@ -210,10 +219,11 @@ def test_pause_during_a_hold_types_nothing_after_it(
             r.checkin_id for r in store.in_flight() if r.state in (S.TYPING, S.TYPED, S.SUBMITTED)
         )
     time.sleep(3)
-    # Across a restart: stopped while frozen, the next daemon starts after the thaw.
+    # Across a restart: stopped during the hold, the next daemon starts after it.
     d.signal(signal.SIGTERM)
     assert d.wait(timeout=DRAIN_S + 5) == 0
-    thaw(server)
+    if hold == "frozen":
+        thaw(server)
     d2 = start_daemon(uv_spawner, state, server)
     time.sleep(6)
     after = {t: len(lines) for t, lines in seen_lines(files).items()}
@@ -227,7 +237,7 @@ def test_pause_during_a_hold_types_nothing_after_it(
     got = tally(state, files)
     tb = tracebacks(uv_spawner)
     chaos_report(
-        "pause during a hold, and a restart",
+        f"pause during a hold ({hold}), and a restart",
         len(files),
         duplicates=got.duplicates,
         lost=got.lost + len(got.torn),
@@ -239,6 +249,8 @@ def test_pause_during_a_hold_types_nothing_after_it(
         states=dict(got.states),
     )
     assert typed_after == 0 and claimed_after == 0, (after, at_pause, committed)
+    if hold == "budget":
+        assert stopped["paused"] > 0, got.states  # held before typing: skipped, not typed
     assert got.duplicates == got.lost == 0 and not got.torn, got
     assert tb == 0
 
