@@ -2,7 +2,11 @@
 
 The source file is only ever read: it is opened as ``file:...?mode=ro&immutable=1``, which makes
 SQLite take no lock and create nothing beside it (not even ``-wal``/``-shm``), so importing from
-the live directory of a stopped Tmux-Orchestrator leaves it byte for byte as it was.
+the live directory of a stopped Tmux-Orchestrator leaves it byte for byte as it was. The old CLI
+leaves a ``-wal`` with committed rows behind after every ``--add`` (it exits without closing its
+connection); an immutable open would read past them, so such a file is read through a private
+copy of the main file and its ``-wal`` (or hot ``-journal``), made in a temporary directory of
+our own: SQLite applies them to the copy, and nothing is written next to the source.
 
 Decisions (each one answers a failure in REFERENCE.md):
 
@@ -35,12 +39,14 @@ import enum
 import hashlib
 import math
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -177,7 +183,7 @@ def _decode(raw: bytes) -> object:
 
 
 def _check_file(path: Path) -> None:
-    """UsageError unless ``path`` is a readable SQLite file with nothing pending beside it."""
+    """UsageError unless ``path`` is a readable SQLite file."""
     try:
         regular = stat.S_ISREG(path.stat().st_mode)
     except OSError:
@@ -196,28 +202,46 @@ def _check_file(path: Path) -> None:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     if header != _MAGIC:
         raise UsageError(f"{path} is not an SQLite database")
+
+
+def _pending(path: Path) -> list[str]:
+    """The suffixes of the companions that hold changes not yet in ``path`` (-wal, -journal)."""
+    found = []
     for suffix in ("-wal", "-journal"):
-        companion = Path(f"{path}{suffix}")
         try:
-            pending = companion.stat().st_size > 0
+            if Path(f"{path}{suffix}").stat().st_size > 0:
+                found.append(suffix)
         except OSError:
             continue
-        if pending:
-            # immutable=1 would read past these changes; reading them needs a writable open.
-            raise UsageError(
-                f"{companion} holds changes not yet in {path.name}: stop the old scheduler"
-                " (its last writes are there), then run this again"
-            )
+    return found
 
 
 def read_tasks(path: Path) -> list[Task]:
     """Every row of the ``tasks`` table at ``path``, by rowid; UsageError if it has none.
 
     Opens the file read-only and immutable: no lock is taken and no file is created or changed.
+    When a ``-wal`` or ``-journal`` beside it holds changes, reads a private copy of the three
+    instead (see the module's docstring).
     """
     path = Path(path).absolute()
     _check_file(path)
-    uri = f"{path.as_uri()}?mode=ro&immutable=1"
+    pending = _pending(path)
+    if not pending:
+        return _read(f"{path.as_uri()}?mode=ro&immutable=1", shown=path)
+    with tempfile.TemporaryDirectory(prefix="asched-import-") as tmp:
+        copy = Path(tmp) / "tasks.db"
+        try:
+            shutil.copyfile(path, copy)
+            for suffix in pending:
+                shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return _read(copy.as_uri(), shown=path)
+
+
+def _read(uri: str, *, shown: Path) -> list[Task]:
+    """The rows of ``tasks`` through ``uri``; errors name ``shown`` (the user's file)."""
+    path = shown
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as exc:
@@ -339,15 +363,25 @@ def _disabled(task: Task) -> bool:
     return retries < 0
 
 
-def _rule(task: Task, now: datetime) -> tuple[Rule, datetime]:
+def _rule(task: Task, now: datetime, disabled: bool = False) -> tuple[Rule, datetime]:
     due = _due(task)
     interval = _interval_s(task)
     if interval > 0:
+        if disabled and due > now:
+            # Disabling set next_run a year ahead (the old scheduler's way): keep the rhythm,
+            # not the year. The first slot is the next one from now, so `asched resume` goes on
+            # at the next slot rather than 52 weeks away.
+            k = math.floor((now - due).total_seconds() / interval) + 1
+            due += timedelta(seconds=k * interval)  # the first slot of its rhythm after now
         rule: Rule = Every(interval, due)
         first = due if due > now else next_due(rule, now)
         if first is None:
             raise _Skip("no occurrence of this interval lies before the year 10000")
         return rule, first
+    if disabled:
+        # Its due time was overwritten with "a year from when it was disabled": nothing to
+        # deliver it at, and nothing is guessed.
+        raise _Skip("one-shot disabled in the old scheduler (its next_run was moved a year on)")
     last_run = _number(task.last_run)
     if last_run is not None and round(last_run * 1000) >= to_ms(due):
         raise _Skip("one-shot that already ran (last_run >= next_run)")
@@ -362,7 +396,7 @@ def plan_task(task: Task, key: str, now: datetime) -> tuple[NewCheckIn, tuple[st
     target = _target(task)
     message, remarks = _message(task)
     paused = _disabled(task)
-    rule, first = _rule(task, utc(now))
+    rule, first = _rule(task, utc(now), paused)
     if paused:
         remarks += (f"paused: disabled in the old scheduler (retry_count {task.retry_count})",)
     new = NewCheckIn(

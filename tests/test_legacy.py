@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -322,17 +324,34 @@ def test_wal_mode_source_and_special_path(run: Any, state: Path, src: Path) -> N
     assert data["source"] == str(db)
 
 
-def test_pending_wal_is_refused(run: Any, state: Path, src: Path) -> None:
+# What the old CLI does on every `scheduler.py --add`: a write in WAL mode, then an exit without
+# closing the connection, which leaves the committed row in the -wal (no process running).
+_LEAVE_WAL = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("INSERT INTO tasks (session_name, window_index, next_run, interval_minutes, note)"
+             " VALUES ('late', 1, ?, 30, 'added last')", (float(sys.argv[2]),))
+conn.commit()
+os._exit(0)
+"""
+
+
+def test_rows_left_in_a_wal_by_a_stopped_scheduler_are_imported(
+    run: Any, state: Path, src: Path
+) -> None:
+    # The old scheduler leaves its last rows in task_queue.db-wal after every --add. They are
+    # read through a private copy: imported, and the source, -wal included, stays as it was.
     db = make_db(src / "task_queue.db", [row()])
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute("INSERT INTO tasks (session_name, window_index) VALUES ('x', 1)")
-        conn.commit()  # in the -wal file only, while the old scheduler still has it open
-        result = run("import-legacy", str(db))
-    assert_usage_error(result)
-    assert "task_queue.db-wal holds changes not yet in task_queue.db" in result.err
-    assert not state.exists()
+    subprocess.run([sys.executable, "-c", _LEAVE_WAL, str(db), str(time.time() + 600)], check=True)
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 0
+    wal_bytes = wal.read_bytes()
+    with untouched(db):
+        data = report(run("import-legacy", str(db), "--json"))
+    assert wal.read_bytes() == wal_bytes
+    assert data["counts"]["imported"] == 2
+    assert {c.message for c in stored(state)} >= {"added last"}
 
 
 def _bad_sources(src: Path) -> dict[str, Path]:
@@ -421,3 +440,28 @@ def test_store_add_new_never_replaces(state: Path) -> None:
         with pytest.raises(ValueError, match="needs a key"):
             store.add_new([new(None, "keyless")])
         assert store.count_checkins() == 3
+
+
+def test_disabled_rows_keep_their_rhythm_not_the_year_ahead(
+    run: Any, state: Path, src: Path
+) -> None:
+    # The old scheduler disabled a task with retry_count -1 and next_run a year ahead. Imported
+    # paused, its first slot is the next of its rhythm from now (resume goes on from there, not
+    # 52 weeks away); a disabled one-shot has no due time left and is skipped with the reason.
+    now = time.time()
+    year_on = now + 365 * 86400 + 7 * 60  # disabled 7 minutes past a 30-minute slot
+    db = make_db(
+        src / "task_queue.db",
+        [
+            row(next_run=year_on, interval=30, note="every half hour", retry_count=-1),
+            row(next_run=year_on, interval=0, note="one-shot", retry_count=-1),
+        ],
+    )
+    data = report(run("import-legacy", str(db), "--json"))
+    rows = rows_by_id(data)
+    assert rows[2]["status"] == "skipped" and "disabled" in rows[2]["reason"], rows[2]
+    (c,) = [c for c in stored(state) if c.message == "every half hour"]
+    assert c.paused and c.next_due is not None
+    ahead = c.next_due.timestamp() - now
+    assert 0 < ahead <= 30 * 60, ahead
+    assert round(year_on - c.next_due.timestamp()) % (30 * 60) == 0  # same rhythm
