@@ -329,6 +329,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     for e in cfg.checkins:
         when = f"every {e.every_s}s" if e.every_s is not None else f"cron {e.cron!r} {e.tz}"
         match = f"role={e.role}" if e.role else f"session={e.session} window={e.window}"
+        match += " (any case)" if e.ignore_case else ""
         print(f"  [[checkin]] {e.name}: {when}, {match}")
     for name in cfg.agent_tables:
         profile = next(p for p in cfg.agents if p.name == name)

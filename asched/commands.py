@@ -12,6 +12,7 @@ never create anything either: no database means an empty schedule.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from asched.views import (
 )
 
 if TYPE_CHECKING:
+    from asched.lookup import Found
     from asched.models import CheckIn, Delivery
     from asched.store import Store
 
@@ -280,6 +282,18 @@ def _open_for_write(state: Path) -> Store:
     return Store.open(state / DB_NAME)
 
 
+def _warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
+    """A one-line warning on stderr when ``target`` names no pane on the daemon's tmux server
+    (stored anyway: sessions come and go). ``found``: a look-up already made."""
+    from asched import lookup
+
+    socket = lookup.tmux_socket(state, lookup.environ())
+    found = found if found is not None else lookup.look_up(target, socket)
+    text = lookup.warning(target, found, socket)
+    if text is not None:
+        print(f"asched: {text}", file=sys.stderr)
+
+
 def _wake(state: Path) -> None:
     """Tell a running daemon to re-plan. Best-effort: without one, nothing is lost."""
     from asched import control
@@ -379,6 +393,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         replaced = new.key is not None and store.get_by_key(new.key) is not None
         stored = store.add_checkin(new)
     _wake(state)
+    _warn_if_nowhere(state, stored.target)
     if args.json:
         print_json({**checkin_json(stored), "replaced": replaced})
     else:

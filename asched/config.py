@@ -11,8 +11,8 @@ errors, so that a typo never passes silently.
                   placeholder, collapsed, busy, above, above_rows, tail_rows, settle_s,
                   enters; a built-in NAME (claude, gemini, codex, ipython, python) changes
                   only the keys given
-    [[checkin]]   declarative check-ins: name, match (session / window patterns, or role),
-                  every or cron (+ tz), message, grace, catch_up, jitter
+    [[checkin]]   declarative check-ins: name, match (session / window patterns, or role;
+                  ignore_case), every or cron (+ tz), message, grace, catch_up, jitter
 """
 
 from __future__ import annotations
@@ -61,16 +61,20 @@ class Entry:
     session: str = "*"  # fnmatch pattern on the session name
     window: str = "*"  # fnmatch pattern on the window name
     role: str | None = None  # matches a window whose @asched_role option equals it
+    ignore_case: bool = False  # patterns and role match whatever the case ("Developer")
     grace_s: float = 300.0
     catch_up: CatchUp = CatchUp.SKIP
     jitter_s: float = 0.0
 
     def matches(self, session: str, window: str, role: str) -> bool:
         """True when a window (by session name, window name and @asched_role) is this entry's."""
+        fold = str.casefold if self.ignore_case else str
         if self.role is not None:
-            return role == self.role and fnmatch.fnmatchcase(session, self.session)
-        return fnmatch.fnmatchcase(session, self.session) and fnmatch.fnmatchcase(
-            window, self.window
+            return fold(role) == fold(self.role) and fnmatch.fnmatchcase(
+                fold(session), fold(self.session)
+            )
+        return fnmatch.fnmatchcase(fold(session), fold(self.session)) and fnmatch.fnmatchcase(
+            fold(window), fold(self.window)
         )
 
 
@@ -291,7 +295,10 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
     match = raw.get("match", {})
     if not isinstance(match, dict):
         raise UsageError(f'{where}: match must be a table like {{ session = "proj-*" }}')
-    _known(match, {"session", "window", "role"}, f"{where} match")
+    _known(match, {"session", "window", "role", "ignore_case"}, f"{where} match")
+    ignore_case = match.get("ignore_case", False)
+    if not isinstance(ignore_case, bool):
+        raise UsageError(f"{where} match: ignore_case must be true or false")
     catch_up = _text(raw, "catch_up", where, "skip")
     if catch_up not in ("skip", "once"):
         raise UsageError(f'{where}: catch_up must be "skip" or "once"')
@@ -306,6 +313,7 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
         session=_text(match, "session", where, "*") or "*",
         window=_text(match, "window", where, "*") or "*",
         role=_text(match, "role", where),
+        ignore_case=ignore_case,
         grace_s=300.0 if grace is None else float(grace),
         catch_up=CatchUp(catch_up),
         jitter_s=0.0 if jitter is None else float(jitter),

@@ -40,6 +40,7 @@ class HolderInfo:
     socket: str | None = None
     db: tuple[int, int] | None = None  # (device, inode) of the database the daemon has open
     wal: tuple[int, int] | None = None  # and of its -wal
+    tmux: str | None = None  # the socket of the tmux server it delivers to
 
 
 def _open(path: Path) -> int:
@@ -140,6 +141,7 @@ def read_holder(path: Path) -> HolderInfo:
         socket=raw.get("socket") if isinstance(raw.get("socket"), str) else None,
         db=db,
         wal=wal,
+        tmux=raw.get("tmux") if isinstance(raw.get("tmux"), str) else None,
     )
 
 

@@ -2,8 +2,9 @@
 
 The reference scheduler's self-scheduling either broke (an agent forgot to reschedule) or piled
 up (each call created another *recurring* task; REFERENCE failure 13). ``next`` stores exactly one
-one-shot check-in per target under the key ``next:<canonical target>``, so a second call replaces
-the first instead of adding to it.
+one-shot check-in per pane under the key ``next:<pane id>`` (the pane the target names when tmux
+answers, else ``next:<canonical target>``), so a second call replaces the first instead of adding
+to it, however the pane was spelled.
 
 Inside tmux the target defaults to the calling pane, ``$TMUX_PANE`` (``%N``), stored as the pane
 id: the daemon delivers to that pane wherever it moves, and never to a sibling that happens to be
@@ -19,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from asched.addplan import AddRequest, plan_checkin
-from asched.commands import _now, _open_for_write, _state_dir, _wake
+from asched.commands import _now, _open_for_write, _state_dir, _wake, _warn_if_nowhere
 from asched.errors import EXIT_OK, UsageError
 from asched.models import NewCheckIn
 from asched.targets import parse_target
@@ -46,9 +47,11 @@ examples:
   asched next 20m "review PR feedback" --json        prints the stored check-in
 
 DUR is a number with a unit: 90s, 20m, 1h30m, 2d. The check-in is stored under the key
-next:TARGET (see asched ls); `asched rm --key next:%5` drops it. If the pane's next check-in
-is paused (asched pause --target), the replacement stays paused. A pane id names a pane
-of one tmux server: the daemon must use that server (its default, or --tmux-socket).
+next:PANE, the pane id the target names when tmux answers (else next:TARGET), so %5, work:0
+and work:0.0 share one (see asched ls); `asched rm --key next:%5` drops it. If the pane's
+next check-in is paused (asched pause --target), the replacement stays paused. A pane id
+names a pane of one tmux server: the daemon must use that server (its default, or
+--tmux-socket).
 Exit 2, with nothing written, for a bad DUR, MESSAGE or target, or when outside tmux
 without --target.
 """
@@ -124,12 +127,21 @@ def register(
 
 
 def _cmd_next(args: argparse.Namespace) -> int:
+    from asched import lookup
+
     now = _now()
     new = plan_next(args.duration, args.message, args.target, now)
+    state = _state_dir(args)
+    found = None
+    if not new.target.startswith("%"):
+        # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
+        # of the pane they name now (the target itself stays as given).
+        found = lookup.look_up(new.target, lookup.tmux_socket(state, lookup.environ()))
+        if found.pane_id is not None:
+            new = replace(new, key=next_key(found.pane_id))
     key, due = new.key, new.next_due
     assert key is not None
     assert due is not None
-    state = _state_dir(args)
     with _open_for_write(state) as store:
         previous = store.get_by_key(key)
         if previous is not None and previous.paused:
@@ -138,6 +150,8 @@ def _cmd_next(args: argparse.Namespace) -> int:
             new = replace(new, paused=True)
         stored = store.add_checkin(new)
     _wake(state)
+    if found is not None:
+        _warn_if_nowhere(state, stored.target, found)
     if args.json:
         print_json({**checkin_json(stored), "replaced": previous is not None})
         return EXIT_OK

@@ -80,7 +80,8 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
         runtime_socket(ctx.options.state_dir), {"wake": scheduler.wake, "reload": ctx.reload}
     )
     await control.start()
-    ctx.announce(socket=str(control.path))
+    # The tmux server too: `asched add`/`next` look their target up on the server we deliver to.
+    ctx.announce(socket=str(control.path), tmux=tmux.socket)
     # READY now: what follows talks to tmux, and a frozen tmux server must not hold up the start
     # (systemd would time it out). The scheduler starts after the recovery, and a check-in with
     # a row still in flight is not claimed again anyway (Store.due_checkins).

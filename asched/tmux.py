@@ -353,6 +353,15 @@ class TmuxClient:
     def __repr__(self) -> str:
         return f"TmuxClient(socket_path={self.socket_path!r}, timeout_s={self.timeout_s})"
 
+    @property
+    def socket(self) -> str:
+        """The socket this client talks to: ``socket_path``, else tmux's default for this user
+        (``$TMUX_TMPDIR`` or /tmp, then ``tmux-UID/default``)."""
+        if self.socket_path is not None:
+            return self.socket_path
+        base = self._env.get("TMUX_TMPDIR") or "/tmp"  # tmux's own default
+        return os.path.join(base, f"tmux-{os.getuid()}", "default")
+
     def close(self) -> None:
         """Start no more clients; the ones running end within their (bounded) time."""
         self._pool.shutdown(wait=False, cancel_futures=True)

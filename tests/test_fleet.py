@@ -185,3 +185,29 @@ async def test_a_changed_entry_keeps_a_pause(tmp_path: Path) -> None:
         assert after is not None and after.message == "new words" and after.paused
     finally:
         await store.aclose()
+
+
+def test_the_example_config_matches_tmux_orchestrators_windows() -> None:
+    # Tmux-Orchestrator names its windows Orchestrator, Project-Manager, Developer (and never
+    # sets @asched_role): the example's entries match them whatever the case, and nothing else.
+    example = Path(__file__).resolve().parents[1] / "deploy" / "asched.example.toml"
+    entries = {e.name: e for e in config.load(example).checkins}
+    for window, name in (
+        ("Orchestrator", "orchestrator"),
+        ("Project-Manager", "project-manager"),
+        ("Developer", "developer"),
+        ("developer-2", "developer"),
+    ):
+        matched = [e.name for e in entries.values() if e.matches("proj", window, "")]
+        assert matched == [name], (window, matched)
+    assert not any(e.matches("proj", "Shell", "") for e in entries.values())
+
+
+def test_ignore_case_must_be_a_boolean(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[checkin]]\nname = "x"\nmatch = { window = "a", ignore_case = "yes" }\n'
+        'every = "5m"\nmessage = "m"\n'
+    )
+    with pytest.raises(UsageError, match="ignore_case must be true or false"):
+        config.load(cfg)

@@ -233,14 +233,16 @@ def test_compat_script_in_a_real_pane(server: Server, tmp_path: Path) -> None:
     assert isinstance(c.rule, Once)
     assert before + timedelta(minutes=30) <= c.rule.at <= now() + timedelta(minutes=30)
 
-    # The reference's second form names the window; decimals are minutes too.
+    # The reference's second form names the window; decimals are minutes too. orc:0 is the
+    # first pane again, by another name: its one next check-in is replaced, not doubled.
     line = compat_line(state, "15", "window note", "orc:0")
     _, rc, output = in_pane(server, "orc2", line, tmp_path)
     assert rc == 0, output
     pane3, rc, output = in_pane(server, "orc3", compat_line(state, "0.5", "half"), tmp_path)
     assert rc == 0, output
     by_target = {c.target: c for c in pending(state)}
-    assert set(by_target) == {pane, "orc:0", pane3}
+    assert set(by_target) == {"orc:0", pane3}
+    assert (by_target["orc:0"].key, by_target["orc:0"].id) == (f"next:{pane}", c.id)
     window, half = by_target["orc:0"], by_target[pane3]
     assert window.message == "window note" and half.message == "half"
     assert window.next_due is not None and half.next_due is not None
@@ -324,3 +326,37 @@ def test_compat_help(compat_env: dict[str, str]) -> None:
     result = compat("--help", env=compat_env)
     assert result.returncode == 0
     assert result.stdout.startswith('usage: schedule_with_note.sh MINUTES "NOTE" [session:window]')
+
+
+def test_one_next_per_pane_however_it_is_named(
+    run: Any, state: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # %N, orch:0 and orch:0.0 name one pane: the tmux server says which, and the key is the
+    # pane's, so each call replaces the one before (three rows were kept before).
+    pane = server.new_session("orch", "sleep 3600")
+    monkeypatch.setenv("ASCHED_TMUX_SOCKET", server.sock)
+    for spelling in (pane, "orch:0", "orch:0.0"):
+        result = run("next", "10m", f"via {spelling}", "--target", spelling)
+        assert result.code == 0 and result.err == "", result
+    (c,) = pending(state)
+    assert (c.key, c.message, c.target) == (f"next:{pane}", "via orch:0.0", "orch:0.0")
+
+
+def test_a_target_that_names_no_pane_warns_and_says_what_it_meant(
+    run: Any, state: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tmux-Orchestrator names its windows Developer, Project-Manager, ...; its scripts were given
+    # orch:developer. Stored anyway (a session may come later), with a one-line warning.
+    server.new_session("orch", "sleep 3600", window_name="Developer")
+    monkeypatch.setenv("ASCHED_TMUX_SOCKET", server.sock)
+    for argv in (
+        ("add", "orch:developer", "status?", "--in", "30m"),
+        ("next", "30m", "status?", "--target", "orch:developer"),
+    ):
+        result = run(*argv)
+        assert result.code == 0, result
+        assert result.err.count("\n") == 1, result.err
+        assert result.err.startswith("asched: warning: orch:developer names no pane on ")
+        assert "did you mean orch:Developer?" in result.err
+    assert run("add", "orch:Developer", "fine", "--in", "30m").err == ""
+    assert len(pending(state)) == 3
