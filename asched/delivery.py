@@ -454,7 +454,7 @@ class DeliveryEngine:
         if isinstance(checked, Delivery):
             return checked
         pane, fg = checked
-        text = self.settings.prefix + checkin.message
+        text = with_prefix(self.settings.prefix, checkin.message)
         if longest_line_bytes(text) > CANON_LINE_MAX and await asyncio.to_thread(
             too_long_for, pane.tty, text
         ):
@@ -1100,7 +1100,7 @@ class DeliveryEngine:
             await self._record_crash(row.id, exc)
 
     async def _settle_locked(self, checkin: CheckIn, row: Delivery) -> None:
-        text = self.settings.prefix + checkin.message
+        text = with_prefix(self.settings.prefix, checkin.message)
         pane = row.pane
         buffer = self._typist.buffer(row.id)
         if (
@@ -1234,6 +1234,15 @@ class DeliveryEngine:
 
 # The verdict of a look after an Enter that found the text still alone in the input area.
 _SWALLOWED = "text-still-in-input"
+
+
+def with_prefix(prefix: str, message: str) -> str:
+    """The text typed for ``message``: the ``[delivery] prefix`` before it, unless the message
+    already carries it (check-ins imported from Tmux-Orchestrator keep the text it typed,
+    "SCHEDULED CHECK-IN: <note>"; an empty note is the prefix's words alone): never twice."""
+    if not prefix or message.startswith(prefix) or message == prefix.rstrip(" \t:>-"):
+        return message
+    return prefix + message
 
 
 def _tail(text: str, width: int = 40) -> str:

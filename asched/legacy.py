@@ -21,7 +21,8 @@ Decisions (each one answers a failure in REFERENCE.md):
   (failure 21). One with ``last_run >= next_run`` already ran and is skipped.
 * ``retry_count < 0`` (how the old scheduler marked a disabled task) imports the check-in paused:
   visible in ``asched ls``, delivered only after ``asched resume`` (failure 15).
-* An empty note imports with the message :data:`DEFAULT_MESSAGE`.
+* A note imports as the text the old scheduler typed, ``SCHEDULED CHECK-IN: <note>``; an empty
+  one as :data:`DEFAULT_MESSAGE`. A ``[delivery] prefix`` of the same words is not added again.
 * Identical rows (same target, message and rule) import once; the rest are reported as
   duplicates (failures 1 and 2 left thousands of copies in such tables).
 * A target that gets more than :data:`PILE_UP` recurring check-ins is named in a warning: the
@@ -84,6 +85,8 @@ __all__ = [
 ORIGIN: Final = "legacy"
 KEY_PREFIX: Final = "legacy:"
 DEFAULT_MESSAGE: Final = "SCHEDULED CHECK-IN"
+# The old scheduler typed "SCHEDULED CHECK-IN: <note>".
+LEGACY_PREFIX: Final = DEFAULT_MESSAGE + ": "
 ONE_SHOT_GRACE_S: Final = 300.0  # the default --grace of asched add
 # More recurring check-ins than this for one target looks like the old self-scheduling pile-up
 # (each schedule_with_note.sh call made another recurring task): worth a warning.
@@ -351,7 +354,8 @@ def _message(task: Task) -> tuple[str, tuple[str, ...]]:
         check_body(note)
     except UsageError as exc:
         raise _Skip(f"note: {exc}") from None
-    return note, ()
+    # What the old scheduler typed; a [delivery] prefix of the same words is not added again.
+    return LEGACY_PREFIX + note, ()
 
 
 def _disabled(task: Task) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from asched.async_store import AsyncStore
-from asched.delivery import DeliveryEngine, DeliverySettings
+from asched.delivery import DeliveryEngine, DeliverySettings, with_prefix
 from asched.models import Delivery, DeliveryState, NewCheckIn, Once
 from asched.tmux import TmuxClient, parse_target
 from tests.tmuxsrv import Server
@@ -1038,3 +1038,18 @@ async def test_copy_mode_entered_between_paste_and_enter_holds_the_enter(
     row = await final(store, d.id)
     assert (row.state, row.reason) == (DeliveryState.VERIFIED, None), row
     await wait_for(lambda: out.read_text() == "after the scroll-back\n", "one whole line")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message", "typed"),
+    [
+        ("", "status?", "status?"),
+        ("SCHEDULED CHECK-IN: ", "status?", "SCHEDULED CHECK-IN: status?"),
+        # Imported from Tmux-Orchestrator: its text already, and its empty-note text.
+        ("SCHEDULED CHECK-IN: ", "SCHEDULED CHECK-IN: status?", "SCHEDULED CHECK-IN: status?"),
+        ("SCHEDULED CHECK-IN: ", "SCHEDULED CHECK-IN", "SCHEDULED CHECK-IN"),
+        ("[asched] ", "SCHEDULED CHECK-IN: status?", "[asched] SCHEDULED CHECK-IN: status?"),
+    ],
+)
+def test_the_prefix_is_never_typed_twice(prefix: str, message: str, typed: str) -> None:
+    assert with_prefix(prefix, message) == typed

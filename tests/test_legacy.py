@@ -39,6 +39,7 @@ COLUMNS = (
     "session_name", "agent_role", "window_index", "next_run", "interval_minutes", "note",
     "last_run", "retry_count",
 )  # fmt: skip
+OLD = "SCHEDULED CHECK-IN: "  # what the old scheduler typed before a note
 _AHEAD = object()  # row()'s default next_run: ten minutes from when the row is made
 
 
@@ -156,7 +157,8 @@ def test_import_mixed_table(run: Any, state: Path, src: Path, wakes: list[Path])
     assert set(checkins) == {f"legacy:{ident}:{n}" for n in IMPORTED}
     c1, c2, c3, c6, c14 = (checkins[f"legacy:{ident}:{n}"] for n in (1, 2, 3, 6, 14))
     assert all(c.origin == "legacy" for c in checkins.values())
-    assert (c1.target, c1.message, c1.paused) == ("proj:0", "hourly status", False)
+    # The text the old scheduler typed (a [delivery] prefix of the same words is not doubled).
+    assert (c1.target, c1.message, c1.paused) == ("proj:0", OLD + "hourly status", False)
     assert isinstance(c1.rule, Every) and c1.rule.interval_s == 3600
     assert c1.next_due == c1.rule.anchor  # still ahead: first at next_run
     assert c1.next_due is not None
@@ -167,7 +169,7 @@ def test_import_mixed_table(run: Any, state: Path, src: Path, wakes: list[Path])
     slots = (c2.next_due - c2.rule.anchor) / timedelta(minutes=30)
     assert slots == 4  # at now + 200 s: on the old cadence, and the first one still ahead
     assert isinstance(c3.rule, Once) and c3.next_due == c3.rule.at
-    assert (c3.target, c3.message) == ("proj:2", "future one-shot")
+    assert (c3.target, c3.message) == ("proj:2", OLD + "future one-shot")
     assert (c6.target, c6.paused) == ("proj:3", True)
     assert "retry_count -1" in " ".join(rows[6]["remarks"])
     assert (c14.target, c14.message) == ("proj:4", DEFAULT_MESSAGE)
@@ -351,7 +353,7 @@ def test_rows_left_in_a_wal_by_a_stopped_scheduler_are_imported(
         data = report(run("import-legacy", str(db), "--json"))
     assert wal.read_bytes() == wal_bytes
     assert data["counts"]["imported"] == 2
-    assert {c.message for c in stored(state)} >= {"added last"}
+    assert {c.message for c in stored(state)} >= {OLD + "added last"}
 
 
 def _bad_sources(src: Path) -> dict[str, Path]:
@@ -460,7 +462,7 @@ def test_disabled_rows_keep_their_rhythm_not_the_year_ahead(
     data = report(run("import-legacy", str(db), "--json"))
     rows = rows_by_id(data)
     assert rows[2]["status"] == "skipped" and "disabled" in rows[2]["reason"], rows[2]
-    (c,) = [c for c in stored(state) if c.message == "every half hour"]
+    (c,) = [c for c in stored(state) if c.message == OLD + "every half hour"]
     assert c.paused and c.next_due is not None
     ahead = c.next_due.timestamp() - now
     assert 0 < ahead <= 30 * 60, ahead
