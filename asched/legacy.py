@@ -10,9 +10,10 @@ our own: SQLite applies them to the copy, and nothing is written next to the sou
 
 Decisions (each one answers a failure in REFERENCE.md):
 
-* A row becomes the check-in keyed ``legacy:<source id>:<rowid>``; the source id is a hash of the
-  file's resolved path. A second run finds the keys and imports nothing twice ("already
-  imported"); a check-in removed after the import is imported again by a later run.
+* A row becomes the check-in keyed ``legacy:<row id>``, a hash of what the row says (session,
+  window, role, note, interval, and the due time of a one-shot), so a second run, from the same
+  file or a copy of it elsewhere, imports nothing twice ("already imported"). The keys ever
+  imported are remembered: a check-in removed after the import stays removed.
 * ``interval_minutes > 0``: every interval, aligned on ``next_run``; the first one at ``next_run``
   when that is still ahead, else at the next slot after now. Missed slots are not replayed.
 * ``interval_minutes == 0`` (one-shot): imported when ``next_run`` is ahead, or behind by at most
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import enum
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -85,6 +87,7 @@ __all__ = [
 ORIGIN: Final = "legacy"
 KEY_PREFIX: Final = "legacy:"
 DEFAULT_MESSAGE: Final = "SCHEDULED CHECK-IN"
+GONE: Final = "imported before, and removed since: not imported again"
 # The old scheduler typed "SCHEDULED CHECK-IN: <note>".
 LEGACY_PREFIX: Final = DEFAULT_MESSAGE + ": "
 ONE_SHOT_GRACE_S: Final = 300.0  # the default --grace of asched add
@@ -108,13 +111,18 @@ examples:
   asched import-legacy ~/Tmux-Orchestrator/task_queue.db             do it
   asched import-legacy task_queue.db --json                          the report as JSON
 
-how rows map (target session_name:window_index, message = note):
+how rows map (target session_name:window_index, message "SCHEDULED CHECK-IN: <note>", as
+the old scheduler typed it; a [delivery] prefix of the same words is not added again):
   interval_minutes > 0    every interval; first at next_run, or the next slot after now
   interval_minutes = 0    once at next_run; more than 5 min in the past: skipped (not replayed)
-  retry_count < 0         imported paused (it was disabled); asched resume ID to start it
+  retry_count < 0         imported paused (it was disabled), first at the next slot from now;
+                          asched resume ID to start it (a disabled one-shot is skipped)
   empty note              imported with the message "SCHEDULED CHECK-IN"
   identical rows          imported once, the others reported as duplicates
-The check-ins get the key legacy:<source id>:<row id> and origin "legacy" (see asched ls).
+The check-ins get the key legacy:<row id> (a hash of what the row says: a copy of the file
+elsewhere imports nothing twice) and origin "legacy" (see asched ls). A check-in removed
+after its import is not imported again. A -wal left by the old scheduler is read (through a
+private copy) and never changed.
 Exit 2, with nothing written, when PATH is not such a database.
 """
 
@@ -176,6 +184,22 @@ def source_id(path: Path) -> str:
     """A short stable id of the source database: a hash of its resolved path."""
     resolved = os.path.realpath(path)
     return hashlib.sha256(os.fsencode(resolved)).hexdigest()[:12]
+
+
+def row_id(task: Task) -> str:
+    """A short id of what a row says, wherever its file lies: session, window, role, note,
+    interval, and the due time of a one-shot (a recurring row's next_run moves on as it runs)."""
+    one_shot = _number(task.interval_minutes) == 0
+    said = [
+        task.session_name,
+        task.window_index,
+        task.agent_role,
+        task.note,
+        task.interval_minutes,
+        task.next_run if one_shot else None,
+    ]
+    text = json.dumps(said, default=repr, ensure_ascii=True, sort_keys=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
 
 
 def _decode(raw: bytes) -> object:
@@ -435,17 +459,32 @@ def plan_import(
     ident: str,
     now: datetime,
     existing: Callable[[str], CheckIn | None],
+    removed: Callable[[str], bool] = lambda _key: False,
 ) -> list[Outcome]:
-    """The verdict on every row, in rowid order; ``existing(key)`` looks up imported ones.
+    """The verdict on every row, in rowid order; ``existing(key)`` looks up imported ones,
+    ``removed(key)`` says whether a key was imported once (and its check-in removed since).
 
     Nothing is written: importable rows come back as :attr:`Status.WOULD_IMPORT`.
     """
     first_of: dict[tuple[object, ...], int] = {}
+    key_of: dict[str, int] = {}
     out: list[Outcome] = []
     for task in tasks:
-        key = f"{KEY_PREFIX}{ident}:{task.rowid}"
+        key = f"{KEY_PREFIX}{row_id(task)}"
         role = task.agent_role if isinstance(task.agent_role, str) else None
-        found = existing(key)
+        original = key_of.setdefault(key, task.rowid)
+        if original != task.rowid:  # says exactly what an earlier row says
+            reason = f"duplicate of row {original} (same target, note and schedule)"
+            target = _target_or_none(task)
+            out.append(Outcome(task.rowid, key, Status.SKIPPED, target, role, reason=reason))
+            continue
+        # Imported by an asched from before row ids: keyed by the file's path and the rowid.
+        found = existing(key) or existing(f"{KEY_PREFIX}{ident}:{task.rowid}")
+        if found is None and removed(key):
+            out.append(
+                Outcome(task.rowid, key, Status.ALREADY, _target_or_none(task), role, reason=GONE)
+            )
+            continue
         if found is not None:
             # Its signature still counts, so that a second run skips the same duplicates.
             first_of.setdefault(_signature(found.target, found.message, found.rule), task.rowid)
@@ -518,13 +557,17 @@ def _write(state: Path, outcomes: list[Outcome]) -> list[Outcome]:
     done = list(outcomes)
     with _open_for_write(state) as store:
         planned = [o.planned for o in (outcomes[i] for i in todo) if o.planned is not None]
-        results = store.add_new(planned)
+        results = store.add_new(planned, remember=True)
         for i, stored in zip(todo, results, strict=True):
             if stored is not None:
                 done[i] = replace(outcomes[i], status=Status.IMPORTED, checkin=stored)
             else:  # another import got there between our look and our write
+                found = store.get_by_key(outcomes[i].key)
                 done[i] = replace(
-                    outcomes[i], status=Status.ALREADY, checkin=store.get_by_key(outcomes[i].key)
+                    outcomes[i],
+                    status=Status.ALREADY,
+                    checkin=found,
+                    reason=None if found is not None else GONE,
                 )
     return done
 
@@ -540,7 +583,7 @@ def _cmd_import_legacy(args: argparse.Namespace) -> int:
         outcomes = plan_import(tasks, ident, now, lambda _key: None)
     else:
         with store:
-            outcomes = plan_import(tasks, ident, now, store.get_by_key)
+            outcomes = plan_import(tasks, ident, now, store.get_by_key, store.was_imported)
     if not args.dry_run:
         outcomes = _write(state, outcomes)
         if any(o.status is Status.IMPORTED for o in outcomes):
@@ -605,7 +648,7 @@ def _detail(o: Outcome) -> str:
     if o.status is Status.SKIPPED:
         return o.reason or ""
     if o.status is Status.ALREADY:
-        return "" if o.checkin is None else f"as check-in {o.checkin.id}"
+        return o.reason or "" if o.checkin is None else f"as check-in {o.checkin.id}"
     c = o.checkin
     rule = c.rule if c is not None else o.planned.rule if o.planned is not None else None
     due = c.next_due if c is not None else o.planned.next_due if o.planned is not None else None

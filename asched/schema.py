@@ -168,7 +168,18 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2)
+# Schema version 3: the keys import-legacy ever stored, so that a check-in the user removed is not
+# imported again by a later run (from the same file or a copy of it).
+SCHEMA_V3: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE imported_keys (
+        key         TEXT PRIMARY KEY CHECK (typeof(key) = 'text' AND length(key) > 0),
+        imported_ms INTEGER NOT NULL CHECK (typeof(imported_ms) = 'integer')
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 _TABLES: Final = frozenset({"checkins", "deliveries"})

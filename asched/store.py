@@ -371,20 +371,33 @@ class Store:
             raise UsageError(f"invalid check-in: {exc}") from exc
         return len(rows)
 
-    def add_new(self, news: Sequence[NewCheckIn]) -> list[CheckIn | None]:
+    def add_new(
+        self, news: Sequence[NewCheckIn], *, remember: bool = False
+    ) -> list[CheckIn | None]:
         """Insert the keyed check-ins whose key is still free, in one transaction; never replace.
 
         One answer per item, in order: the stored check-in, or None when its key already existed
-        (``import-legacy`` run twice imports nothing twice). Every item needs a key.
+        (``import-legacy`` run twice imports nothing twice). Every item needs a key. With
+        ``remember``, a key stored this way once is never stored again, even after its check-in
+        was removed (see :meth:`was_imported`).
         """
         if any(new.key is None for new in news):
             raise ValueError("add_new needs a key on every check-in")
         now = self._now_ms()
-        rows = [checkin_params(new, now) for new in news]
+        rows = [(new.key, checkin_params(new, now)) for new in news]
         out: list[CheckIn | None] = []
         try:
             with self._write() as conn:
-                for params in rows:
+                for key, params in rows:
+                    if remember:
+                        fresh = conn.execute(
+                            "INSERT INTO imported_keys (key, imported_ms) VALUES (?, ?) "
+                            "ON CONFLICT (key) DO NOTHING",
+                            (key, now),
+                        ).rowcount
+                        if not fresh:
+                            out.append(None)
+                            continue
                     inserted = conn.execute(_INSERT_NEW + " RETURNING id", params).fetchone()
                     found = None
                     if inserted is not None:
@@ -395,6 +408,11 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise UsageError(f"invalid check-in: {exc}") from exc
         return out
+
+    def was_imported(self, key: str) -> bool:
+        """True when :meth:`add_new` stored ``key`` with ``remember`` (removed since or not)."""
+        row = self._conn.execute("SELECT 1 FROM imported_keys WHERE key = ?", (key,)).fetchone()
+        return row is not None
 
     def get_checkin(self, checkin_id: int) -> CheckIn | None:
         """The check-in with this id, or None."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -154,8 +156,10 @@ def test_import_mixed_table(run: Any, state: Path, src: Path, wakes: list[Path])
     assert wakes == [state]
 
     checkins = by_key(state)
-    assert set(checkins) == {f"legacy:{ident}:{n}" for n in IMPORTED}
-    c1, c2, c3, c6, c14 = (checkins[f"legacy:{ident}:{n}"] for n in (1, 2, 3, 6, 14))
+    key = {n: rows[n]["key"] for n in IMPORTED}
+    assert set(checkins) == set(key.values())
+    assert all(re.fullmatch(r"legacy:[0-9a-f]{16}", k) for k in key.values())
+    c1, c2, c3, c6, c14 = (checkins[key[n]] for n in (1, 2, 3, 6, 14))
     assert all(c.origin == "legacy" for c in checkins.values())
     # The text the old scheduler typed (a [delivery] prefix of the same words is not doubled).
     assert (c1.target, c1.message, c1.paused) == ("proj:0", OLD + "hourly status", False)
@@ -467,3 +471,28 @@ def test_disabled_rows_keep_their_rhythm_not_the_year_ahead(
     ahead = c.next_due.timestamp() - now
     assert 0 < ahead <= 30 * 60, ahead
     assert round(year_on - c.next_due.timestamp()) % (30 * 60) == 0  # same rhythm
+
+
+def test_a_copy_elsewhere_imports_nothing_twice_and_removed_stays_removed(
+    run: Any, state: Path, src: Path
+) -> None:
+    # The identity of a row is what it says, not where its file lies: a copy of the database in
+    # another directory is "already imported". And a check-in the user removed stays removed.
+    db = make_db(src / "task_queue.db", [row(note="kept"), row(window=1, note="removed")])
+    first = report(run("import-legacy", str(db), "--json"))
+    assert first["counts"]["imported"] == 2
+    elsewhere = src / "backup"
+    elsewhere.mkdir()
+    copy = elsewhere / "task_queue.db"
+    shutil.copy(db, copy)
+    again = report(run("import-legacy", str(copy), "--json"))
+    assert again["counts"] == {
+        "imported": 0, "would-import": 0, "already-imported": 2, "skipped": 0,
+    }  # fmt: skip
+    gone = next(c for c in stored(state) if c.message.endswith("removed"))
+    assert run("rm", str(gone.id)).code == 0
+    third = report(run("import-legacy", str(copy), "--json"))
+    by_row = rows_by_id(third)
+    assert by_row[2]["status"] == "already-imported" and "removed since" in by_row[2]["reason"]
+    assert third["counts"]["imported"] == 0
+    assert [c.message for c in stored(state)] == [OLD + "kept"]
