@@ -122,6 +122,12 @@ def register(
         metavar="T",
         help="the pane: session:window[.pane] or %%N (default: the calling pane, $TMUX_PANE)",
     )
+    p.add_argument(
+        "--any-case",
+        action="store_true",
+        help="a window name that names no window but one in another case names that one"
+        " (orch:developer -> orch:Developer, as Tmux-Orchestrator's scripts did)",
+    )
     p.add_argument("--json", action="store_true", help="print the stored check-in as JSON")
     p.set_defaults(handler=_cmd_next)
 
@@ -136,7 +142,11 @@ def _cmd_next(args: argparse.Namespace) -> int:
     if not new.target.startswith("%"):
         # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
         # of the pane they name now (the target itself stays as given).
-        found = lookup.look_up(new.target, lookup.tmux_socket(state, lookup.environ()))
+        socket = lookup.tmux_socket(state, lookup.environ())
+        found = lookup.look_up(new.target, socket)
+        if args.any_case and found.pane_id is None and len(found.near) == 1:
+            new = replace(new, target=found.near[0])
+            found = lookup.look_up(new.target, socket)
         if found.pane_id is not None:
             new = replace(new, key=next_key(found.pane_id))
     key, due = new.key, new.next_due

@@ -360,3 +360,21 @@ def test_a_target_that_names_no_pane_warns_and_says_what_it_meant(
         assert "did you mean orch:Developer?" in result.err
     assert run("add", "orch:Developer", "fine", "--in", "30m").err == ""
     assert len(pending(state)) == 3
+
+
+def test_compat_role_form_names_the_window_in_any_case(
+    compat_env: dict[str, str], state: Path, server: Server
+) -> None:
+    # The old script's header form `schedule_with_note.sh 30 "..." orch:developer`, with the
+    # window named "Developer" as Tmux-Orchestrator names it: the check-in goes to that window
+    # (it used to be stored for a window that does not exist, silently).
+    pane = server.new_session("orch", "sleep 3600", window_name="Developer")
+    env = {**compat_env, "ASCHED_TMUX_SOCKET": server.sock}
+    result = compat("30", "status please", "orch:developer", env=env)
+    assert result.returncode == 0 and result.stderr == "", result
+    (c,) = pending(state)
+    assert (c.target, c.key) == ("orch:Developer", f"next:{pane}")
+    # A name that matches no window in any case: stored as given, with a one-line warning.
+    result = compat("30", "nobody", "orch:tester", env=env)
+    assert result.returncode == 0, result
+    assert result.stderr.startswith("asched: warning: orch:tester names no pane on ")

@@ -12,6 +12,9 @@
 #     (a missing bc once broke every send: REFERENCE failure 19) and no date.
 #   - NOTE reaches asched as one argument, exactly as given: no eval, no shell re-parsing, no
 #     note file.
+#   - A target's window name matches whatever its case (orch:developer is the window Developer,
+#     as the original's role form was used); one that names no window is stored anyway, with a
+#     one-line warning from asched.
 # asched is $ASCHED_BIN when set, else `asched` on PATH; the state directory is asched's usual
 # one (ASCHED_STATE_DIR, ...). Exit status: asched's (0 ok, 2 bad input), 127 without asched.
 set -euo pipefail
@@ -71,7 +74,8 @@ else
 fi
 
 args=(next)
-[ -z "$target" ] || args+=(--target "$target")
+# --any-case: the old script's "session:role" form names windows like "Developer" in lower case.
+[ -z "$target" ] || args+=(--target "$target" --any-case)
 # "--" ends the options: a NOTE that starts with "-" is still the message.
 args+=(-- "${seconds}s" "$note")
 
