@@ -22,8 +22,9 @@ Decisions (each one answers a failure in REFERENCE.md):
   (failure 21). One with ``last_run >= next_run`` already ran and is skipped.
 * ``retry_count < 0`` (how the old scheduler marked a disabled task) imports the check-in paused:
   visible in ``asched ls``, delivered only after ``asched resume`` (failure 15).
-* A note imports as the text the old scheduler typed, ``SCHEDULED CHECK-IN: <note>``; an empty
-  one as :data:`DEFAULT_MESSAGE`. A ``[delivery] prefix`` of the same words is not added again.
+* A note imports as the text the old scheduler typed, ``SCHEDULED CHECK-IN: <note>``, and an
+  empty one as its default text, :data:`DEFAULT_MESSAGE`. A ``[delivery] prefix`` of the same
+  words is not added again.
 * Identical rows (same target, message and rule) import once; the rest are reported as
   duplicates (failures 1 and 2 left thousands of copies in such tables).
 * A target that gets more than :data:`PILE_UP` recurring check-ins is named in a warning: the
@@ -86,10 +87,10 @@ __all__ = [
 
 ORIGIN: Final = "legacy"
 KEY_PREFIX: Final = "legacy:"
-DEFAULT_MESSAGE: Final = "SCHEDULED CHECK-IN"
+# The old scheduler typed "SCHEDULED CHECK-IN: <note>", and this for an empty note.
+LEGACY_PREFIX: Final = "SCHEDULED CHECK-IN: "
+DEFAULT_MESSAGE: Final = LEGACY_PREFIX + "Time for your regular status update"
 GONE: Final = "imported before, and removed since: not imported again"
-# The old scheduler typed "SCHEDULED CHECK-IN: <note>".
-LEGACY_PREFIX: Final = DEFAULT_MESSAGE + ": "
 ONE_SHOT_GRACE_S: Final = 300.0  # the default --grace of asched add
 # More recurring check-ins than this for one target looks like the old self-scheduling pile-up
 # (each schedule_with_note.sh call made another recurring task): worth a warning.
@@ -117,7 +118,8 @@ the old scheduler typed it; a [delivery] prefix of the same words is not added a
   interval_minutes = 0    once at next_run; more than 5 min in the past: skipped (not replayed)
   retry_count < 0         imported paused (it was disabled), first at the next slot from now;
                           asched resume ID to start it (a disabled one-shot is skipped)
-  empty note              imported with the message "SCHEDULED CHECK-IN"
+  empty note              the old default: "SCHEDULED CHECK-IN: Time for your regular status
+                          update"
   identical rows          imported once, the others reported as duplicates
 The check-ins get the key legacy:<row id> (a hash of what the row says: a copy of the file
 elsewhere imports nothing twice) and origin "legacy" (see asched ls). A check-in removed

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from asched.models import CheckIn, Once
+from asched.models import CheckIn, Every, Once
 from asched.paths import DB_NAME
 from asched.store import Store
 from tests.cliharness import assert_usage_error, stored
@@ -378,3 +378,57 @@ def test_compat_role_form_names_the_window_in_any_case(
     result = compat("30", "nobody", "orch:tester", env=env)
     assert result.returncode == 0, result
     assert result.stderr.startswith("asched: warning: orch:tester names no pane on ")
+
+
+OLD_SCHEDULER = REPO / "deploy" / "compat" / "scheduler.py"
+
+
+def old_scheduler(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(OLD_SCHEDULER), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_old_scheduler_command_line_maps_onto_asched(
+    compat_env: dict[str, str], state: Path
+) -> None:
+    # Agents told to run `python3 scheduler.py --add SESSION ROLE WINDOW INTERVAL NOTE` (the old
+    # project's instructions) now reach asched, with the text the old scheduler typed.
+    env = {**compat_env, "ASCHED_TMUX_SOCKET": "/nonexistent/asched-test-no-tmux"}
+    added = old_scheduler("--add", "proj", "developer", "1", "30", "-status please", env=env)
+    assert added.returncode == 0, added
+    (c,) = pending(state)
+    assert (c.target, c.message) == ("proj:1", "SCHEDULED CHECK-IN: -status please")
+    assert isinstance(c.rule, Every) and c.rule.interval_s == 1800
+    assert c.next_due is not None
+    assert timedelta(minutes=29) < c.next_due - now() <= timedelta(minutes=30)
+    # INTERVAL 0: once, now (the old scheduler typed it on every pass, forever); an empty NOTE is
+    # the old default text.
+    assert old_scheduler("--add", "proj", "pm", "2", "0", "", env=env).returncode == 0
+    once = next(c for c in pending(state) if c.target == "proj:2")
+    assert once.message == "SCHEDULED CHECK-IN: Time for your regular status update"
+    assert isinstance(once.rule, Once)
+    listed = old_scheduler("--list", env=env)
+    assert listed.returncode == 0 and "proj:1" in listed.stdout and "proj:2" in listed.stdout
+    assert old_scheduler("--remove", str(c.id), env=env).returncode == 0
+    assert [p.target for p in pending(state)] == ["proj:2"]
+    for args in (("--daemon",), ("--queue-daemon",), ("--add", "p", "r", "0", "x", "n")):
+        refused = old_scheduler(*args, env=env)
+        assert refused.returncode == 2 and refused.stderr.startswith("scheduler.py: "), refused
+    bare = {**env, "PATH": "/nonexistent"}
+    assert old_scheduler("--list", env=bare).returncode == 127
+
+
+def test_old_scheduler_in_a_real_pane(server: Server, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = f'PATH={shlex.quote(str(VENV_BIN))}:"$PATH" ASCHED_STATE_DIR={shlex.quote(str(state))}'
+    line = f"{env} {shlex.join([sys.executable, str(OLD_SCHEDULER)])} --add orc dev 0 15 'go on'"
+    _, rc, output = in_pane(server, "olds", line, tmp_path)
+    assert rc == 0, output
+    (c,) = pending(state)
+    assert (c.target, c.message) == ("orc:0", "SCHEDULED CHECK-IN: go on")
