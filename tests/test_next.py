@@ -378,6 +378,12 @@ def test_compat_role_form_names_the_window_in_any_case(
     result = compat("30", "nobody", "orch:tester", env=env)
     assert result.returncode == 0, result
     assert result.stderr.startswith("asched: warning: orch:tester names no pane on ")
+    # From inside a pane of that server (as agents call it): $TMUX names the server to ask.
+    _, rc, output = in_pane(
+        server, "agent", compat_line(state, "20", "from a pane", "orch:developer"), state.parent
+    )
+    assert rc == 0 and "warning" not in output, output
+    assert {c.target for c in pending(state)} == {"orch:Developer", "orch:tester"}
 
 
 OLD_SCHEDULER = REPO / "deploy" / "compat" / "scheduler.py"
