@@ -43,6 +43,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -97,6 +98,7 @@ ONE_SHOT_GRACE_S: Final = 300.0  # the default --grace of asched add
 PILE_UP: Final = 3
 
 _MAGIC: Final = b"SQLite format 3\x00"
+_ROW_KEY: Final = re.compile(r"legacy:[0-9a-f]{16}")  # the keys of this asched (see row_id)
 _REQUIRED: Final = ("session_name", "window_index", "next_run", "interval_minutes", "note")
 _OPTIONAL: Final = ("agent_role", "last_run", "retry_count")
 
@@ -254,15 +256,20 @@ def read_tasks(path: Path) -> list[Task]:
     """
     path = Path(path).absolute()
     _check_file(path)
-    pending = _pending(path)
+    real = Path(os.path.realpath(path))  # SQLite names the -wal after a symlink's target
+    pending = _pending(real)
     if not pending:
         return _read(f"{path.as_uri()}?mode=ro&immutable=1", shown=path)
-    with tempfile.TemporaryDirectory(prefix="asched-import-") as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="asched-import-")
+    except OSError as exc:
+        raise UsageError(f"cannot make a temporary copy of {path}: {exc.strerror or exc}") from None
+    with scratch as tmp:
         copy = Path(tmp) / "tasks.db"
         try:
-            shutil.copyfile(path, copy)
+            shutil.copyfile(real, copy)
             for suffix in pending:
-                shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+                shutil.copyfile(f"{real}{suffix}", f"{copy}{suffix}")
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         return _read(copy.as_uri(), shown=path)
@@ -462,45 +469,59 @@ def plan_import(
     now: datetime,
     existing: Callable[[str], CheckIn | None],
     removed: Callable[[str], bool] = lambda _key: False,
+    earlier: Sequence[CheckIn] = (),
 ) -> list[Outcome]:
     """The verdict on every row, in rowid order; ``existing(key)`` looks up imported ones,
-    ``removed(key)`` says whether a key was imported once (and its check-in removed since).
+    ``removed(key)`` says whether a key was imported once (and its check-in removed since), and
+    ``earlier`` are check-ins an older asched imported under path-based keys (they count by what
+    they say: a copy of the file elsewhere finds them too).
 
     Nothing is written: importable rows come back as :attr:`Status.WOULD_IMPORT`.
     """
     first_of: dict[tuple[object, ...], int] = {}
     key_of: dict[str, int] = {}
+    older = _older_signatures(earlier)
     out: list[Outcome] = []
     for task in tasks:
         key = f"{KEY_PREFIX}{row_id(task)}"
         role = task.agent_role if isinstance(task.agent_role, str) else None
-        original = key_of.setdefault(key, task.rowid)
-        if original != task.rowid:  # says exactly what an earlier row says
-            reason = f"duplicate of row {original} (same target, note and schedule)"
+        if key in key_of:  # says exactly what an earlier row (found or imported) says
+            reason = f"duplicate of row {key_of[key]} (same target, note and schedule)"
             target = _target_or_none(task)
             out.append(Outcome(task.rowid, key, Status.SKIPPED, target, role, reason=reason))
             continue
         # Imported by an asched from before row ids: keyed by the file's path and the rowid.
         found = existing(key) or existing(f"{KEY_PREFIX}{ident}:{task.rowid}")
-        if found is None and removed(key):
-            out.append(
-                Outcome(task.rowid, key, Status.ALREADY, _target_or_none(task), role, reason=GONE)
-            )
-            continue
         if found is not None:
-            # Its signature still counts, so that a second run skips the same duplicates.
+            # It still counts, so that a second run skips the same duplicates.
             first_of.setdefault(_signature(found.target, found.message, found.rule), task.rowid)
+            key_of.setdefault(key, task.rowid)
             out.append(Outcome(task.rowid, key, Status.ALREADY, found.target, role, checkin=found))
             continue
         try:
             new, remarks = plan_task(task, key, now)
         except _Skip as skip:
+            # Not counted as seen: a valid twin further down is still imported.
             target = _target_or_none(task)
             out.append(Outcome(task.rowid, key, Status.SKIPPED, target, role, reason=str(skip)))
             continue
         signature = _signature(new.target, new.message, new.rule)
+        before = older.get(signature)
+        if removed(key) or before is not None:
+            # Imported once (removed since, or by an older asched): its twins are duplicates.
+            first_of.setdefault(signature, task.rowid)
+            key_of.setdefault(key, task.rowid)
+            why = GONE if before is None else None
+            out.append(
+                Outcome(
+                    task.rowid, key, Status.ALREADY, new.target, role, reason=why, checkin=before
+                )
+            )
+            continue
         original = first_of.setdefault(signature, task.rowid)
-        if original != task.rowid:
+        if original == task.rowid:
+            key_of[key] = task.rowid
+        else:
             reason = f"duplicate of row {original} (same target, note and schedule)"
             out.append(Outcome(task.rowid, key, Status.SKIPPED, new.target, role, reason=reason))
             continue
@@ -510,6 +531,19 @@ def plan_import(
             )
         )
     return out
+
+
+def _older_signatures(earlier: Sequence[CheckIn]) -> dict[tuple[object, ...], CheckIn]:
+    """Signatures of check-ins an older asched imported. It stored the bare note (and
+    "SCHEDULED CHECK-IN" for an empty one): each is also matched as the text typed now."""
+    found: dict[tuple[object, ...], CheckIn] = {}
+    for c in earlier:
+        texts = {c.message, LEGACY_PREFIX + c.message}
+        if c.message == LEGACY_PREFIX.rstrip(": "):
+            texts.add(DEFAULT_MESSAGE)
+        for text in texts:
+            found.setdefault(_signature(c.target, text, c.rule), c)
+    return found
 
 
 def pile_ups(outcomes: Sequence[Outcome]) -> list[str]:
@@ -554,10 +588,17 @@ def register(
 def _write(state: Path, outcomes: list[Outcome]) -> list[Outcome]:
     """Store the planned check-ins whose keys are still free; the outcomes as they turned out."""
     todo = [i for i, o in enumerate(outcomes) if o.status is Status.WOULD_IMPORT]
-    if not todo:
+    # Found under a key of an older asched: remember this one too, so that a removal sticks.
+    seen = [
+        o.key
+        for o in outcomes
+        if o.status is Status.ALREADY and o.checkin is not None and o.checkin.key != o.key
+    ]
+    if not todo and not seen:
         return outcomes
     done = list(outcomes)
     with _open_for_write(state) as store:
+        store.remember_imported(seen)
         planned = [o.planned for o in (outcomes[i] for i in todo) if o.planned is not None]
         results = store.add_new(planned, remember=True)
         for i, stored in zip(todo, results, strict=True):
@@ -585,7 +626,12 @@ def _cmd_import_legacy(args: argparse.Namespace) -> int:
         outcomes = plan_import(tasks, ident, now, lambda _key: None)
     else:
         with store:
-            outcomes = plan_import(tasks, ident, now, store.get_by_key, store.was_imported)
+            earlier = [
+                c
+                for c in store.list_checkins()
+                if c.origin == ORIGIN and c.key is not None and not _ROW_KEY.fullmatch(c.key)
+            ]
+            outcomes = plan_import(tasks, ident, now, store.get_by_key, store.was_imported, earlier)
     if not args.dry_run:
         outcomes = _write(state, outcomes)
         if any(o.status is Status.IMPORTED for o in outcomes):

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from asched.errors import UsageError
 from asched.lock import LOCK_NAME, is_held, read_holder
 from asched.tmux import (
     ServerMissing,
@@ -38,6 +39,11 @@ class Found:
     reachable: bool  # a server answered
     pane_id: str | None = None  # the pane the target names now
     near: tuple[str, ...] = ()  # targets it probably meant (a window name in another case)
+    ambiguous: bool = False  # it names several windows
+    # What `asched next` keys on: the pane when the target names one for sure (a pane id, a pane
+    # index, or the only pane of its window), else the window ("work:0"): the active pane of a
+    # window with several changes when someone clicks, and one check-in must stay one.
+    key: str | None = None
 
 
 def tmux_socket(state: Path, env: Mapping[str, str]) -> str | None:
@@ -61,11 +67,23 @@ def look_up(target: str, socket: str | None) -> Found:
 
 async def _look_up(target: str, socket: str | None) -> Found:
     client = TmuxClient(socket, timeout_s=TIMEOUT_S, max_calls=1)
+    wanted = parse_target(target)
     try:
         try:
-            return Found(True, (await client.resolve(parse_target(target))).pane_id)
+            pane = await client.resolve(wanted)
+            key = pane.pane_id
+            if wanted.pane_id is None and wanted.pane is None:
+                panes = await client.list_panes()
+                mates = [
+                    p
+                    for p in panes
+                    if (p.session, p.window_index) == (pane.session, pane.window_index)
+                ]
+                if len(mates) > 1:
+                    key = str(parse_target(f"{pane.session}:{pane.window_index}"))
+            return Found(True, pane.pane_id, key=key)
         except TargetAmbiguous:
-            return Found(True)
+            return Found(True, ambiguous=True)
         except TargetMissing:
             return Found(True, near=await _near(client, target))
         except (ServerMissing, TmuxError):
@@ -90,7 +108,15 @@ async def _near(client: TmuxClient, target: str) -> tuple[str, ...]:
         if p.session == wanted.session and p.window_name.casefold() == wanted.window.casefold()
     }
     suffix = "" if wanted.pane is None else f".{wanted.pane}"
-    return tuple(f"{wanted.session}:{name}{suffix}" for name in sorted(names))
+    found = []
+    for name in sorted(names):
+        spelled = f"{wanted.session}:{name}{suffix}"
+        try:
+            if parse_target(spelled).window == name:  # "Dev.2" would read as window Dev, pane 2
+                found.append(spelled)
+        except UsageError:
+            continue
+    return tuple(found)
 
 
 def warning(target: str, found: Found, socket: str | None) -> str | None:
@@ -98,6 +124,11 @@ def warning(target: str, found: Found, socket: str | None) -> str | None:
     if not found.reachable or found.pane_id is not None:
         return None
     server = socket or "the default tmux server"
+    if found.ambiguous:
+        return (
+            f"warning: {target} names more than one window on {server}; stored anyway, and it "
+            "fails when due unless one window has that name by then (or use session:INDEX)"
+        )
     hint = f"; did you mean {' or '.join(found.near)}?" if found.near else ""
     return (
         f"warning: {target} names no pane on {server} now; stored anyway, and delivered if it "

@@ -48,7 +48,8 @@ examples:
 
 DUR is a number with a unit: 90s, 20m, 1h30m, 2d. The check-in is stored under the key
 next:PANE, the pane id the target names when tmux answers (else next:TARGET), so %5, work:0
-and work:0.0 share one (see asched ls); `asched rm --key next:%5` drops it. If the pane's
+and work:0.0 share one; a window of several panes keys on the window, next:work:0 (see
+asched ls); `asched rm --key next:%5` drops it. If the pane's
 next check-in is paused (asched pause --target), the replacement stays paused. A pane id
 names a pane of one tmux server: the daemon must use that server (its default, or
 --tmux-socket).
@@ -147,8 +148,8 @@ def _cmd_next(args: argparse.Namespace) -> int:
         if args.any_case and found.pane_id is None and len(found.near) == 1:
             new = replace(new, target=found.near[0])
             found = lookup.look_up(new.target, socket)
-        if found.pane_id is not None:
-            new = replace(new, key=next_key(found.pane_id))
+        if found.key is not None:
+            new = replace(new, key=next_key(found.key))
     key, due = new.key, new.next_due
     assert key is not None
     assert due is not None

@@ -409,6 +409,18 @@ class Store:
             raise UsageError(f"invalid check-in: {exc}") from exc
         return out
 
+    def remember_imported(self, keys: Sequence[str]) -> None:
+        """Record ``keys`` as imported (see :meth:`was_imported`) without storing check-ins."""
+        if not keys:
+            return
+        now = self._now_ms()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO imported_keys (key, imported_ms) VALUES (?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                [(k, now) for k in keys],
+            )
+
     def was_imported(self, key: str) -> bool:
         """True when :meth:`add_new` stored ``key`` with ``remember`` (removed since or not)."""
         row = self._conn.execute("SELECT 1 FROM imported_keys WHERE key = ?", (key,)).fetchone()

@@ -496,3 +496,74 @@ def test_a_copy_elsewhere_imports_nothing_twice_and_removed_stays_removed(
     assert by_row[2]["status"] == "already-imported" and "removed since" in by_row[2]["reason"]
     assert third["counts"]["imported"] == 0
     assert [c.message for c in stored(state)] == [OLD + "kept"]
+
+
+def test_twins_of_a_removed_or_skipped_row(run: Any, state: Path, src: Path) -> None:
+    # Rows that differ only where the import does not look (the role) are one check-in: after the
+    # user removed it, its twin does not bring it back. A row that cannot be imported (next_run as
+    # text) does not hide a valid twin of it.
+    db = make_db(
+        src / "task_queue.db",
+        [
+            row(note="twin", role="developer"),
+            row(note="twin", role=None),
+            row(window=2, note="fixed later", next_run="2024-05-01 10:00:00"),
+            row(window=2, note="fixed later"),
+        ],
+    )
+    first = rows_by_id(report(run("import-legacy", str(db), "--json")))
+    assert [first[n]["status"] for n in (1, 2, 3, 4)] == [
+        "imported", "skipped", "skipped", "imported",
+    ]  # fmt: skip
+    assert "duplicate of row 1" in first[2]["reason"]
+    gone = next(c for c in stored(state) if c.message == OLD + "twin")
+    assert run("rm", str(gone.id)).code == 0
+    again = report(run("import-legacy", str(db), "--json"))
+    assert again["counts"]["imported"] == 0
+    assert sorted(c.message for c in stored(state)) == [OLD + "fixed later"]
+
+
+def test_checkins_an_older_asched_imported_are_found_from_a_copy(
+    run: Any, state: Path, src: Path
+) -> None:
+    # An older asched keyed imports by the file's path and rowid and stored the bare note. A copy
+    # of that file elsewhere finds them by what they say, and a removal after that sticks.
+    db = make_db(src / "task_queue.db", [row(note="from before")])
+    due = datetime.now(UTC) + timedelta(minutes=10)
+    state.mkdir(mode=0o700)
+    with Store.open(state / "asched.db") as store:
+        store.add_new(
+            [
+                NewCheckIn(
+                    target="proj:0",
+                    message="from before",
+                    rule=Every(1800, due),
+                    next_due=due,
+                    key=f"legacy:{source_id(db)}:1",
+                    origin="legacy",
+                )
+            ]
+        )
+    copy = src / "copy"
+    copy.mkdir()
+    shutil.copy(db, copy / "task_queue.db")
+    data = report(run("import-legacy", str(copy / "task_queue.db"), "--json"))
+    assert data["counts"] == {
+        "imported": 0, "would-import": 0, "already-imported": 1, "skipped": 0,
+    }  # fmt: skip
+    (old,) = stored(state)
+    assert run("rm", str(old.id)).code == 0
+    assert report(run("import-legacy", str(db), "--json"))["counts"]["imported"] == 0
+
+
+def test_a_symlink_to_a_database_with_a_wal_reads_the_wal(run: Any, state: Path, src: Path) -> None:
+    # SQLite names the -wal after the link's target: the rows there are read through the link.
+    db = make_db(src / "task_queue.db", [row()])
+    subprocess.run([sys.executable, "-c", _LEAVE_WAL, str(db), str(time.time() + 600)], check=True)
+    link_dir = src / "elsewhere"
+    link_dir.mkdir()
+    link = link_dir / "tasks.db"
+    link.symlink_to(db)
+    data = report(run("import-legacy", str(link), "--dry-run", "--json"))
+    assert data["counts"]["would-import"] == 2
+    assert sorted(p.name for p in link_dir.iterdir()) == ["tasks.db"]

@@ -383,7 +383,7 @@ def test_compat_role_form_names_the_window_in_any_case(
         server, "agent", compat_line(state, "20", "from a pane", "orch:developer"), state.parent
     )
     assert rc == 0 and "warning" not in output, output
-    assert {c.target for c in pending(state)} == {"orch:Developer", "orch:tester"}
+    assert sorted(c.target for c in pending(state)) == ["orch:Developer", "orch:tester"]
 
 
 OLD_SCHEDULER = REPO / "deploy" / "compat" / "scheduler.py"
@@ -410,6 +410,9 @@ def test_old_scheduler_command_line_maps_onto_asched(
     assert added.returncode == 0, added
     (c,) = pending(state)
     assert (c.target, c.message) == ("proj:1", "SCHEDULED CHECK-IN: -status please")
+    # A one-word NOTE that looks like an option is still the NOTE.
+    assert old_scheduler("--add", "proj", "qa", "3", "30", "--urgent", env=env).returncode == 0
+    assert any(p.message == "SCHEDULED CHECK-IN: --urgent" for p in pending(state))
     assert isinstance(c.rule, Every) and c.rule.interval_s == 1800
     assert c.next_due is not None
     assert timedelta(minutes=29) < c.next_due - now() <= timedelta(minutes=30)
@@ -422,8 +425,9 @@ def test_old_scheduler_command_line_maps_onto_asched(
     listed = old_scheduler("--list", env=env)
     assert listed.returncode == 0 and "proj:1" in listed.stdout and "proj:2" in listed.stdout
     assert old_scheduler("--remove", str(c.id), env=env).returncode == 0
-    assert [p.target for p in pending(state)] == ["proj:2"]
-    for args in (("--daemon",), ("--queue-daemon",), ("--add", "p", "r", "0", "x", "n")):
+    assert sorted(p.target for p in pending(state)) == ["proj:2", "proj:3"]
+    bad = (("--daemon",), ("--queue-daemon",), ("--add", "p", "r", "0", "x", "n"))
+    for args in (*bad, ("--add", "p", "r", "0", "²", "n")):
         refused = old_scheduler(*args, env=env)
         assert refused.returncode == 2 and refused.stderr.startswith("scheduler.py: "), refused
     bare = {**env, "PATH": "/nonexistent"}
@@ -438,3 +442,19 @@ def test_old_scheduler_in_a_real_pane(server: Server, tmp_path: Path) -> None:
     assert rc == 0, output
     (c,) = pending(state)
     assert (c.target, c.message) == ("orc:0", "SCHEDULED CHECK-IN: go on")
+
+
+def test_a_window_of_several_panes_keeps_one_next_when_the_active_pane_changes(
+    run: Any, state: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # orch:1 names the window's active pane, which changes when someone clicks: the key is the
+    # window's then, so two calls are still one check-in.
+    server.new_session("orch", "sleep 3600")
+    first = server.new_window("orch", "sleep 3600", name="team")
+    server.tmux("split-window", "-d", "-t", first, "sleep 3600")
+    monkeypatch.setenv("ASCHED_TMUX_SOCKET", server.sock)
+    assert run("next", "10m", "one", "--target", "orch:1").code == 0
+    server.tmux("select-pane", "-t", "orch:1.1")
+    assert run("next", "10m", "two", "--target", "orch:1").code == 0
+    (c,) = pending(state)
+    assert (c.key, c.message) == ("next:orch:1", "two")

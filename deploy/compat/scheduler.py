@@ -10,7 +10,7 @@ nobody once asched runs; see the README, "Migrating from Tmux-Orchestrator").
            default text). INTERVAL 0 is once, now (the old scheduler typed it again on every pass,
            forever). ROLE is accepted and not stored: asched targets the window.
   --list   asched ls (the ids it shows are the ones --remove takes)
-  --remove asched rm ID
+  --remove asched rm ID (the ids of asched ls, not those of the old database)
   --daemon, --queue-daemon: refused (exit 2): asched's daemon delivers now, and the old one must
            stay stopped.
 
@@ -36,7 +36,7 @@ def _asched() -> str | None:
     """The asched to run: $ASCHED_BIN, else the one on PATH."""
     chosen = os.environ.get("ASCHED_BIN")
     if chosen:
-        return chosen if os.access(chosen, os.X_OK) else None
+        return chosen if os.path.isfile(chosen) and os.access(chosen, os.X_OK) else None
     return shutil.which("asched")
 
 
@@ -47,7 +47,7 @@ def _fail(text: str, code: int = 2) -> int:
 
 def _add_argv(session: str, window: str, interval: str, note: str) -> list[str] | str:
     """asched's arguments for --add, or the error text."""
-    if not interval.strip().isdigit():
+    if not (interval.strip().isascii() and interval.strip().isdigit()):
         return f"INTERVAL must be a whole number of minutes, not {interval!r}"
     minutes = int(interval)
     when = ["--every", f"{minutes}m"] if minutes > 0 else ["--in", "1s"]
@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     form.add_argument("--remove", type=int, metavar="ID", help="asched rm ID")
     form.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
     form.add_argument("--queue-daemon", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    raw = sys.argv[1:] if argv is None else argv
+    if len(raw) == 6 and raw[0] == "--add":
+        # The five values as given: a NOTE such as "--urgent" is a note, not an option.
+        args = argparse.Namespace(add=raw[1:], list=False, remove=None, daemon=False)
+        args.queue_daemon = False
+    else:
+        args = parser.parse_args(raw)
     if args.daemon or args.queue_daemon:
         return _fail(
             "asched's daemon delivers check-ins now (systemctl --user status asched); keep the"
