@@ -458,3 +458,22 @@ def test_a_window_of_several_panes_keeps_one_next_when_the_active_pane_changes(
     assert run("next", "10m", "two", "--target", "orch:1").code == 0
     (c,) = pending(state)
     assert (c.key, c.message) == ("next:orch:1", "two")
+
+
+def test_a_target_naming_two_windows_gets_its_own_warning(
+    run: Any, state: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.new_session("orch", "sleep 3600", window_name="dup")
+    server.new_window("orch", "sleep 3600", name="dup")
+    monkeypatch.setenv("ASCHED_TMUX_SOCKET", server.sock)
+    result = run("add", "orch:dup", "which one?", "--in", "30m")
+    assert result.code == 0, result
+    assert result.err.startswith("asched: warning: orch:dup names more than one window on ")
+
+
+def test_old_scheduler_refuses_an_asched_bin_that_is_a_directory(
+    compat_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**compat_env, "ASCHED_BIN": str(tmp_path)}
+    result = old_scheduler("--list", env=env)
+    assert result.returncode == 127 and "Traceback" not in result.stderr, result
