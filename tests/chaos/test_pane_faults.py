@@ -109,11 +109,16 @@ def test_the_pane_replaced_around_paste_and_enter(
         rows = store.history(limit=1000)
     attempts = sum(r.attempts for r in rows)
     reasons = Counter(f"{r.state}:{r.reason}" for r in rows if r.reason)
+    # "lost" here is what went silently: a line typed and Entered a moment before its program
+    # was killed (within the same turn of tmux's loop) is "interrupted": journaled unverified
+    # with its reason, and never typed again (the program may have read it). That physical race
+    # is counted apart.
+    silent = ledger.lost + ledger.misreported + len(ledger.garbled)
     chaos_report(
         "pane replaced around paste/Enter",
         MESSAGES,
         duplicates=ledger.duplicates,
-        lost=ledger.missing,
+        lost=silent,
         tracebacks=tb,
         replacements=churn.steps,
         delivered=ledger.delivered,
@@ -124,8 +129,11 @@ def test_the_pane_replaced_around_paste_and_enter(
     )
     assert churn.error is None, churn.error
     assert settled, ledger.states
-    assert ledger.bad == 0 and ledger.missing == 0 and tb == 0, ledger
-    assert ledger.delivered == MESSAGES, ledger
+    assert ledger.bad == 0 and silent == 0 and tb == 0, ledger
+    # Every one in its pane once, but for at most 2 of 20 caught by that race (0 or 1 per run
+    # in the runs made so far), each of them journaled as such.
+    assert ledger.delivered + ledger.interrupted == MESSAGES, ledger
+    assert ledger.delivered >= MESSAGES - 2, ledger
 
 
 # Logs every read from its raw tty with the time: a paste arrives as one read, its Enter as "\r".
