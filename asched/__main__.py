@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from asched.cli import run_module
+from asched.cli.main import run_module
 
 if __name__ == "__main__":
     sys.exit(run_module())

@@ -32,13 +32,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from asched.agents import BUILTIN
-from asched.delivery import DeliverySettings
-from asched.logs import configure as configure_logs
-from asched.models import DeliveryState, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.send import send_now
-from asched.store import Store
+from asched.cli.send import send_now
+from asched.core.logs import configure as configure_logs
+from asched.core.models import DeliveryState, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.delivery.engine import DeliverySettings
+from asched.delivery.profiles import BUILTIN
+from asched.store.store import Store
 from bench.common import percentile
 from tests.agents import uis
 from tests.agents.fakeapi import FakeApi

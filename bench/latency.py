@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asched.control import send as control_send
-from asched.models import NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon.control import send as control_send
+from asched.store.store import Store
 
 READER = (
     "import os, sys, time, tty\n"

@@ -47,10 +47,10 @@ if __name__ == "__main__":
 
 import psutil  # noqa: E402
 
-from asched import control  # noqa: E402
-from asched.models import Every, NewCheckIn, Once  # noqa: E402
-from asched.paths import DB_NAME  # noqa: E402
-from asched.store import Store  # noqa: E402
+from asched.core.models import Every, NewCheckIn, Once  # noqa: E402
+from asched.core.paths import DB_NAME  # noqa: E402
+from asched.daemon import control  # noqa: E402
+from asched.store.store import Store  # noqa: E402
 from bench.common import (  # noqa: E402
     ASCHED,
     PYTHON,

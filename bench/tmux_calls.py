@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from asched.tmux import TmuxClient, parse_target
+from asched.tmux.client import TmuxClient
+from asched.tmux.targets import parse_target
 
 BODY = "Check-in: status? What is blocked; what is next? $(not run) `nor this` 100% #{done}"
 

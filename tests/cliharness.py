@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from asched import control
-from asched.cli import main
-from asched.models import CheckIn
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.cli.main import main
+from asched.core.models import CheckIn
+from asched.core.paths import DB_NAME
+from asched.daemon import control
+from asched.store.store import Store
 
 
 @dataclass

@@ -7,9 +7,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asched.models import NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.store.store import Store
 
 
 def seed(state: Path, n: int = 2) -> list[str]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from asched import config
-from asched.agents import (
+from asched.core.errors import UsageError
+from asched.daemon import config
+from asched.delivery.profiles import (
     BUILTIN,
     CLAUDE,
     CODEX,
@@ -21,7 +22,6 @@ from asched.agents import (
     pick,
     read_input,
 )
-from asched.errors import UsageError
 
 SCREENS = Path(__file__).resolve().parent / "agents" / "screens"
 THREE = "asched check-in\n1. what changed\n2. what is blocked"

@@ -24,12 +24,15 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asched import control, daemon, demo, install
-from asched.cli import main
-from asched.models import NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
-from asched.targets import MAX_BODY_BYTES
+from asched.cli import demo
+from asched.cli.main import main
+from asched.core.models import NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon import control
+from asched.daemon import process as daemon
+from asched.install import installer as install
+from asched.store.store import Store
+from asched.tmux.targets import MAX_BODY_BYTES
 from tests.harness import PYTHON
 
 EXAMPLES = int(os.environ.get("ASCHED_FUZZ_EXAMPLES", "40"))

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from asched import control
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.paths import DB_NAME
+from asched.daemon import control
+from asched.store.store import Store
 from tests.harness import DaemonProc, Spawner, spawner_fixture, wait_until
 from tests.statefiles import KINDS, damage, seed
 from tests.test_badinput import Ran, check, cli, no_traceback

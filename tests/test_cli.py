@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asched.cli import main
-from asched.localzone import local_zone_name, zone_from_path
-from asched.models import CheckIn, Cron, DeliveryState, Every, Once
-from asched.paths import DB_NAME
-from asched.store import Store
-from asched.views import cell_width, duration_text, truncate
+from asched.cli.main import main
+from asched.cli.views import cell_width, duration_text, truncate
+from asched.core.models import CheckIn, Cron, DeliveryState, Every, Once
+from asched.core.paths import DB_NAME
+from asched.core.zones import local_zone_name, zone_from_path
+from asched.store.store import Store
 from tests.cliharness import assert_usage_error, stored
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
@@ -659,7 +659,7 @@ def test_rendering_helpers() -> None:
 
 
 def test_add_idle_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from asched.cli import main
+    from asched.cli.main import main
 
     state = str(tmp_path / "s")
     assert (

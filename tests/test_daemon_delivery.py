@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from asched.control import send as control_send
-from asched.models import DeliveryState, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import DeliveryState, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon.control import send as control_send
+from asched.store.store import Store
 from tests.harness import DaemonProc, Spawner, wait_until
 from tests.tmuxsrv import Server
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from asched.async_store import AsyncStore
-from asched.delivery import DeliveryEngine, DeliverySettings, with_prefix
-from asched.models import Delivery, DeliveryState, NewCheckIn, Once
-from asched.tmux import TmuxClient, parse_target
+from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
+from asched.delivery.engine import DeliveryEngine, DeliverySettings, with_prefix
+from asched.store.async_store import AsyncStore
+from asched.tmux.client import TmuxClient
+from asched.tmux.targets import parse_target
 from tests.tmuxsrv import Server
 
 pytestmark = [
@@ -205,7 +206,7 @@ async def test_panes_just_started_are_looked_at_once_their_program_runs(
 ) -> None:
     # Right after new-session the pane's process is tmux's own fork ("tmux: server") until it
     # execs bash: the guard must wait for bash, not type because "tmux" is no shell.
-    from asched.shellguard import pane_starting
+    from asched.tmux.shellguard import pane_starting
 
     assert pane_starting(("tmux", "tmux: server")) and not pane_starting(("tmux: client",))
     if shutil.which("bash") is None:
@@ -440,7 +441,7 @@ async def test_when_idle_waits_for_the_first_quiet_moment(
 async def test_recovery_leaves_a_live_send_alone_and_honours_catch_up_once(
     store: AsyncStore, server: Server
 ) -> None:
-    from asched.models import CatchUp
+    from asched.core.models import CatchUp
 
     out = server.root / "rec2"
     server.new_session("r", f"cat > {out}")
@@ -477,7 +478,7 @@ async def test_recovery_leaves_a_live_send_alone_and_honours_catch_up_once(
 async def test_held_up_past_its_grace_follows_the_catch_up_policy(
     store: AsyncStore, server: Server, policy: str
 ) -> None:
-    from asched.models import CatchUp
+    from asched.core.models import CatchUp
 
     out = server.root / "held"
     server.new_session("h", f"cat > {out}")
@@ -570,7 +571,7 @@ async def test_a_row_claimed_elsewhere_is_not_typed_or_touched(
 
 
 def test_the_daemon_clears_bodies_a_killed_run_left_in_the_spool(tmp_path: Path) -> None:
-    from asched.service import clear_spool
+    from asched.daemon.wiring import clear_spool
 
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
@@ -684,7 +685,7 @@ def with_profile(
     settings: DeliverySettings, script: str, busy: str | None = None, enters: int = 1
 ) -> DeliverySettings:
     """``settings`` with a profile for our own program ``script`` ("agent> " is its prompt)."""
-    from asched.agents import BUILTIN, Profile
+    from asched.delivery.profiles import BUILTIN, Profile
 
     ours = Profile(
         name=script,

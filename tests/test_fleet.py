@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from asched import config
-from asched.async_store import AsyncStore
-from asched.errors import UsageError
-from asched.fleet import ORIGIN, Window, reconcile
-from asched.models import Every, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.errors import UsageError
+from asched.core.models import Every, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon import config
+from asched.daemon.fleet import ORIGIN, Window, reconcile
+from asched.store.async_store import AsyncStore
+from asched.store.store import Store
 from tests.harness import DaemonProc, Spawner, wait_until
 from tests.tmuxsrv import Server
 

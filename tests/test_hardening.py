@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from asched.control import ControlServer
-from asched.paths import DB_NAME
+from asched.core.paths import DB_NAME
+from asched.daemon.control import ControlServer
 from tests.harness import PYTHON, Spawner, wait_until
 from tests.statefiles import damage
 from tests.tmuxsrv import Server

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from asched.legacy import DEFAULT_MESSAGE, source_id
-from asched.models import CheckIn, Every, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.cli.legacy import DEFAULT_MESSAGE, source_id
+from asched.core.models import CheckIn, Every, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.store.store import Store
 from tests.cliharness import Result, assert_usage_error, stored
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asched.lock import LOCK_NAME, is_held, read_holder
+from asched.daemon.lock import LOCK_NAME, is_held, read_holder
 from tests.harness import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
 
 SHORT_LOCK_S = 0.3
@@ -190,7 +190,7 @@ def test_journal_stream_prefix(spawner: Spawner, short_tmp: Path) -> None:
 
 
 def test_status_never_disturbs_the_holder(spawner: Spawner, short_tmp: Path) -> None:
-    from asched.cli import main
+    from asched.cli.main import main
 
     state = short_tmp / "state"
     d = spawner.spawn(state)

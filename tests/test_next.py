@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from asched.models import CheckIn, Every, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import CheckIn, Every, Once
+from asched.core.paths import DB_NAME
+from asched.store.store import Store
 from tests.cliharness import assert_usage_error, stored
 from tests.tmuxsrv import Server
 

@@ -13,10 +13,19 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from asched.async_store import AsyncStore
-from asched.models import CatchUp, CheckIn, Cron, Delivery, DeliveryState, Every, NewCheckIn, Once
-from asched.scheduler import Scheduler
-from asched.store import Store
+from asched.core.models import (
+    CatchUp,
+    CheckIn,
+    Cron,
+    Delivery,
+    DeliveryState,
+    Every,
+    NewCheckIn,
+    Once,
+)
+from asched.daemon.scheduler import Scheduler
+from asched.store.async_store import AsyncStore
+from asched.store.store import Store
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -18,10 +18,8 @@ from typing import Any
 
 import pytest
 
-from asched import schema
-from asched.async_store import AsyncStore
-from asched.errors import NotFoundError, StoreError, UsageError
-from asched.models import (
+from asched.core.errors import NotFoundError, StoreError, UsageError
+from asched.core.models import (
     SERVER_LOST,
     CatchUp,
     CheckIn,
@@ -33,7 +31,9 @@ from asched.models import (
     from_ms,
     to_ms,
 )
-from asched.store import Store
+from asched.store import schema
+from asched.store.async_store import AsyncStore
+from asched.store.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 S = DeliveryState
@@ -912,8 +912,8 @@ WORKER = """
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from asched.models import NewCheckIn, Once
-from asched.store import Store
+from asched.core.models import NewCheckIn, Once
+from asched.store.store import Store
 
 path, worker, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 t0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -23,27 +23,23 @@ import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asched.errors import UsageError
-from asched.tmux import (
-    MAX_BODY_BYTES,
+from asched.core.errors import UsageError
+from asched.tmux.client import (
     REAP_S,
     SLICE_S,
     PaneDead,
     PaneInfo,
     PaneReplaced,
     ServerMissing,
-    Target,
     TargetAmbiguous,
     TargetMissing,
     TmuxClient,
     TmuxError,
     TmuxMissing,
     TmuxTimeout,
-    check_body,
-    foreground_commands,
-    pane_runs_shell,
-    parse_target,
 )
+from asched.tmux.shellguard import foreground_commands, pane_runs_shell
+from asched.tmux.targets import MAX_BODY_BYTES, Target, check_body, parse_target
 from tests.tmuxsrv import Server
 
 pytestmark = [

@@ -11,14 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asched.errors import UsageError
-from asched.models import Cron, Every, Once, Rule
-from asched.triggers import (
+from asched.core.cron import CronSpec, parse_cron
+from asched.core.errors import UsageError
+from asched.core.models import Cron, Every, Once, Rule
+from asched.core.triggers import (
     MAX_DURATION_S,
-    CronSpec,
     format_duration,
     next_due,
-    parse_cron,
     parse_duration,
     parse_time,
     parse_zone,

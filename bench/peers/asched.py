@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asched import control
-from asched.models import NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon import control
+from asched.store.store import Store
 from bench.common import Cleanup, Daemon, spawn_daemon
 from bench.receivers import body
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from asched.agents import BUILTIN
-from asched.delivery import DeliverySettings
-from asched.models import Delivery, DeliveryState, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.send import send_now
-from asched.store import Store
+from asched.cli.send import send_now
+from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.delivery.engine import DeliverySettings
+from asched.delivery.profiles import BUILTIN
+from asched.store.store import Store
 from tests.agents.fakeapi import FakeApi
 from tests.agents.uis import KINDS, Agent
 from tests.harness import Spawner

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asched.models import DeliveryState
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import DeliveryState
+from asched.core.paths import DB_NAME
+from asched.store.store import Store
 
 FINAL = {
     DeliveryState.VERIFIED,

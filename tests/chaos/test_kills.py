@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from asched.control import send as control_send
-from asched.models import CatchUp, DeliveryState, Every, NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.models import CatchUp, DeliveryState, Every, NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon.control import send as control_send
+from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon

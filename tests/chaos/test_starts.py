@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from asched.lock import LOCK_NAME, read_holder
+from asched.daemon.lock import LOCK_NAME, read_holder
 from tests.chaos.conftest import tracebacks
 from tests.harness import Spawner, argv_variants
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from asched.control import send as control_send
-from asched.errors import EXIT_STORE_REPLACED
-from asched.models import NewCheckIn, Once
-from asched.paths import DB_NAME
-from asched.store import Store
+from asched.core.errors import EXIT_STORE_REPLACED
+from asched.core.models import NewCheckIn, Once
+from asched.core.paths import DB_NAME
+from asched.daemon.control import send as control_send
+from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon

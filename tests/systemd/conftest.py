@@ -23,7 +23,7 @@ from types import FrameType
 
 import pytest
 
-from asched.install import interpreter, render
+from asched.install.installer import interpreter, render
 from tests.systemd.helpers import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
 from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
 

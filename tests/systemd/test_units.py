@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from asched import install
-from asched.errors import AschedError
+from asched.core.errors import AschedError
+from asched.install import installer as install
 from tests.systemd.conftest import require_analyze
 
 PROJECT = Path(__file__).resolve().parents[2]

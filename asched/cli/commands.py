@@ -1,0 +1,552 @@
+"""The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``; ``next``
+(:mod:`asched.selfsched`) and ``import-legacy`` (:mod:`asched.legacy`) register here too.
+
+They work on the database directly, whether a daemon runs or not; after a write they wake the
+daemon (best-effort) so that it re-plans at once instead of at its next 30 s look.
+
+Order of work in every handler: parse and validate everything, then open the store. A usage error
+(exit 2) therefore never creates the state directory or the database, and the read-only commands
+never create anything either: no database means an empty schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asched.cli.views import (
+    checkin_json,
+    checkins_table,
+    deliveries_table,
+    delivery_json,
+    duration_text,
+    local_time,
+    print_json,
+    print_lines,
+    terminal_width,
+)
+from asched.core.errors import EXIT_OK, NotFoundError, StoreError, UsageError
+
+if TYPE_CHECKING:
+    from asched.cli.lookup import Found
+    from asched.core.models import CheckIn, Delivery
+    from asched.store.store import Store
+
+__all__ = ["register"]
+
+Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
+
+DEFAULT_HISTORY_LIMIT = 20
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+DESCRIPTIONS = {
+    "add": "When it falls due, the daemon types MESSAGE into the pane TARGET and presses\n"
+    "Enter (never into a shell prompt). Works whether the daemon runs or not; a running one\n"
+    "is woken to re-plan at once. With --key, a check-in with the same key is replaced:\n"
+    'the way to say "my next check-in is now this one".',
+    "ls": "Soonest first, like systemctl list-timers. Finished check-ins (nothing left to do)\n"
+    "are hidden unless --all is given.",
+    "history": "One row per occurrence: delivered (verified/unverified), skipped or failed,\n"
+    "and why. Rows stay after their check-in is removed.",
+}
+
+ADD_EPILOG = """\
+when (one of):
+  --in DUR                  once, DUR from now (90s, 5m, 1h30m, 2d, 1w)
+  --at TIME                 once, at TIME: HH:MM is the next such local time, or ISO 8601
+  --every DUR [--in|--at]   repeating; the first one at --in/--at, else one DUR from now
+  --cron EXPR [--tz ZONE]   five-field cron, in ZONE (default: this system's zone)
+
+examples:
+  asched add work:0.1 "status report please" --in 30m
+  asched add work:0 "stand-up time" --at 09:00
+  asched add work:agent "check the build" --every 1h --in 5m --count 8
+  asched add work:0 "weekly review" --cron "0 9 * * MON" --tz Europe/Berlin
+  asched add work:0.1 "next check-in" --in 20m --key agent1-next    (replaces agent1-next)
+  asched add work:0 --in 1m -- "-x starts with a dash"             (-- ends the options)
+  asched add work:0 "stuck?" --every 30m --if-idle 10m      (only when the agent has gone quiet)
+  asched add work:0 "review" --in 1h --when-idle 2m --grace 30m   (waits for a quiet moment)
+
+Prints the check-in's id and next time (--json: the stored check-in). Exit 2, with nothing
+written, for any invalid option.
+"""
+
+LS_EPILOG = """\
+examples:
+  asched ls                      what is scheduled, soonest first
+  asched ls --target work:0.1    one pane's check-ins
+  asched ls --all --json         everything, finished ones too, as JSON
+
+LEFT says "paused" for a paused check-in and "overdue" when a due time passed while no
+daemon ran; LAST is the previous occurrence. Times are local; --json gives them in UTC.
+"""
+
+RM_EPILOG = """\
+examples:
+  asched rm 12
+  asched rm --key agent1-next
+
+The check-in's delivery history stays (asched history 12). Exit 2 for an unknown id or key.
+"""
+
+PAUSE_EPILOG = """\
+examples:
+  asched pause 12      asched resume 12      asched pause --key agent1-next
+  asched pause --target work:0.1             every check-in aimed at that pane
+  asched resume --target %5
+
+A paused check-in keeps its place in the schedule; occurrences that fall due while it is paused
+meet its misfire policy (--grace, --catch-up) when it is resumed. --target acts on the
+check-ins the target has now; one an agent replaces later with `asched next` stays paused.
+asched ls lists the paused targets below the table.
+"""
+
+HISTORY_EPILOG = """\
+examples:
+  asched history                 the latest deliveries, newest first
+  asched history 12 --limit 5    one check-in's last five
+  asched history --target work:0.1 --json
+
+States: claimed, typing, typed, submitted (in flight); verified, unverified, failed, skipped
+(final). "late" marks an occurrence delivered after its due time within its grace window.
+"""
+
+
+def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add the data commands to the CLI's subparsers; ``common`` carries ``--state-dir``."""
+    _add_parser(sub, common)
+    _ls_parser(sub, common)
+
+    rm = _parser(sub, common, "rm", "remove a check-in", RM_EPILOG)
+    _selector_args(rm)
+    rm.set_defaults(handler=_cmd_rm)
+
+    for name, verb in (("pause", "pause"), ("resume", "resume")):
+        p = _parser(sub, common, name, f"{verb} a check-in, or all of one target's", PAUSE_EPILOG)
+        _selector_args(p)
+        p.add_argument(
+            "--target", metavar="T", help=f"{verb} every check-in of this target, instead of one"
+        )
+        p.set_defaults(handler=_cmd_pause if name == "pause" else _cmd_resume)
+
+    history = _parser(sub, common, "history", "show the delivery journal", HISTORY_EPILOG)
+    history.add_argument("id", nargs="?", metavar="ID", help="only this check-in's deliveries")
+    history.add_argument("--target", metavar="T", help="only deliveries to this target")
+    history.add_argument(
+        "--limit",
+        metavar="N",
+        default=str(DEFAULT_HISTORY_LIMIT),
+        help=f"at most N rows (default {DEFAULT_HISTORY_LIMIT})",
+    )
+    _output_args(history)
+    history.set_defaults(handler=_cmd_history)
+
+    # Imported here, not at the top: both modules use this one's helpers.
+    from asched.cli import legacy, selfsched
+
+    selfsched.register(sub, common)
+    legacy.register(sub, common)
+
+
+def _parser(
+    sub: Subparsers[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    name: str,
+    summary: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    description = summary[0].upper() + summary[1:] + "."
+    if name in DESCRIPTIONS:
+        description += "\n" + DESCRIPTIONS[name]
+    return sub.add_parser(
+        name,
+        parents=[common],
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=_FORMATTER,
+    )
+
+
+def _output_args(p: argparse.ArgumentParser, table: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON (times in UTC)")
+    if table:
+        p.add_argument(
+            "-l", "--full", action="store_true", help="do not shorten columns to the terminal width"
+        )
+
+
+def _selector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", nargs="?", metavar="ID", help="the check-in's id (see asched ls)")
+    p.add_argument("--key", metavar="KEY", help="the check-in with this key, instead of an id")
+    _output_args(p, table=False)
+
+
+def _add_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    add = _parser(sub, common, "add", "schedule a check-in message for a tmux pane", ADD_EPILOG)
+    add.add_argument("target", metavar="TARGET", help="tmux pane: session:window[.pane] or %%N")
+    add.add_argument("message", metavar="MESSAGE", help="the text typed into the pane")
+    when = add.add_argument_group("when")
+    when.add_argument("--in", dest="in_", metavar="DUR", help="first (or only) one DUR from now")
+    when.add_argument("--at", metavar="TIME", help="first (or only) one at TIME")
+    when.add_argument("--every", metavar="DUR", help="repeat every DUR")
+    when.add_argument("--cron", metavar="EXPR", help="repeat on a five-field cron schedule")
+    when.add_argument(
+        "--tz", metavar="ZONE", help="IANA zone for --cron and for times without an offset"
+    )
+    when.add_argument("--count", metavar="N", help="stop after N occurrences")
+    when.add_argument("--until", metavar="TIME", help="no occurrence after TIME")
+    policy = add.add_argument_group("policy")
+    policy.add_argument(
+        "--key", metavar="KEY", help="replace the check-in with this key, if any (an upsert)"
+    )
+    policy.add_argument(
+        "--grace", metavar="DUR", default="5m", help="deliver late by at most DUR (default 5m)"
+    )
+    policy.add_argument(
+        "--catch-up",
+        metavar="skip|once",
+        default="skip",
+        help="past the grace window: skip the missed one, or deliver it once (default skip)",
+    )
+    policy.add_argument(
+        "--jitter", metavar="DUR", default="0s", help="random delay up to DUR (default 0)"
+    )
+    policy.add_argument(
+        "--if-idle",
+        metavar="DUR",
+        help="deliver only if the pane showed no output for DUR and its agent does not show that"
+        " it is working, else skip it (skipped(busy))",
+    )
+    policy.add_argument(
+        "--when-idle",
+        metavar="DUR",
+        help="wait (within --grace) until the pane showed no output for DUR and its agent is not"
+        " working, then deliver",
+    )
+    _output_args(add, table=False)
+    add.set_defaults(handler=_cmd_add)
+
+
+def _ls_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    ls = _parser(sub, common, "ls", "list scheduled check-ins", LS_EPILOG)
+    ls.add_argument("--target", metavar="T", help="only this target's check-ins")
+    ls.add_argument(
+        "-a", "--all", action="store_true", help="include finished check-ins (nothing left to do)"
+    )
+    _output_args(ls)
+    ls.set_defaults(handler=_cmd_ls)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    # Milliseconds, the store's precision: "--in 1s" means a second from now, not from the
+    # start of the current second (which could be a few milliseconds away).
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from asched.core.paths import state_dir
+
+    return state_dir(args.state_dir)
+
+
+def _open_existing(state: Path) -> Store | None:
+    """The store if its database exists, else None; never creates anything."""
+    from asched.cli.daemondb import refuse_foreign_db
+    from asched.core.paths import DB_NAME
+    from asched.store.store import Store
+
+    db = state / DB_NAME
+    try:
+        exists = db.is_file()
+    except OSError as exc:  # e.g. a state directory we may not enter
+        raise StoreError(f"cannot look at {db}: {exc.strerror or exc}") from exc
+    refuse_foreign_db(state)
+    return Store.open(db) if exists else None
+
+
+def _open_for_write(state: Path) -> Store:
+    from asched.cli.daemondb import refuse_foreign_db
+    from asched.core.paths import DB_NAME, ensure_state_dir
+    from asched.store.store import Store
+
+    ensure_state_dir(state)
+    refuse_foreign_db(state)
+    return Store.open(state / DB_NAME)
+
+
+def _warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
+    """A one-line warning on stderr when ``target`` names no pane on the daemon's tmux server
+    (stored anyway: sessions come and go). ``found``: a look-up already made."""
+    from asched.cli import lookup
+
+    socket = lookup.tmux_socket(state, lookup.environ())
+    found = found if found is not None else lookup.look_up(target, socket)
+    text = lookup.warning(target, found, socket)
+    if text is not None:
+        print(f"asched: {text}", file=sys.stderr)
+
+
+def _wake(state: Path) -> None:
+    """Tell a running daemon to re-plan. Best-effort: without one, nothing is lost."""
+    from asched.daemon import control
+
+    control.send(state, "wake")
+
+
+def _whole(text: str, what: str, hint: str) -> int:
+    """A positive whole number typed by the user; UsageError (exit 2) for anything else."""
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > 18 or int(stripped) < 1:
+        raise UsageError(f"bad {what} {text!r}: expected {hint}")
+    return int(stripped)
+
+
+def _parse_id(text: str) -> int:
+    return _whole(text, "check-in id", "a number as shown by asched ls")
+
+
+def _canonical_target(text: str | None) -> str | None:
+    """A --target filter spelled the way ``add`` stores targets (``work:=3`` stays a name)."""
+    if text is None:
+        return None
+    from asched.tmux.targets import parse_target
+
+    return str(parse_target(text))
+
+
+def _selector(args: argparse.Namespace) -> tuple[int | None, str | None]:
+    """(id, key) from ``ID`` or ``--key``: exactly one of them."""
+    if (args.id is None) == (args.key is None):
+        choices = "ID or --key KEY"
+        if args.command in ("pause", "resume"):
+            choices = "ID, --key KEY or --target T"
+        raise UsageError(f"{args.command}: give a check-in {choices} (one of them)")
+    if args.key is not None:
+        if not args.key:
+            raise UsageError("empty --key")
+        from asched.core.paths import validate_name
+
+        return None, validate_name(args.key, "--key")
+    return _parse_id(args.id), None
+
+
+def _find(store: Store, checkin_id: int | None, key: str | None) -> CheckIn:
+    """The selected check-in; NotFoundError when there is none."""
+    if checkin_id is not None:
+        found = store.get_checkin(checkin_id)
+    else:
+        found = None if key is None else store.get_by_key(key)
+    if found is None:
+        raise _not_found(checkin_id, key)
+    return found
+
+
+def _not_found(checkin_id: int | None, key: str | None) -> NotFoundError:
+    what = f"id {checkin_id}" if checkin_id is not None else f"key {key!r}"
+    return NotFoundError(f"no check-in with {what}")
+
+
+def _next_text(c: CheckIn, now: datetime) -> str:
+    if c.next_due is None:
+        return "nothing left to do"
+    left = (c.next_due - now).total_seconds()
+    when = f"in {duration_text(left)}" if left >= 0 else f"overdue by {duration_text(-left)}"
+    return f"next {local_time(c.next_due)} ({when})"
+
+
+# -- handlers --------------------------------------------------------------------------------------
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from asched.cli.addplan import AddRequest, plan_checkin
+
+    now = _now()
+    request = AddRequest(
+        target=args.target,
+        message=args.message,
+        at=args.at,
+        in_=args.in_,
+        every=args.every,
+        cron=args.cron,
+        tz=args.tz,
+        count=args.count,
+        until=args.until,
+        key=args.key,
+        grace=args.grace,
+        catch_up=args.catch_up,
+        jitter=args.jitter,
+        if_idle=args.if_idle,
+        when_idle=args.when_idle,
+    )
+    new = plan_checkin(request, now)
+    state = _state_dir(args)
+    with _open_for_write(state) as store:
+        # Only for the wording ("replaced"); the upsert itself is one atomic statement.
+        replaced = new.key is not None and store.get_by_key(new.key) is not None
+        stored = store.add_checkin(new)
+    _wake(state)
+    _warn_if_nowhere(state, stored.target)
+    if args.json:
+        print_json({**checkin_json(stored), "replaced": replaced})
+    else:
+        verb = "replaced" if replaced else "added"
+        print(f"{verb} check-in {stored.id} for {stored.target}, {_next_text(stored, now)}")
+    return EXIT_OK
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    from asched.core.zones import local_zone_name
+
+    target = _canonical_target(args.target)
+    now = _now()
+    store = _open_existing(_state_dir(args))
+    checkins: list[CheckIn] = []
+    if store is not None:
+        with store:
+            checkins = store.list_checkins(target)
+    shown = checkins if args.all else [c for c in checkins if c.next_due is not None]
+    if args.json:
+        print_json([checkin_json(c) for c in shown])
+    else:
+        hidden = len(checkins) - len(shown)
+        zone = local_zone_name()
+        print_lines(checkins_table(shown, now, terminal_width(args.full), zone, hidden=hidden))
+    return EXIT_OK
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    checkin_id, key = _selector(args)
+    state = _state_dir(args)
+    store = _open_existing(state)
+    if store is None:
+        raise _not_found(checkin_id, key)
+    with store:
+        gone = _find(store, checkin_id, key)
+        # By id even for --key: what was found is what gets removed, and what is printed.
+        if not store.remove_checkin(gone.id):
+            raise _not_found(gone.id, None)
+    _wake(state)
+    if args.json:
+        print_json(checkin_json(gone))
+    else:
+        print(f"removed check-in {gone.id} for {gone.target}")
+    return EXIT_OK
+
+
+def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    if args.target is not None:
+        if args.id is not None or args.key is not None:
+            raise UsageError(
+                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
+            )
+        return _set_paused_target(args, paused)
+    checkin_id, key = _selector(args)
+    state = _state_dir(args)
+    store = _open_existing(state)
+    if store is None:
+        raise _not_found(checkin_id, key)
+    with store:
+        before = _find(store, checkin_id, key)
+        after = store.get_checkin(before.id) if store.set_paused(before.id, paused) else None
+    if after is None:  # removed between the two statements
+        raise _not_found(before.id, None)
+    _wake(state)
+    if args.json:
+        print_json(checkin_json(after))
+        return EXIT_OK
+    if before.paused == paused:
+        state_text = "already paused" if paused else "not paused"
+        print(f"check-in {after.id} for {after.target} is {state_text}")
+    elif paused:
+        print(f"paused check-in {after.id} for {after.target}")
+    else:
+        print(f"resumed check-in {after.id} for {after.target}, {_next_text(after, _now())}")
+    return EXIT_OK
+
+
+def _set_paused_target(args: argparse.Namespace, paused: bool) -> int:
+    """``pause/resume --target T``: every check-in of one target, changed in one write."""
+    target = _canonical_target(args.target)
+    assert target is not None
+    state = _state_dir(args)
+    store = _open_existing(state)
+    before: list[CheckIn] = []
+    after: list[CheckIn] = []
+    if store is not None:
+        with store:
+            before = store.list_checkins(target)
+            if before:
+                store.set_paused_for_target(target, paused)
+                after = store.list_checkins(target)
+    if not before:
+        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
+    _wake(state)
+    changed = {c.id for c in before if c.paused != paused}
+    if args.json:
+        print_json(
+            {
+                "target": target,
+                "paused": paused,
+                "changed": len(changed),
+                "checkins": [checkin_json(c) for c in after],
+            }
+        )
+        return EXIT_OK
+    verb = "paused" if paused else "resumed"
+    if not changed:
+        if len(after) == 1:
+            print(f"the check-in for {target} is {'already paused' if paused else 'not paused'}")
+        elif paused:
+            print(f"all {len(after)} check-ins for {target} are already paused")
+        else:
+            print(f"none of the {len(after)} check-ins for {target} is paused")
+        return EXIT_OK
+    unchanged = len(after) - len(changed)
+    tail = ""
+    if unchanged:
+        was = "was" if unchanged == 1 else "were"
+        tail = f" ({unchanged} already paused)" if paused else f" ({unchanged} {was} not paused)"
+    if not paused:
+        upcoming = [c for c in after if c.id in changed and c.next_due is not None]
+        if upcoming:
+            tail += f", {_next_text(upcoming[0], _now())}"  # listed soonest first
+    print(f"{verb} {_count_text(len(changed))} for {target}{tail}")
+    return EXIT_OK
+
+
+def _count_text(n: int) -> str:
+    return f"{n} check-in" if n == 1 else f"{n} check-ins"
+
+
+def _cmd_pause(args: argparse.Namespace) -> int:
+    return _set_paused(args, True)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    return _set_paused(args, False)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    checkin_id = None if args.id is None else _parse_id(args.id)
+    target = _canonical_target(args.target)
+    limit = _whole(args.limit, "--limit", "a number of rows, at least 1")
+    store = _open_existing(_state_dir(args))
+    rows: list[Delivery] = []
+    if store is not None:
+        with store:
+            rows = store.history(checkin_id, target, limit)
+            if checkin_id is not None and not rows and store.get_checkin(checkin_id) is None:
+                raise NotFoundError(f"no check-in with id {checkin_id} and no deliveries for it")
+    if args.json:
+        print_json([delivery_json(d) for d in rows])
+    else:
+        print_lines(deliveries_table(rows, terminal_width(args.full)))
+    return EXIT_OK

@@ -1,0 +1,135 @@
+"""At ``add``/``next`` time: what does a target name on the tmux server the daemon delivers to?
+
+Best effort, bounded, and only ever informative: sessions come and go, so a target that names no
+pane now is stored anyway, with a one-line warning (and the window it probably meant: the old
+Tmux-Orchestrator called its windows ``Developer``, ``Project-Manager``, ... and its scripts were
+given ``session:developer``). ``asched next`` keys its one pending check-in on the pane id this
+finds, so ``%5``, ``orch:0`` and ``orch:0.0`` are one pane, not three.
+
+The server asked is the running daemon's (announced in its lock file), else ``ASCHED_TMUX_SOCKET``,
+else the server of the tmux the command runs in (``$TMUX``), else tmux's default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from asched.core.errors import UsageError
+from asched.daemon.lock import LOCK_NAME, is_held, read_holder
+from asched.tmux.client import ServerMissing, TargetAmbiguous, TargetMissing, TmuxClient, TmuxError
+from asched.tmux.targets import parse_target
+
+TIMEOUT_S = 1.0  # a frozen or slow server must not hold up the command for longer
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the server said about a target."""
+
+    reachable: bool  # a server answered
+    pane_id: str | None = None  # the pane the target names now
+    near: tuple[str, ...] = ()  # targets it probably meant (a window name in another case)
+    ambiguous: bool = False  # it names several windows
+    # What `asched next` keys on: the pane when the target names one for sure (a pane id, a pane
+    # index, or the only pane of its window), else the window ("work:0"): the active pane of a
+    # window with several changes when someone clicks, and one check-in must stay one.
+    key: str | None = None
+
+
+def tmux_socket(state: Path, env: Mapping[str, str]) -> str | None:
+    """The socket of the server the daemon of ``state`` delivers to (see the module's doc)."""
+    try:
+        holder = read_holder(state / LOCK_NAME) if is_held(state / LOCK_NAME) else None
+    except OSError:
+        holder = None
+    if holder is not None and holder.tmux is not None:
+        return holder.tmux
+    if env.get("ASCHED_TMUX_SOCKET"):
+        return env["ASCHED_TMUX_SOCKET"]
+    inside = env.get("TMUX", "").split(",")[0]
+    return inside or None
+
+
+def look_up(target: str, socket: str | None) -> Found:
+    """Ask the server on ``socket`` (None: the default) which pane ``target`` names."""
+    return asyncio.run(_look_up(target, socket))
+
+
+async def _look_up(target: str, socket: str | None) -> Found:
+    client = TmuxClient(socket, timeout_s=TIMEOUT_S, max_calls=1)
+    wanted = parse_target(target)
+    try:
+        try:
+            pane = await client.resolve(wanted)
+            key = pane.pane_id
+            if wanted.pane_id is None and wanted.pane is None:
+                panes = await client.list_panes()
+                mates = [
+                    p
+                    for p in panes
+                    if (p.session, p.window_index) == (pane.session, pane.window_index)
+                ]
+                if len(mates) > 1:
+                    key = str(parse_target(f"{pane.session}:{pane.window_index}"))
+            return Found(True, pane.pane_id, key=key)
+        except TargetAmbiguous:
+            return Found(True, ambiguous=True)
+        except TargetMissing:
+            return Found(True, near=await _near(client, target))
+        except (ServerMissing, TmuxError):
+            return Found(False)
+    finally:
+        client.close()
+
+
+async def _near(client: TmuxClient, target: str) -> tuple[str, ...]:
+    """Windows whose name equals the target's but for case (``orch:developer`` for a window
+    named ``Developer``), as targets."""
+    wanted = parse_target(target)
+    if not isinstance(wanted.window, str) or wanted.session is None:
+        return ()
+    try:
+        panes = await client.list_panes()
+    except TmuxError:
+        return ()
+    names = {
+        p.window_name
+        for p in panes
+        if p.session == wanted.session and p.window_name.casefold() == wanted.window.casefold()
+    }
+    suffix = "" if wanted.pane is None else f".{wanted.pane}"
+    found = []
+    for name in sorted(names):
+        spelled = f"{wanted.session}:{name}{suffix}"
+        try:
+            if parse_target(spelled).window == name:  # "Dev.2" would read as window Dev, pane 2
+                found.append(spelled)
+        except UsageError:
+            continue
+    return tuple(found)
+
+
+def warning(target: str, found: Found, socket: str | None) -> str | None:
+    """The one-line warning for a target that names no pane on a server that answered."""
+    if not found.reachable or found.pane_id is not None:
+        return None
+    server = socket or "the default tmux server"
+    if found.ambiguous:
+        return (
+            f"warning: {target} names more than one window on {server}; stored anyway, and it "
+            "fails when due unless one window has that name by then (or use session:INDEX)"
+        )
+    hint = f"; did you mean {' or '.join(found.near)}?" if found.near else ""
+    return (
+        f"warning: {target} names no pane on {server} now; stored anyway, and delivered if it "
+        f"names one when due{hint}"
+    )
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

@@ -1,0 +1,176 @@
+"""``asched next``: an agent sets its own next check-in, replacing the one it set before.
+
+The reference scheduler's self-scheduling either broke (an agent forgot to reschedule) or piled
+up (each call created another *recurring* task; REFERENCE failure 13). ``next`` stores exactly one
+one-shot check-in per pane under the key ``next:<pane id>`` (the pane the target names when tmux
+answers, else ``next:<canonical target>``), so a second call replaces the first instead of adding
+to it, however the pane was spelled.
+
+Inside tmux the target defaults to the calling pane, ``$TMUX_PANE`` (``%N``), stored as the pane
+id: the daemon delivers to that pane wherever it moves, and never to a sibling that happens to be
+active in the window later. Outside tmux a target must be given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from asched.cli.addplan import AddRequest, plan_checkin
+from asched.cli.commands import _now, _open_for_write, _state_dir, _wake, _warn_if_nowhere
+from asched.cli.views import checkin_json, duration_text, local_time, one_line, print_json
+from asched.core.errors import EXIT_OK, UsageError
+from asched.core.models import NewCheckIn
+from asched.core.triggers import parse_duration
+from asched.tmux.targets import parse_target
+
+__all__ = ["KEY_PREFIX", "ORIGIN", "next_key", "plan_next", "register"]
+
+KEY_PREFIX = "next:"
+ORIGIN = "next"  # checkins.origin: set by an agent about itself, not by a person or the config
+
+NEXT_DESCRIPTION = """\
+Set the next check-in of a tmux pane: MESSAGE is typed into it once, DUR from now.
+There is one "next check-in" per target: calling this again replaces it (the id stays),
+so an agent that reschedules itself after every check-in never piles them up.
+
+Inside tmux the target is the calling pane ($TMUX_PANE, a pane id like %5) unless --target
+is given; outside tmux --target is required. A running daemon is woken to re-plan at once."""
+
+NEXT_EPILOG = """\
+examples:
+  asched next 30m "status report please"             from inside the agent's own pane
+  asched next 1h30m "check the build" --target work:0.1
+  asched next 20m "review PR feedback" --json        prints the stored check-in
+
+DUR is a number with a unit: 90s, 20m, 1h30m, 2d. The check-in is stored under the key
+next:PANE, the pane id the target names when tmux answers (else next:TARGET), so %5, work:0
+and work:0.0 share one; a window of several panes keys on the window, next:work:0 (see
+asched ls); `asched rm --key next:%5` drops it. If the pane's
+next check-in is paused (asched pause --target), the replacement stays paused. A pane id
+names a pane of one tmux server: the daemon must use that server (its default, or
+--tmux-socket).
+Exit 2, with nothing written, for a bad DUR, MESSAGE or target, or when outside tmux
+without --target.
+"""
+
+
+def next_key(target: str) -> str:
+    """The key of ``target``'s next check-in; ``target`` must already be canonical."""
+    return KEY_PREFIX + target
+
+
+def _calling_pane(env: Mapping[str, str]) -> str:
+    """The pane this process runs in, from ``$TMUX_PANE``; UsageError outside tmux."""
+    pane = env.get("TMUX_PANE", "")
+    if not pane:
+        raise UsageError(
+            "next: not inside tmux ($TMUX_PANE is not set); give --target session:window[.pane]"
+        )
+    try:
+        return str(parse_target(pane))
+    except UsageError:
+        raise UsageError(f"next: $TMUX_PANE is {pane!r}, not a pane id; give --target") from None
+
+
+def plan_next(
+    duration: str,
+    message: str,
+    target: str | None,
+    now: datetime,
+    env: Mapping[str, str] | None = None,
+) -> NewCheckIn:
+    """The one-shot check-in ``asched next`` stores; UsageError (nothing stored) on bad input.
+
+    ``target`` None means the calling pane (``env``, default ``os.environ``, ``TMUX_PANE``).
+    """
+    if target is None:
+        canonical = _calling_pane(os.environ if env is None else env)
+    else:
+        canonical = str(parse_target(target))  # one key per pane, however it is spelled
+    try:
+        seconds = parse_duration(duration)
+    except UsageError as exc:
+        raise UsageError(f"next: DUR: {exc}") from None
+    if seconds < 1:
+        # "Now" would make a self-scheduling agent message itself in a loop (REFERENCE 16-17).
+        raise UsageError(f"next: DUR {duration!r} is zero; give a delay of at least 1s")
+    request = AddRequest(
+        target=canonical, message=message, in_=f"{seconds}s", key=next_key(canonical)
+    )
+    return replace(plan_checkin(request, now), origin=ORIGIN)
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``next`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "next",
+        parents=[common],
+        help="set (or replace) the next check-in of a pane, e.g. from inside it",
+        description=NEXT_DESCRIPTION,
+        epilog=NEXT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("duration", metavar="DUR", help="how long from now: 90s, 20m, 1h30m, 2d")
+    p.add_argument("message", metavar="MESSAGE", help="the text typed into the pane")
+    p.add_argument(
+        "--target",
+        metavar="T",
+        help="the pane: session:window[.pane] or %%N (default: the calling pane, $TMUX_PANE)",
+    )
+    p.add_argument(
+        "--any-case",
+        action="store_true",
+        help="a window name that names no window but one in another case names that one"
+        " (orch:developer -> orch:Developer, as Tmux-Orchestrator's scripts did)",
+    )
+    p.add_argument("--json", action="store_true", help="print the stored check-in as JSON")
+    p.set_defaults(handler=_cmd_next)
+
+
+def _cmd_next(args: argparse.Namespace) -> int:
+    from asched.cli import lookup
+
+    now = _now()
+    new = plan_next(args.duration, args.message, args.target, now)
+    state = _state_dir(args)
+    found = None
+    if not new.target.startswith("%"):
+        # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
+        # of the pane they name now (the target itself stays as given).
+        socket = lookup.tmux_socket(state, lookup.environ())
+        found = lookup.look_up(new.target, socket)
+        if args.any_case and found.pane_id is None and len(found.near) == 1:
+            new = replace(new, target=found.near[0])
+            found = lookup.look_up(new.target, socket)
+        if found.key is not None:
+            new = replace(new, key=next_key(found.key))
+    key, due = new.key, new.next_due
+    assert key is not None
+    assert due is not None
+    with _open_for_write(state) as store:
+        previous = store.get_by_key(key)
+        if previous is not None and previous.paused:
+            # A paused agent stays paused even though it keeps rescheduling itself. (A pause
+            # landing between this read and the write below is lost; the window is a few ms.)
+            new = replace(new, paused=True)
+        stored = store.add_checkin(new)
+    _wake(state)
+    if found is not None:
+        _warn_if_nowhere(state, stored.target, found)
+    if args.json:
+        print_json({**checkin_json(stored), "replaced": previous is not None})
+        return EXIT_OK
+    left = duration_text((due - now).total_seconds())
+    verb = "replaced the next check-in" if previous is not None else "set the next check-in"
+    paused = f" (paused: asched resume --target {stored.target})" if stored.paused else ""
+    print(
+        f"{verb} of {stored.target} (id {stored.id}): in {left}, at {local_time(due)}"
+        f"{paused}: {one_line(stored.message)}"
+    )
+    return EXIT_OK

@@ -1,0 +1,296 @@
+"""Schedule math and the parsing of user-written times: pure functions, no clock inside.
+
+Every function takes "now" or "after" as an argument, so the scheduler (and the tests) decide what
+time it is. The only thing read from outside is the time zone database, through :mod:`zoneinfo`.
+All instants returned are timezone-aware UTC.
+
+Cron rules are evaluated in the wall time of their IANA zone. Daylight saving time policy:
+
+* A wall time that happens twice (the fall-back fold) fires once, at its first occurrence. This
+  holds for every job, hourly-style ones too: during a repeated hour ``*/15 * * * *`` does not fire
+  again, because every wall-clock time fires at most once.
+* A wall time that does not exist (the spring-forward gap) fires once, shifted forward by the
+  length of the gap, when the hour field names specific hours: ``30 2 * * *`` in Europe/Berlin
+  fires at 03:30 CEST on the day the clocks jump from 02:00 to 03:00, and ``0 2 * * *`` on
+  Australia/Lord_Howe (a 30-minute jump from 02:00 to 02:30) fires at 02:30. Like cronie and ISC
+  cron such jobs run rather than being dropped; the shift is the instant PEP 495 assigns to the
+  missing time, and it keeps several skipped slots of one job apart. A shifted slot that lands on
+  a real slot of the same job (02:30 and 03:30 under ``30 2,3 * * *``) fires once.
+* A job whose hour field allows every hour (``*/15 * * * *``, ``10 * * * *``) simply skips
+  wall times that do not exist; it fires again at its next real slot within the hour anyway.
+
+So a cron rule has a well-defined set of occurrence instants, and ``next_due(rule, after)`` is the
+smallest one strictly later than ``after``: chaining it is strictly increasing, and asking again
+from any instant before the answer gives the same answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from asched.core.cron import CronSpec, next_wall_match, parse_cron
+from asched.core.errors import UsageError
+from asched.core.models import Cron, Every, Once, Rule, utc
+
+__all__ = [
+    "MAX_DURATION_S",
+    "CronSpec",
+    "format_duration",
+    "next_due",
+    "parse_cron",
+    "parse_duration",
+    "parse_time",
+    "parse_zone",
+    "rule_to_text",
+]
+
+MAX_DURATION_S = 3660 * 86400
+"""The longest duration :func:`parse_duration` accepts: ten years (of 366 days)."""
+
+_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:\s*[0-9]+\s*[wdhms])+\s*", re.ASCII)
+_DURATION_PART = re.compile(r"([0-9]+)\s*([wdhms])", re.ASCII)
+_DURATION_HELP = "use a number with a unit s, m, h, d or w, e.g. 90s, 5m, 1h30m, 2d"
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
+
+# Candidates are only passed over near a fold or a gap, which spans at most a day of minutes even
+# in the strangest zone history; this bound only guarantees termination.
+_MAX_CANDIDATES = 10_000
+_MINUTE = timedelta(minutes=1)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``text``: one or more ``<number><unit>`` parts, units ``w d h m s``.
+
+    Parts go from the largest unit to the smallest, each unit at most once, optionally separated
+    by spaces: ``90s``, ``5m``, ``1h30m``, ``1h 30m``, ``2d4h``, ``1w``. A unit is required (a bare
+    ``5`` is refused, since minutes and seconds are both plausible readings); ``0s`` is accepted and
+    whether zero makes sense is the caller's decision. At most :data:`MAX_DURATION_S`.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise UsageError(f"empty duration: {_DURATION_HELP}")
+    if stripped.isascii() and stripped.isdigit():
+        raise UsageError(f"duration {text!r} needs a unit (s, m, h, d or w), e.g. {stripped}s")
+    if _DURATION.fullmatch(text) is None:
+        raise UsageError(f"bad duration {text!r}: {_DURATION_HELP}")
+    total, previous = 0, math.inf
+    for number, unit in _DURATION_PART.findall(text):
+        if _UNITS[unit] >= previous:
+            raise UsageError(f"bad duration {text!r}: units must go from w to s, each at most once")
+        previous = _UNITS[unit]
+        if len(number) > 12:
+            raise UsageError(f"duration {text!r} is too long (at most 10 years)")
+        total += int(number) * _UNITS[unit]
+    if total > MAX_DURATION_S:
+        raise UsageError(f"duration {text!r} is too long (at most 10 years)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """A compact duration that :func:`parse_duration` reads back: ``1h30m``, ``45s``, ``2d``.
+
+    Whole seconds from 10 s up; shorter non-integral values keep up to three decimals (``0.25s``),
+    which is what a jitter or a grace window may need.
+    """
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite duration: {seconds}")
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 10 and seconds != int(seconds):
+        return f"{round(seconds, 3):g}s"
+    rest = round(seconds)
+    parts = []
+    for unit, size in _UNITS.items():
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``Europe/Berlin``); UsageError if unknown or not a zone name."""
+    # zoneinfo treats the key as a relative path; refuse anything that is not plainly a zone name
+    # before it ever reaches the file system.
+    if _ZONE_NAME.fullmatch(name) is None:
+        raise UsageError(f"bad time zone {name!r}: expected an IANA name like Europe/Berlin")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise UsageError(f"unknown time zone {name!r}") from exc
+
+
+def _convert(wall: datetime, zone: ZoneInfo | None, fold: int) -> datetime:
+    if zone is None:
+        return wall.replace(fold=fold).astimezone(UTC)
+    return wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+
+
+def _wall_of(instant: datetime, zone: ZoneInfo | None) -> datetime:
+    return (instant.astimezone(zone) if zone is not None else instant.astimezone()).replace(
+        tzinfo=None
+    )
+
+
+def _to_instant(wall: datetime, zone: ZoneInfo | None, fold: int = 0) -> tuple[datetime, bool]:
+    """The UTC instant naive ``wall`` names in ``zone`` (None: the system zone), and whether the
+    wall time really exists there.
+
+    ``fold=0`` picks the first occurrence of a repeated time and, for a missing time, the later
+    candidate, which is the wall time shifted forward by the gap; ``fold=1`` the other one. Both
+    fold values are tried because zoneinfo and the system-zone conversion disagree on which of
+    them a missing time gets.
+    """
+    wall = wall.replace(tzinfo=None, fold=0)
+    instants = sorted({_convert(wall, zone, 0), _convert(wall, zone, 1)})
+    real = [instant for instant in instants if _wall_of(instant, zone) == wall]
+    if real:
+        return (real[0] if fold == 0 else real[-1]), True
+    return (instants[-1] if fold == 0 else instants[0]), False
+
+
+def parse_time(text: str, now: datetime, tz: ZoneInfo | None = None) -> datetime:
+    """The instant ``text`` names, as aware UTC.
+
+    ``text`` is ISO 8601 (``2026-03-29T09:00``, ``2026-03-29 09:00:00+02:00``, ``...Z``; without an
+    offset it is wall time in ``tz``, or the system zone when ``tz`` is None), or a time of day
+    ``HH:MM`` / ``HH:MM:SS`` meaning the next such wall time strictly after ``now``: today or
+    tomorrow. A time of day that falls into a DST gap is shifted forward by the gap; one that
+    occurs twice means whichever occurrence comes first after ``now``. An ISO time in the past is
+    returned as is; refusing it is the caller's decision.
+    """
+    now = utc(now)
+    stripped = text.strip()
+    clock = _CLOCK.fullmatch(stripped)
+    try:
+        if clock is not None:
+            return _next_time_of_day(text, clock, now, tz)
+        try:
+            parsed = datetime.fromisoformat(stripped)
+        except ValueError:
+            raise UsageError(
+                f"bad time {text!r}: use HH:MM, HH:MM:SS or ISO 8601 like 2026-03-29T09:00 "
+                "or 2026-03-29T09:00:00Z"
+            ) from None
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        return _to_instant(parsed, tz)[0]
+    except (OverflowError, OSError, ValueError) as exc:
+        # Converting a wall time near year 1 or 9999 to UTC can leave datetime's range.
+        raise UsageError(f"time {text!r} is out of range") from exc
+
+
+def _next_time_of_day(
+    text: str, clock: re.Match[str], now: datetime, tz: ZoneInfo | None
+) -> datetime:
+    hour, minute, second = (int(group or 0) for group in clock.groups())
+    try:
+        at = time(hour, minute, second)
+    except ValueError:
+        raise UsageError(f"bad time {text!r}: no such time of day") from None
+    today = (now.astimezone(tz) if tz is not None else now.astimezone()).date()
+    # Tomorrow always works; the third day only guards zones that once skipped a whole date.
+    for days in range(3):
+        wall = datetime.combine(today + timedelta(days=days), at)
+        for fold in (0, 1):
+            instant, exists = _to_instant(wall, tz, fold)
+            # In a gap fold=1 maps to an instant before the gap, which is not this time of day.
+            if (exists or fold == 0) and instant > now:
+                return instant
+    raise UsageError(f"time {text!r} does not occur in the next days")
+
+
+_cached_cron = functools.lru_cache(maxsize=256)(parse_cron)
+
+
+def next_due(rule: Rule, after: datetime) -> datetime | None:
+    """The first occurrence of ``rule`` strictly after ``after`` (aware), as aware UTC.
+
+    None when there is none: a one-shot already past, or a cron expression that never matches
+    (``0 0 30 2 *``). Raises UsageError for a stored cron rule that no longer parses.
+    """
+    after = utc(after)
+    if isinstance(rule, Once):
+        at = utc(rule.at)
+        return at if at > after else None
+    if isinstance(rule, Every):
+        return _next_every(rule, after)
+    return _next_cron(rule, after)
+
+
+def _next_every(rule: Every, after: datetime) -> datetime | None:
+    if rule.interval_s <= 0:
+        raise ValueError(f"every: the interval must be positive, got {rule.interval_s}")
+    anchor = utc(rule.anchor)
+    if after < anchor:
+        return anchor
+    step = timedelta(seconds=rule.interval_s)
+    # Integer arithmetic on microseconds: a ten-year outage costs the same as a one-second one.
+    slots = (after - anchor) // step + 1
+    try:
+        return anchor + slots * step
+    except OverflowError:
+        return None
+
+
+def _next_cron(rule: Cron, after: datetime) -> datetime | None:
+    spec = _cached_cron(rule.expr)
+    zone = parse_zone(rule.tz)
+    try:
+        # A slot in a gap fires up to one gap length after its wall time, so right after the
+        # clocks jump forward the search must start that far back to see it.
+        day_before = after - timedelta(days=1)
+        jump = max(timedelta(0), _offset(after, zone) - _offset(day_before, zone))
+        start = (after - jump).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+        return _first_cron_instant(spec, zone, start, after)
+    except (OverflowError, ValueError):
+        return None  # the answer would lie beyond year 9999
+
+
+def _offset(instant: datetime, zone: ZoneInfo) -> timedelta:
+    return instant.astimezone(zone).utcoffset() or timedelta(0)
+
+
+def _first_cron_instant(
+    spec: CronSpec, zone: ZoneInfo, start: datetime, after: datetime
+) -> datetime | None:
+    """The earliest occurrence after ``after`` among the wall times from ``start`` on.
+
+    Wall order equals instant order except that a gap time, shifted forward, lands behind the
+    real slots just after the gap; so a shifted candidate is only kept as the best so far until
+    the walk passes its shifted wall time.
+    """
+    best: datetime | None = None
+    best_wall: datetime | None = None
+    wall = next_wall_match(spec, start)
+    for _ in range(_MAX_CANDIDATES):
+        if wall is None or (best_wall is not None and wall >= best_wall):
+            return best
+        instant, exists = _to_instant(wall, zone)
+        if instant > after and exists:
+            return instant if best is None else min(best, instant)
+        if instant > after and best is None and not spec.every_hour:
+            best, best_wall = instant, instant.astimezone(zone).replace(tzinfo=None)
+        # Otherwise rejected: a first-pass fold time already behind us, a gap time of an
+        # hourly-style job, or a later gap time (shifted further than the one we hold).
+        wall = next_wall_match(spec, wall + _MINUTE)
+    return best
+
+
+def _iso_utc(ts: datetime) -> str:
+    spec = "seconds" if ts.microsecond == 0 else "microseconds"
+    return utc(ts).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def rule_to_text(rule: Rule) -> str:
+    """A short description for listings: ``every 30m``, ``cron '0 9 * * 1-5' Europe/Berlin``."""
+    if isinstance(rule, Once):
+        return f"once at {_iso_utc(rule.at)}"
+    if isinstance(rule, Every):
+        return f"every {format_duration(rule.interval_s)}"
+    return f"cron '{rule.expr}' {rule.tz}"

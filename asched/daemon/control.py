@@ -1,0 +1,115 @@
+"""The control socket: how a CLI write wakes the running daemon within milliseconds.
+
+A Unix stream socket (mode 0600) that accepts one-line commands (``wake``, ``reload``) from peers
+with the daemon's own uid only (SO_PEERCRED). The daemon records the socket's path in the lock file,
+so a CLI finds it whatever environment either was started with (a systemd unit has
+RUNTIME_DIRECTORY; a shell does not).
+
+Waking is an optimisation, never a requirement: the daemon re-reads the schedule at least every
+30 s, so a CLI that cannot reach it loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asched.daemon.lock import LOCK_NAME, read_holder
+
+# The CLI imports this module for send(); asyncio and structlog stay out of that path (~40 ms).
+if TYPE_CHECKING:
+    import asyncio
+
+COMMANDS = frozenset({"wake", "reload"})
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a connected Unix socket."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except OSError:
+        return None
+    _pid, uid, _gid = _UCRED.unpack(raw)
+    return int(uid)
+
+
+class ControlServer:
+    """Serves the control socket on the daemon's loop; ``handlers`` map a command to a callback."""
+
+    def __init__(self, path: Path, handlers: dict[str, Callable[[], None]]) -> None:
+        self.path = path
+        self.handlers = handlers
+        self._server: asyncio.Server | None = None
+        from asched.core.logs import get_logger
+
+        self._log = get_logger()
+
+    async def start(self) -> None:
+        """Bind (replacing a socket file left by a dead daemon: we hold the lock, so it is)."""
+        import asyncio
+
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.is_socket():
+                self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old)
+        self._log.debug("control.listening", path=str(self.path))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
+        try:
+            sock = writer.get_extra_info("socket")
+            uid = peer_uid(sock) if sock is not None else None
+            if uid != os.geteuid():
+                self._log.warning("control.refused", peer_uid=uid)
+                return
+            line = await asyncio.wait_for(reader.readline(), timeout=2.0)
+            command = line.decode(errors="replace").strip()
+            handler = self.handlers.get(command)
+            if handler is None:
+                writer.write(b"error unknown command\n")
+            else:
+                handler()
+                writer.write(b"ok\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        """Stop listening and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
+    """Send ``command`` to the daemon on ``state_dir``; False when no daemon answered ``ok``."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown control command {command!r}")
+    path = read_holder(state_dir / LOCK_NAME).socket
+    if not path:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(path)
+            sock.sendall(command.encode() + b"\n")
+            return sock.recv(64).startswith(b"ok")
+    except OSError:
+        return False
