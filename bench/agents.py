@@ -36,8 +36,8 @@ from asched.cli.send import send_now
 from asched.core.logs import configure as configure_logs
 from asched.core.models import DeliveryState, NewCheckIn, Once
 from asched.core.paths import DB_NAME
-from asched.delivery.engine import DeliverySettings
 from asched.delivery.profiles import BUILTIN
+from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store
 from bench.common import percentile
 from tests.agents import uis

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
-from asched.delivery.engine import DeliveryEngine, DeliverySettings, with_prefix
+from asched.delivery.engine import DeliveryEngine
+from asched.delivery.settings import DeliverySettings, with_prefix
 from asched.store.async_store import AsyncStore
 from asched.tmux.client import TmuxClient
 from asched.tmux.targets import parse_target
@@ -586,12 +587,12 @@ async def test_a_preflight_lets_a_paste_due_this_moment_go_first(
 ) -> None:
     engine = engine_for(store, server)
     now = time.time()
-    engine._fires[now + 0.01] += 1  # another delivery pastes in 10 ms
+    engine.ledger.fires[now + 0.01] += 1  # another delivery pastes in 10 ms
     started = time.monotonic()
     await engine._yield_to_pastes(now + 0.2)
     assert time.monotonic() - started >= 0.015  # waited past that paste (and its room)
-    engine._fires.clear()
-    engine._fires[now + 0.5] += 1  # not now: no wait
+    engine.ledger.fires.clear()
+    engine.ledger.fires[now + 0.5] += 1  # not now: no wait
     started = time.monotonic()
     await engine._yield_to_pastes(now + 0.2)
     assert time.monotonic() - started < 0.005

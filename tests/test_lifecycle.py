@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
+from tests.faultd import FAULTD
 from tests.harness import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
 
 SHORT_LOCK_S = 0.3
@@ -129,8 +130,8 @@ def test_handoff_on_sigterm_within_300ms(spawner: Spawner, short_tmp: Path) -> N
 def test_watchdog_pings_at_half_interval_and_stop_when_loop_blocks(
     spawner: Spawner, short_tmp: Path
 ) -> None:
-    env = {"WATCHDOG_USEC": "400000", "ASCHED_TEST_FAULTS": "block-loop-on-usr1"}
-    d = spawner.spawn(short_tmp / "state", env=env)
+    env = {"WATCHDOG_USEC": "400000"}
+    d = spawner.spawn(short_tmp / "state", env=env, argv=[PYTHON, str(FAULTD), "--daemon"])
     _ready(d)
     assert wait_until(lambda: len(d.notify.all("WATCHDOG")) >= 6, timeout=5)
     times = [m.at for m in d.notify.all("WATCHDOG")]

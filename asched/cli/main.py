@@ -272,6 +272,7 @@ def _tmux_socket(args: argparse.Namespace) -> str | None:
 def _cmd_daemon(args: argparse.Namespace) -> int:
     from asched.core.paths import config_file
     from asched.daemon import process as daemon
+    from asched.daemon.wiring import scheduling
 
     options = daemon.DaemonOptions(
         state_dir=_state_dir(args),
@@ -282,7 +283,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         tmux_socket=_tmux_socket(args),
         argv=tuple(sys.argv),
     )
-    return daemon.run(options)
+    return daemon.run(options, {"scheduling": scheduling})
 
 
 def _cmd_send(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from asched.cli.daemondb import refuse_foreign_db
 from asched.core.models import Delivery, NewCheckIn, Once
 from asched.core.paths import DB_NAME, SPOOL_NAME, ensure_state_dir
 from asched.daemon.wiring import tmux_client
-from asched.delivery.engine import DeliveryEngine, DeliverySettings
+from asched.delivery.engine import DeliveryEngine
+from asched.delivery.settings import DeliverySettings
 from asched.store.async_store import AsyncStore
 from asched.tmux.targets import check_body, parse_target
 

@@ -43,10 +43,6 @@ from asched.daemon.notify import Notifier
 
 log = get_logger()
 
-# Test-only fault points, enabled by this variable (comma-separated names); never set in
-# production. "block-loop-on-usr1": SIGUSR1 blocks the event loop, to prove the watchdog.
-FAULTS_ENV = "ASCHED_TEST_FAULTS"
-
 # A service runs until ctx.stopping is set, then finishes its in-flight work and returns. It sets
 # ``started`` once it serves: READY=1 waits for every service's.
 Service = Callable[["DaemonContext", asyncio.Event], Coroutine[Any, Any, None]]
@@ -121,8 +117,6 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
-        if "block-loop-on-usr1" in os.environ.get(FAULTS_ENV, "").split(","):
-            loop.add_signal_handler(signal.SIGUSR1, self._fault_block_loop)
 
     def _on_stop_signal(self, name: str) -> None:
         if self._stop.is_set():
@@ -148,10 +142,6 @@ class Daemon:
     def _on_reload_signal(self) -> None:
         log.info("signal.received", signal="SIGHUP")
         self.reload()
-
-    def _fault_block_loop(self) -> None:
-        log.warning("fault.block_loop")
-        time.sleep(3600)  # deliberate: the watchdog must notice a loop that stops turning
 
     def reload(self) -> None:
         """Re-read the config file; on any error keep the running configuration."""
@@ -330,15 +320,15 @@ class Daemon:
         self.notifier.close()
 
 
-def run(options: DaemonOptions, services: dict[str, Service] | None = None) -> int:
-    """Run the daemon on the chosen event loop; returns the exit code."""
+def run(options: DaemonOptions, services: dict[str, Service]) -> int:
+    """Run the daemon on the chosen event loop with ``services``; returns the exit code.
+
+    The caller chooses the services (the command line: the scheduling service of
+    :mod:`asched.daemon.wiring`; tests add their own, e.g. a fault to prove the watchdog), so
+    the product carries no test-only code paths.
+    """
     os.umask(0o077)  # every file the daemon creates is private to its user
     configure_logs(options.log_level or "info")
-
-    if services is None:
-        from asched.daemon.wiring import scheduling
-
-        services = {"scheduling": scheduling}
 
     async def main() -> int:
         return await Daemon(options, services).run()

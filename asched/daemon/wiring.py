@@ -20,7 +20,8 @@ from asched.daemon.control import ControlServer
 from asched.daemon.fleet import run_fleet
 from asched.daemon.process import DaemonContext
 from asched.daemon.scheduler import Scheduler
-from asched.delivery.engine import DeliveryEngine, DeliverySettings
+from asched.delivery.engine import DeliveryEngine
+from asched.delivery.settings import DeliverySettings
 from asched.tmux.client import TmuxClient
 from asched.tmux.shellguard import DEFAULT_SHELLS
 

@@ -140,11 +140,30 @@ class Typist:
         self.tmux = tmux
         self.spool = spool
         self.prefix = buffer_prefix(spool)
-        self.stage = TickBatcher[Paste, None](self._stage_batch).submit
-        self.paste = TickBatcher[Paste, None](self._paste_batch).submit
+        self._stages = TickBatcher[Paste, None](self._stage_batch)
+        self._pastes = TickBatcher[Paste, None](self._paste_batch)
         # (pane id, the pid of its program when the text was pasted, or None when not known)
-        self.enter = TickBatcher[tuple[str, int | None], None](self._enter_batch).submit
-        self.look = TickBatcher[str, Screen](self._look_batch).submit
+        self._enters = TickBatcher[tuple[str, int | None], None](self._enter_batch)
+        self._looks = TickBatcher[str, Screen](self._look_batch)
+
+    async def stage(self, paste: Paste) -> None:
+        """Load the body into its buffer, then commit ``typing`` (batched with this loop turn's
+        other stagings: one load, one commit). Raises :class:`NotOurs` or :class:`Withdrawn`
+        when the row may not be typed; then nothing is staged."""
+        await self._stages.submit(paste)
+
+    async def paste(self, paste: Paste) -> None:
+        """``paste-buffer -d`` the staged body into its pane (only into the program the checks
+        saw); batched with this loop turn's other pastes into one tmux client."""
+        await self._pastes.submit(paste)
+
+    async def enter(self, pane: tuple[str, int | None]) -> None:
+        """Press Enter in ``(pane id, pid of its program when pasted, or None)``; batched."""
+        await self._enters.submit(pane)
+
+    async def look(self, pane_id: str) -> Screen:
+        """The pane's screen now; batched with this loop turn's other looks."""
+        return await self._looks.submit(pane_id)
 
     def prepare(
         self,

@@ -20,8 +20,8 @@ import pytest
 from asched.cli.send import send_now
 from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
 from asched.core.paths import DB_NAME
-from asched.delivery.engine import DeliverySettings
 from asched.delivery.profiles import BUILTIN
+from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store
 from tests.agents.fakeapi import FakeApi
 from tests.agents.uis import KINDS, Agent

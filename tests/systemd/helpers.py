@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.systemd.nspawn import Box, BoxError
@@ -87,9 +88,11 @@ class Svc:
         self.box.write(f"{DROPIN_DIR}/{name}.conf", text)
         self.systemctl("daemon-reload")
 
-    def exec_start_dropin(self, *daemon_args: str) -> None:
-        """Replace ExecStart with the same command plus ``daemon_args``."""
-        cmd = " ".join([self.python, "-P", "-m", "asched", "--daemon", *daemon_args])
+    def exec_start_dropin(self, *daemon_args: str, script: Path | None = None) -> None:
+        """Replace ExecStart with the same command plus ``daemon_args`` (``script``: a test
+        script that runs asched's command line, instead of ``-m asched``)."""
+        run = [str(script)] if script is not None else ["-m", "asched"]
+        cmd = " ".join([self.python, "-P", *run, "--daemon", *daemon_args])
         self.dropin("exec", f"[Service]\nExecStart=\nExecStart={cmd}\n")
 
     def main_pid(self) -> int:

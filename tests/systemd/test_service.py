@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.faultd import FAULTD
 from tests.systemd.helpers import (
     STATE,
     TMUX_SOCKET,
@@ -90,8 +91,10 @@ def test_kill_9_is_restarted_without_duplicates(svc: Svc) -> None:
 def test_hung_event_loop_is_killed_by_the_watchdog_and_restarted(svc: Svc) -> None:
     svc.dropin(
         "watchdog",
-        "[Service]\nWatchdogSec=1s\nEnvironment=ASCHED_TEST_FAULTS=block-loop-on-usr1\n",
+        "[Service]\nWatchdogSec=1s\n",
     )
+    # The daemon with a test-only fault service (tests/faultd.py): SIGUSR1 blocks its loop.
+    svc.exec_start_dropin(script=FAULTD)
     svc.systemctl("start", UNIT)
     first = svc.main_pid()
     invocation = svc.invocation()
