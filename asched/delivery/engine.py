@@ -52,20 +52,20 @@ from asched.core.models import (
 from asched.delivery.profiles import BUILTIN, GENERIC, InputArea, Profile, holds, pick, read_input
 from asched.delivery.ttyline import CANON_LINE_MAX, longest_line_bytes, too_long_for
 from asched.delivery.typist import NotOurs, Paste, Typist, Withdrawn
-from asched.tmux.client import (
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import (
     BufferMissing,
     PaneDead,
-    PaneInfo,
     PaneInMode,
     PaneReplaced,
     ServerMissing,
     TargetAmbiguous,
     TargetMissing,
-    TmuxClient,
     TmuxError,
     TmuxMissing,
     TmuxTimeout,
 )
+from asched.tmux.panes import PaneInfo
 from asched.tmux.shellguard import DEFAULT_SHELLS, Foreground, foreground_guard
 from asched.tmux.targets import parse_target
 
