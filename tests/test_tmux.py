@@ -24,20 +24,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asched.core.errors import UsageError
-from asched.tmux.client import (
-    REAP_S,
-    SLICE_S,
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import (
     PaneDead,
-    PaneInfo,
     PaneReplaced,
     ServerMissing,
     TargetAmbiguous,
     TargetMissing,
-    TmuxClient,
     TmuxError,
     TmuxMissing,
     TmuxTimeout,
 )
+from asched.tmux.panes import PaneInfo
+from asched.tmux.runner import REAP_S, SLICE_S
 from asched.tmux.shellguard import foreground_commands, pane_runs_shell
 from asched.tmux.targets import MAX_BODY_BYTES, Target, check_body, parse_target
 from tests.tmuxsrv import Server

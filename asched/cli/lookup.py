@@ -20,7 +20,8 @@ from pathlib import Path
 
 from asched.core.errors import UsageError
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
-from asched.tmux.client import ServerMissing, TargetAmbiguous, TargetMissing, TmuxClient, TmuxError
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import ServerMissing, TargetAmbiguous, TargetMissing, TmuxError
 from asched.tmux.targets import parse_target
 
 TIMEOUT_S = 1.0  # a frozen or slow server must not hold up the command for longer

@@ -21,7 +21,8 @@ from asched.core.logs import get_logger
 from asched.core.models import CheckIn, Cron, Every, NewCheckIn, Rule
 from asched.core.triggers import next_due
 from asched.daemon.config import Entry
-from asched.tmux.client import TmuxClient, TmuxError
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import TmuxError
 
 log = get_logger()
 

@@ -43,7 +43,8 @@ from asched.delivery.recovery import Recovery
 from asched.delivery.settings import DeliverySettings
 from asched.delivery.typist import NotOurs, Typist
 from asched.delivery.verify import Verifier
-from asched.tmux.client import TmuxClient, TmuxError, TmuxMissing
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import TmuxError, TmuxMissing
 from asched.tmux.targets import parse_target
 
 log = get_logger()

@@ -11,7 +11,8 @@ from asched.core.models import PANE_REPLACED, SERVER_LOST, CheckIn
 from asched.delivery.desk import Desk
 from asched.delivery.outcomes import TextLost
 from asched.delivery.profiles import InputArea, Profile, holds, read_input
-from asched.tmux.client import PaneInfo, ServerMissing, TmuxError
+from asched.tmux.errors import ServerMissing, TmuxError
+from asched.tmux.panes import PaneInfo
 from asched.tmux.shellguard import foreground_guard
 from asched.tmux.targets import parse_target
 

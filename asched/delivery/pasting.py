@@ -27,10 +27,9 @@ from asched.delivery.settings import with_prefix
 from asched.delivery.ttyline import CANON_LINE_MAX, longest_line_bytes, too_long_for
 from asched.delivery.typist import Paste, Withdrawn
 from asched.delivery.verify import Verifier
-from asched.tmux.client import (
+from asched.tmux.errors import (
     BufferMissing,
     PaneDead,
-    PaneInfo,
     PaneReplaced,
     ServerMissing,
     TargetAmbiguous,
@@ -38,6 +37,7 @@ from asched.tmux.client import (
     TmuxError,
     TmuxTimeout,
 )
+from asched.tmux.panes import PaneInfo
 from asched.tmux.shellguard import Foreground, foreground_guard
 from asched.tmux.targets import parse_target
 

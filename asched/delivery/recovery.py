@@ -32,7 +32,7 @@ from asched.delivery.pacing import KeyedLocks
 from asched.delivery.profiles import GENERIC
 from asched.delivery.settings import with_prefix
 from asched.delivery.verify import Verifier
-from asched.tmux.client import (
+from asched.tmux.errors import (
     BufferMissing,
     PaneDead,
     PaneReplaced,

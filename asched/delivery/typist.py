@@ -22,14 +22,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from asched.core.errors import UsageError
 from asched.core.models import NOT_CLAIMED
-from asched.tmux.client import (
-    PaneDead,
-    PaneReplaced,
-    Screen,
-    TargetMissing,
-    TmuxClient,
-    TmuxTimeout,
-)
+from asched.tmux.client import TmuxClient
+from asched.tmux.errors import PaneDead, PaneReplaced, TargetMissing, TmuxTimeout
+from asched.tmux.panes import Screen
 from asched.tmux.targets import Target, check_body
 
 Q = TypeVar("Q")

@@ -10,7 +10,7 @@ from asched.delivery.desk import Desk
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import SWALLOWED, TextLost
 from asched.delivery.profiles import GENERIC, Profile, holds, read_input
-from asched.tmux.client import PaneInMode, PaneReplaced, ServerMissing, TmuxError, TmuxTimeout
+from asched.tmux.errors import PaneInMode, PaneReplaced, ServerMissing, TmuxError, TmuxTimeout
 
 log = get_logger()
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import psutil
 
-if TYPE_CHECKING:
-    from asched.tmux.client import PaneInfo
+from asched.tmux.panes import PaneInfo
 
 __all__ = [
     "DEFAULT_SHELLS",
