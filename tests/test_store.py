@@ -19,19 +19,9 @@ from typing import Any
 import pytest
 
 from asched.core.errors import NotFoundError, StoreError, UsageError
-from asched.core.models import (
-    SERVER_LOST,
-    CatchUp,
-    CheckIn,
-    Cron,
-    DeliveryState,
-    Every,
-    NewCheckIn,
-    Once,
-    from_ms,
-    to_ms,
-)
-from asched.store import schema
+from asched.core.models import CatchUp, CheckIn, Cron, Every, NewCheckIn, Once, from_ms, to_ms
+from asched.core.states import SERVER_LOST, DeliveryState
+from asched.store import rows, schema
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store
 
@@ -852,8 +842,8 @@ def test_every_delivery_state_is_storable(db: Path) -> None:
 
 def test_milliseconds_round_trip_over_the_whole_range() -> None:
     rng = random.Random(7)
-    for ms in [schema.MIN_MS, schema.MAX_MS] + [
-        rng.randrange(schema.MIN_MS, schema.MAX_MS) for _ in range(20000)
+    for ms in [rows.MIN_MS, rows.MAX_MS] + [
+        rng.randrange(rows.MIN_MS, rows.MAX_MS) for _ in range(20000)
     ]:
         assert to_ms(from_ms(ms)) == ms
 

@@ -37,18 +37,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from asched.core.logs import Repeats, body_preview, get_logger
-from asched.core.models import (
-    LATE_S,
-    PANE_REPLACED,
-    PAUSED,
-    REMOVED,
-    SERVER_LOST,
-    TEXT_LOST,
-    CatchUp,
-    CheckIn,
-    Delivery,
-    DeliveryState,
-)
+from asched.core.models import LATE_S, PAUSED, REMOVED, CatchUp, CheckIn, Delivery
+from asched.core.states import PANE_REPLACED, SERVER_LOST, TEXT_LOST, DeliveryState
 from asched.delivery.profiles import BUILTIN, GENERIC, InputArea, Profile, holds, pick, read_input
 from asched.delivery.ttyline import CANON_LINE_MAX, longest_line_bytes, too_long_for
 from asched.delivery.typist import NotOurs, Paste, Typist, Withdrawn
