@@ -103,10 +103,12 @@ def transition_table_markdown() -> str:
     lost = " or ".join(f"`{r}`" for r in sorted(TEXT_LOST))
     rows = ["| From | Allowed next states |", "| --- | --- |"]
     for state in DeliveryState:
+        always = allowed_next(state, None)
         cells = []
-        for nxt in in_order(allowed_next(state, None)):
+        for nxt in in_order(always):
             cells.append(f"`{nxt}` (with a reason)" if needs_reason(nxt) else f"`{nxt}`")
-        if state in BACK_TO_CLAIMED:
-            cells.append(f"`{DeliveryState.CLAIMED}` (only with reason {lost})")
+        # The moves that only a TEXT_LOST reason opens (typing/typed -> claimed).
+        only_lost = frozenset(n for r in TEXT_LOST for n in allowed_next(state, r)) - always
+        cells += [f"`{n}` (only with reason {lost})" for n in in_order(only_lost)]
         rows.append(f"| `{state}` | {', '.join(cells) or 'none (final)'} |")
     return "\n".join(rows) + "\n"
