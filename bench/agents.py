@@ -34,8 +34,9 @@ from typing import Any
 
 from asched.cli.send import send_now
 from asched.core.logs import configure as configure_logs
-from asched.core.models import DeliveryState, NewCheckIn, Once
+from asched.core.models import NewCheckIn, Once
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.delivery.profiles import BUILTIN
 from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from asched.cli.main import main
 from asched.cli.views import cell_width, duration_text, truncate
-from asched.core.models import CheckIn, Cron, DeliveryState, Every, Once
+from asched.core.models import CheckIn, Cron, Every, Once
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.core.zones import local_zone_name, zone_from_path
 from asched.store.store import Store
 from tests.cliharness import assert_usage_error, stored

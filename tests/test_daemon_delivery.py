@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from asched.core.models import DeliveryState, NewCheckIn, Once
+from asched.core.models import NewCheckIn, Once
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
 from tests.harness import DaemonProc, Spawner, wait_until

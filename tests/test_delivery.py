@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
+from asched.core.models import Delivery, NewCheckIn, Once
+from asched.core.states import DeliveryState
 from asched.delivery.engine import DeliveryEngine
 from asched.delivery.settings import DeliverySettings, with_prefix
 from asched.store.async_store import AsyncStore

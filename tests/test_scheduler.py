@@ -13,16 +13,8 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from asched.core.models import (
-    CatchUp,
-    CheckIn,
-    Cron,
-    Delivery,
-    DeliveryState,
-    Every,
-    NewCheckIn,
-    Once,
-)
+from asched.core.models import CatchUp, CheckIn, Cron, Delivery, Every, NewCheckIn, Once
+from asched.core.states import DeliveryState
 from asched.daemon.scheduler import Scheduler
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store

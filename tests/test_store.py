@@ -19,19 +19,15 @@ from typing import Any
 import pytest
 
 from asched.core.errors import NotFoundError, StoreError, UsageError
-from asched.core.models import (
+from asched.core.models import CatchUp, CheckIn, Cron, Every, NewCheckIn, Once, from_ms, to_ms
+from asched.core.states import (
+    PANE_REPLACED,
     SERVER_LOST,
-    CatchUp,
-    CheckIn,
-    Cron,
     DeliveryState,
-    Every,
-    NewCheckIn,
-    Once,
-    from_ms,
-    to_ms,
+    allowed_next,
+    needs_reason,
 )
-from asched.store import schema
+from asched.store import rows, schema
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store
 
@@ -850,10 +846,69 @@ def test_every_delivery_state_is_storable(db: Path) -> None:
             assert s.get_delivery(d.id).state is state
 
 
+@pytest.mark.parametrize("reason", [None, "r", SERVER_LOST, PANE_REPLACED])
+def test_the_store_allows_exactly_the_moves_of_the_state_machine(
+    db: Path, reason: str | None
+) -> None:
+    # Every (from, to) pair against asched.core.states, the one definition; the DDL's trigger and
+    # CHECKs must not refuse a move the state machine allows.
+    with Store.open(db) as s:
+        c = s.add_checkin(new(rule=Every(60, T0)))
+        slot = 0
+        for current, route in ROUTES.items():
+            for target in DeliveryState:
+                d = s.claim(c.id, at(60 * slot), at(60 * slot + 60))
+                slot += 1
+                for step in route:
+                    d = s.transition(d.id, step, reason="r")
+                legal = target in allowed_next(current, reason)
+                if legal and not (needs_reason(target) and not reason):
+                    assert s.transition(d.id, target, reason=reason).state is target
+                else:
+                    with pytest.raises(ValueError, match=r"illegal transition|needs a reason"):
+                        s.transition(d.id, target, reason=reason)
+                    assert s.get_delivery(d.id) == d
+
+
+# The journal's state lists as released in schema v1, spelled out: the DDL generates them from
+# asched.core.states, and released DDL is frozen (existing databases keep it in sqlite_schema).
+# If this fails, a state changed: that needs a migration step, not an edit of these literals.
+RELEASED_STATE_SQL = [
+    """        state       TEXT NOT NULL CHECK (state IN ('claimed', 'typing', 'typed', 'submitted',
+                    'verified', 'unverified', 'failed', 'skipped')),""",
+    """        CONSTRAINT finished_iff_final CHECK ((finished_ms IS NULL)
+            = (state IN ('claimed', 'typing', 'typed', 'submitted'))),
+        CONSTRAINT failure_has_reason CHECK (state NOT IN ('failed', 'skipped')
+            OR length(reason) > 0)""",
+    "    WHEN OLD.state IN ('verified', 'unverified', 'failed', 'skipped')"
+    " AND NEW.state IS NOT OLD.state",
+    """    CREATE INDEX deliveries_in_flight ON deliveries (id)
+    WHERE state IN ('claimed', 'typing', 'typed', 'submitted')""",
+]
+# sha256 of every released migration statement, joined by "\n--\n" (schema 3, as released).
+RELEASED_MIGRATIONS_SHA256 = "7c05f576e6f8dd137bc6118385ac4e111d5680d81b0787023604be52dadeebda"
+
+
+def test_the_generated_state_sql_is_the_released_text(db: Path, raw: Any) -> None:
+    assert schema.IN_FLIGHT_WHERE == " WHERE state IN ('claimed', 'typing', 'typed', 'submitted')"
+    v1 = "\n".join(schema.SCHEMA_V1)
+    for fragment in RELEASED_STATE_SQL:
+        assert fragment in v1
+    joined = "\n--\n".join(sql for step in schema.MIGRATIONS for sql in step)
+    assert hashlib.sha256(joined.encode()).hexdigest() == RELEASED_MIGRATIONS_SHA256
+    with Store.open(db):
+        pass
+    stored = "\n".join(
+        r[0] for r in raw().execute("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL")
+    )
+    for fragment in RELEASED_STATE_SQL:
+        assert fragment.strip() in stored
+
+
 def test_milliseconds_round_trip_over_the_whole_range() -> None:
     rng = random.Random(7)
-    for ms in [schema.MIN_MS, schema.MAX_MS] + [
-        rng.randrange(schema.MIN_MS, schema.MAX_MS) for _ in range(20000)
+    for ms in [rows.MIN_MS, rows.MAX_MS] + [
+        rng.randrange(rows.MIN_MS, rows.MAX_MS) for _ in range(20000)
     ]:
         assert to_ms(from_ms(ms)) == ms
 

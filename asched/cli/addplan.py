@@ -18,7 +18,7 @@ from asched.core.models import CatchUp, Cron, Every, NewCheckIn, Once, Rule, utc
 from asched.core.paths import validate_name
 from asched.core.triggers import next_due, parse_duration, parse_time, parse_zone
 from asched.core.zones import local_zone_name
-from asched.store.schema import checkin_params
+from asched.store.rows import checkin_params
 from asched.tmux.targets import check_body, parse_target
 
 __all__ = ["AddRequest", "plan_checkin"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from asched.core.errors import StoreReplaced
 from asched.core.paths import DB_NAME
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
-from asched.store.store import file_id, wal_path
+from asched.store.connection import file_id, wal_path
 
 
 def refuse_foreign_db(state: Path) -> None:

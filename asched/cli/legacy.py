@@ -71,7 +71,7 @@ from asched.core.errors import EXIT_OK, UsageError
 from asched.core.models import CheckIn, Every, NewCheckIn, Once, Rule, from_ms, to_ms, utc
 from asched.core.paths import path_arg
 from asched.core.triggers import MAX_DURATION_S, format_duration, next_due
-from asched.store.schema import MAX_MS, MIN_MS, checkin_params
+from asched.store.rows import MAX_MS, MIN_MS, checkin_params
 from asched.tmux.targets import Target, check_body
 
 __all__ = [

@@ -290,8 +290,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
     from asched.cli.send import run_send
     from asched.cli.views import delivery_json
     from asched.core.logs import configure as configure_logs
-    from asched.core.models import DeliveryState
     from asched.core.paths import config_file
+    from asched.core.states import DeliveryState
     from asched.daemon import config
     from asched.daemon.wiring import delivery_settings
 

@@ -1,5 +1,7 @@
 """Plain data shared by every layer: rules, check-ins and deliveries.
 
+The delivery states and their transitions are defined in :mod:`asched.core.states`.
+
 Times are timezone-aware ``datetime`` objects in UTC everywhere above the store; the store keeps
 them as integer milliseconds since the epoch so that a CHECK constraint can reject anything else.
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from asched.core.states import DeliveryState
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +48,6 @@ class CatchUp(enum.StrEnum):
     ONCE = "once"
 
 
-# The reasons that alone let a delivery go back from typing/typed to claimed: before the Enter,
-# the tmux server went away, or the pane got another program, and the typed text with either
-# (delivery.py, store.py).
-SERVER_LOST = "server-lost"
-PANE_REPLACED = "pane-replaced"
-TEXT_LOST = frozenset({SERVER_LOST, PANE_REPLACED})
-
 # Why a claimed occurrence was not typed after all: its check-in was paused or removed while it
 # waited (for its due time, a rate budget, quiet, a retry). Skipped with this reason at the
 # commit to "typing", in the same transaction, so a pause is never overtaken by a paste.
@@ -60,29 +57,6 @@ REMOVED = "removed"
 NOT_CLAIMED = "not-claimed"
 # A paste made later than its due time (plus its jitter) by more than this is journaled late.
 LATE_S = 1.0
-
-
-class DeliveryState(enum.StrEnum):
-    """The delivery journal's state machine (see ARCHITECTURE.md)."""
-
-    CLAIMED = "claimed"
-    TYPING = "typing"
-    TYPED = "typed"
-    SUBMITTED = "submitted"
-    VERIFIED = "verified"
-    UNVERIFIED = "unverified"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-    @property
-    def final(self) -> bool:
-        """True when no further transition may follow."""
-        return self in _FINAL_STATES
-
-
-_FINAL_STATES = frozenset(
-    {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED, DeliveryState.SKIPPED}
-)
 
 
 @dataclass(frozen=True, slots=True)

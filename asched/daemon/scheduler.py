@@ -19,9 +19,10 @@ from typing import Protocol
 
 from asched.core.errors import StoreReplaced
 from asched.core.logs import Repeats, get_logger
-from asched.core.models import LATE_S, CatchUp, CheckIn, Delivery, DeliveryState, Every, Once
+from asched.core.models import LATE_S, CatchUp, CheckIn, Delivery, Every, Once
+from asched.core.states import DeliveryState
 from asched.core.triggers import next_due
-from asched.store.store import Claim
+from asched.store.journal import Claim
 
 log = get_logger()
 

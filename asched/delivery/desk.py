@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Protocol
 
 from asched.core.logs import get_logger
-from asched.core.models import CheckIn, Delivery, DeliveryState
+from asched.core.models import CheckIn, Delivery
+from asched.core.states import DeliveryState
 from asched.delivery.ledger import Ledger
 from asched.delivery.outcomes import Deferred
 from asched.delivery.pacing import TokenBucket

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from asched.core.logs import Repeats, body_preview, get_logger
-from asched.core.models import TEXT_LOST, CheckIn, Delivery, DeliveryState
+from asched.core.models import CheckIn, Delivery
+from asched.core.states import TEXT_LOST, DeliveryState
 from asched.delivery.desk import Desk, Journal
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import Deferred, Retry

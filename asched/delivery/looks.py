@@ -7,7 +7,8 @@ import asyncio
 import time
 
 from asched.core.logs import get_logger
-from asched.core.models import PANE_REPLACED, SERVER_LOST, CheckIn
+from asched.core.models import CheckIn
+from asched.core.states import PANE_REPLACED, SERVER_LOST
 from asched.delivery.desk import Desk
 from asched.delivery.outcomes import TextLost
 from asched.delivery.profiles import InputArea, Profile, holds, read_input

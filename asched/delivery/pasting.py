@@ -11,15 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asched.core.models import (
-    LATE_S,
-    PANE_REPLACED,
-    SERVER_LOST,
-    CatchUp,
-    CheckIn,
-    Delivery,
-    DeliveryState,
-)
+from asched.core.models import LATE_S, CatchUp, CheckIn, Delivery
+from asched.core.states import PANE_REPLACED, SERVER_LOST, DeliveryState
 from asched.delivery.desk import Desk
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import SWALLOWED, Retry, TextLost

@@ -14,17 +14,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asched.core.logs import get_logger
-from asched.core.models import (
-    LATE_S,
-    PANE_REPLACED,
-    PAUSED,
-    REMOVED,
-    SERVER_LOST,
-    CatchUp,
-    CheckIn,
-    Delivery,
-    DeliveryState,
-)
+from asched.core.models import LATE_S, PAUSED, REMOVED, CatchUp, CheckIn, Delivery
+from asched.core.states import PANE_REPLACED, SERVER_LOST, DeliveryState
 from asched.delivery.desk import Desk
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import SWALLOWED, TextLost

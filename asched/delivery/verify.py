@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from asched.core.logs import get_logger
-from asched.core.models import PANE_REPLACED, SERVER_LOST, Delivery, DeliveryState
+from asched.core.models import Delivery
+from asched.core.states import PANE_REPLACED, SERVER_LOST, DeliveryState
 from asched.delivery.desk import Desk
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import SWALLOWED, TextLost

@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from asched.core.errors import StoreError
-from asched.store.store import Clock, Store
+from asched.store.connection import Clock
+from asched.store.store import Store
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

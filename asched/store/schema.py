@@ -1,4 +1,6 @@
-"""The database schema: DDL, migrations, checks before touching a file, and rows <-> models.
+"""The database schema: DDL, migrations, and the checks before touching a file.
+
+Rows <-> models (the column lists, the upsert, validation) live in :mod:`asched.store.rows`.
 
 The schema version lives in ``PRAGMA user_version`` and our identity in ``PRAGMA application_id``.
 ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``; a fresh file runs all of them,
@@ -16,30 +18,39 @@ in seconds or in microseconds is refused at write time (REFERENCE failure 10: st
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
-from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from asched.core.errors import StoreError, UsageError
-from asched.core.models import (
-    CatchUp,
-    CheckIn,
-    Cron,
-    Delivery,
+from asched.core.errors import StoreError
+from asched.core.states import (
+    ABORT_STATES,
+    FINAL_STATES,
+    IN_FLIGHT_STATES,
     DeliveryState,
-    Every,
-    NewCheckIn,
-    Once,
-    Rule,
-    from_ms,
-    to_ms,
+    in_order,
 )
 
 # "asch" in ASCII: marks a file as ours, so that a foreign database is never migrated by accident.
 APPLICATION_ID: Final = 0x61736368
+
+
+def sql_states(states: frozenset[DeliveryState]) -> str:
+    """``states`` as SQL string literals separated by ", ", in declaration order."""
+    return ", ".join(f"'{state.value}'" for state in in_order(states))
+
+
+# The state sets of the journal's CHECKs, trigger and partial index, generated from the one
+# definition of the state machine (asched.core.states). Released DDL is frozen: these must render
+# exactly the text of the released statements (a test compares them), so a new state comes with a
+# migration step, never by changing what these render.
+_IN_FLIGHT: Final = sql_states(IN_FLIGHT_STATES)
+_FINAL: Final = sql_states(FINAL_STATES)
+_ABORT: Final = sql_states(ABORT_STATES)
+IN_FLIGHT_SQL: Final = f"state IN ({_IN_FLIGHT})"
+# The WHERE of the partial index deliveries_in_flight: a query must repeat it to be able to use it.
+IN_FLIGHT_WHERE: Final = " WHERE " + IN_FLIGHT_SQL
 
 # Schema version 1: the first released schema. Frozen (see the module docstring); tests build a v1
 # database from it to exercise the migration to the current version.
@@ -100,15 +111,15 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     # and an in-flight delivery must still be able to record how it ended). AUTOINCREMENT on
     # checkins.id guarantees an id is never reused, so old rows are never misattributed. The
     # trigger below still refuses a journal row for a check-in that does not exist.
-    """
+    f"""
     CREATE TABLE deliveries (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         checkin_id  INTEGER NOT NULL CHECK (typeof(checkin_id) = 'integer'),
         target      TEXT NOT NULL CHECK (typeof(target) = 'text' AND length(target) > 0),
         due_ms      INTEGER NOT NULL CHECK (typeof(due_ms) = 'integer'
                     AND due_ms BETWEEN 946684800000 AND 253402300799999),
-        state       TEXT NOT NULL CHECK (state IN ('claimed', 'typing', 'typed', 'submitted',
-                    'verified', 'unverified', 'failed', 'skipped')),
+        state       TEXT NOT NULL CHECK (state IN ({_IN_FLIGHT},
+                    {_FINAL})),
         reason      TEXT CHECK (reason IS NULL OR typeof(reason) = 'text'),
         late        INTEGER NOT NULL DEFAULT 0 CHECK (late IN (0, 1)),
         pane        TEXT CHECK (pane IS NULL OR (typeof(pane) = 'text' AND length(pane) > 0)),
@@ -119,8 +130,8 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
         generation  INTEGER NOT NULL DEFAULT 0 CHECK (typeof(generation) = 'integer'),
         UNIQUE (checkin_id, generation, due_ms),
         CONSTRAINT finished_iff_final CHECK ((finished_ms IS NULL)
-            = (state IN ('claimed', 'typing', 'typed', 'submitted'))),
-        CONSTRAINT failure_has_reason CHECK (state NOT IN ('failed', 'skipped')
+            = ({IN_FLIGHT_SQL})),
+        CONSTRAINT failure_has_reason CHECK (state NOT IN ({_ABORT})
             OR length(reason) > 0)
     )
     """,
@@ -130,15 +141,15 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     BEGIN SELECT RAISE(ABORT, 'deliveries.checkin_id names no check-in'); END
     """,
     # The journal is evidence: a final state is never rewritten, whoever writes.
-    """
+    f"""
     CREATE TRIGGER deliveries_final_is_final BEFORE UPDATE OF state ON deliveries
-    WHEN OLD.state IN ('verified', 'unverified', 'failed', 'skipped') AND NEW.state IS NOT OLD.state
+    WHEN OLD.state IN ({_FINAL}) AND NEW.state IS NOT OLD.state
     BEGIN SELECT RAISE(ABORT, 'a delivery in a final state cannot change state'); END
     """,
     # in_flight() (crash recovery) reads only the few non-final rows of a long journal.
-    """
+    f"""
     CREATE INDEX deliveries_in_flight ON deliveries (id)
-    WHERE state IN ('claimed', 'typing', 'typed', 'submitted')
+    WHERE {IN_FLIGHT_SQL}
     """,
     # history(target=...) and history() newest first; history(checkin_id) uses the UNIQUE index.
     "CREATE INDEX deliveries_target ON deliveries (target, due_ms)",
@@ -329,174 +340,3 @@ def make_private(path: Path) -> None:
             continue
         except PermissionError:
             continue  # not our file to change (e.g. root's DB read by a user): leave it as it is
-
-
-# -- rows <-> models ------------------------------------------------------------------------------
-
-MIN_MS: Final = 946684800000  # 2000-01-01T00:00:00Z, the schema's lower bound for times
-MAX_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z, its upper bound
-
-# Column lists spelled out (never SELECT *): the row layout is part of the contract with the DDL.
-SELECT_CHECKINS: Final = (
-    "SELECT id, key, target, message, kind, at_ms, interval_s, anchor_ms, cron_expr, tz, "
-    "next_due_ms, last_due_ms, grace_s, catch_up, jitter_s, remaining, until_ms, paused, origin, "
-    "idle_s, idle_wait, created_ms, updated_ms FROM checkins"
-)
-SELECT_DELIVERIES: Final = (
-    "SELECT id, checkin_id, due_ms, state, reason, late, pane, attempts, started_ms, finished_ms, "
-    "target "
-    "FROM deliveries"
-)
-# Repeats the WHERE of the partial index deliveries_in_flight: a query must, to be able to use it.
-IN_FLIGHT_WHERE: Final = " WHERE state IN ('claimed', 'typing', 'typed', 'submitted')"
-
-# Insert, or replace in place the row with the same key: id and created_ms stay, last_due resets.
-UPSERT_CHECKIN: Final = """
-    INSERT INTO checkins (key, target, message, kind, at_ms, interval_s, anchor_ms, cron_expr, tz,
-        next_due_ms, grace_s, catch_up, jitter_s, remaining, until_ms, paused, origin,
-        idle_s, idle_wait, created_ms, updated_ms)
-    VALUES (:key, :target, :message, :kind, :at_ms, :interval_s, :anchor_ms, :cron_expr, :tz,
-        :next_due_ms, :grace_s, :catch_up, :jitter_s, :remaining, :until_ms, :paused, :origin,
-        :idle_s, :idle_wait, :now, :now)
-    ON CONFLICT (key) DO UPDATE SET target = excluded.target, message = excluded.message,
-        kind = excluded.kind, at_ms = excluded.at_ms, interval_s = excluded.interval_s,
-        anchor_ms = excluded.anchor_ms, cron_expr = excluded.cron_expr, tz = excluded.tz,
-        next_due_ms = excluded.next_due_ms, last_due_ms = NULL, grace_s = excluded.grace_s,
-        catch_up = excluded.catch_up, jitter_s = excluded.jitter_s,
-        remaining = excluded.remaining, until_ms = excluded.until_ms, paused = excluded.paused,
-        origin = excluded.origin, idle_s = excluded.idle_s, idle_wait = excluded.idle_wait,
-        updated_ms = excluded.updated_ms
-"""
-
-
-def time_ms(name: str, value: datetime) -> int:
-    """``value`` as stored milliseconds; UsageError if naive or outside the schema's range."""
-    try:
-        ms = to_ms(value)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise UsageError(f"{name}: {exc}") from exc
-    if not MIN_MS <= ms <= MAX_MS:
-        raise UsageError(f"{name}: {value.isoformat()} is outside 2000-01-01 .. 9999-12-31")
-    return ms
-
-
-def _opt_ms(name: str, value: datetime | None) -> int | None:
-    return None if value is None else time_ms(name, value)
-
-
-def _nonempty(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"{name} must be a non-empty string")
-    return value
-
-
-def _seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not math.isfinite(value) or not 0 <= value < 1e12:
-        raise UsageError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
-    return float(value)
-
-
-def checkin_params(new: NewCheckIn, now_ms: int) -> dict[str, object]:
-    """Validate ``new`` and return the parameters of :data:`UPSERT_CHECKIN`.
-
-    The CHECK constraints refuse the same rows; checking here first turns a would-be
-    IntegrityError into a :class:`UsageError` that names the wrong field.
-    """
-    rule: Rule = new.rule
-    p: dict[str, object] = dict.fromkeys(("at_ms", "interval_s", "anchor_ms", "cron_expr", "tz"))
-    if isinstance(rule, Once):
-        p.update(kind="once", at_ms=time_ms("at", rule.at))
-    elif isinstance(rule, Every):
-        interval = rule.interval_s
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-            raise UsageError(
-                f"interval must be a positive whole number of seconds, not {interval!r}"
-            )
-        p.update(kind="every", interval_s=interval, anchor_ms=time_ms("anchor", rule.anchor))
-    elif isinstance(rule, Cron):
-        p.update(kind="cron", cron_expr=_nonempty("cron expression", rule.expr))
-        p["tz"] = _nonempty("time zone", rule.tz)
-    else:
-        raise UsageError(f"unknown rule {rule!r}")
-    next_ms = _opt_ms("next due", new.next_due)
-    until_ms = _opt_ms("until", new.until)
-    remaining = new.remaining
-    if remaining is not None:
-        if isinstance(remaining, bool) or not isinstance(remaining, int) or remaining < 0:
-            raise UsageError(f"count must be a whole number >= 0, not {remaining!r}")
-        if remaining == 0 and next_ms is not None:
-            raise UsageError("a check-in with a count of 0 left cannot have a next due time")
-    if next_ms is not None and until_ms is not None and next_ms > until_ms:
-        raise UsageError("the first occurrence is after --until: nothing would ever be delivered")
-    if new.key is not None:
-        _nonempty("key", new.key)
-    p.update(
-        key=new.key,
-        target=_nonempty("target", new.target),
-        message=_nonempty("message", new.message),
-        next_due_ms=next_ms,
-        grace_s=_seconds("grace", new.grace_s),
-        catch_up=CatchUp(new.catch_up).value,
-        jitter_s=_seconds("jitter", new.jitter_s),
-        remaining=remaining,
-        until_ms=until_ms,
-        paused=int(bool(new.paused)),
-        origin=_nonempty("origin", new.origin),
-        idle_s=None if new.idle_s is None else _seconds("idle", new.idle_s),
-        idle_wait=int(bool(new.idle_wait)),
-        now=now_ms,
-    )
-    return p
-
-
-def _opt_dt(ms: int | None) -> datetime | None:
-    return None if ms is None else from_ms(ms)
-
-
-def checkin_from_row(row: sqlite3.Row) -> CheckIn:
-    """A row of :data:`SELECT_CHECKINS` as a :class:`CheckIn`."""
-    kind = row["kind"]
-    rule: Rule
-    if kind == "once":
-        rule = Once(from_ms(row["at_ms"]))
-    elif kind == "every":
-        rule = Every(int(row["interval_s"]), from_ms(row["anchor_ms"]))
-    else:
-        rule = Cron(row["cron_expr"], row["tz"])
-    return CheckIn(
-        id=row["id"],
-        target=row["target"],
-        message=row["message"],
-        rule=rule,
-        next_due=_opt_dt(row["next_due_ms"]),
-        last_due=_opt_dt(row["last_due_ms"]),
-        key=row["key"],
-        grace_s=float(row["grace_s"]),
-        catch_up=CatchUp(row["catch_up"]),
-        jitter_s=float(row["jitter_s"]),
-        remaining=row["remaining"],
-        until=_opt_dt(row["until_ms"]),
-        paused=bool(row["paused"]),
-        origin=row["origin"],
-        idle_s=None if row["idle_s"] is None else float(row["idle_s"]),
-        idle_wait=bool(row["idle_wait"]),
-        created_at=from_ms(row["created_ms"]),
-        updated_at=from_ms(row["updated_ms"]),
-    )
-
-
-def delivery_from_row(row: sqlite3.Row) -> Delivery:
-    """A row of :data:`SELECT_DELIVERIES` as a :class:`Delivery`."""
-    return Delivery(
-        id=row["id"],
-        checkin_id=row["checkin_id"],
-        due_at=from_ms(row["due_ms"]),
-        state=DeliveryState(row["state"]),
-        reason=row["reason"],
-        late=bool(row["late"]),
-        pane=row["pane"],
-        attempts=row["attempts"],
-        started_at=from_ms(row["started_ms"]),
-        finished_at=_opt_dt(row["finished_ms"]),
-        target=row["target"],
-    )

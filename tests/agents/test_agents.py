@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from asched.cli.send import send_now
-from asched.core.models import Delivery, DeliveryState, NewCheckIn, Once
+from asched.core.models import Delivery, NewCheckIn, Once
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.delivery.profiles import BUILTIN
 from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store

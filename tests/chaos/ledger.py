@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asched.core.models import DeliveryState
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.store.store import Store
 
 FINAL = {

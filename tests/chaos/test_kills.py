@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from asched.core.models import CatchUp, DeliveryState, Every, NewCheckIn, Once
+from asched.core.models import CatchUp, Every, NewCheckIn, Once
 from asched.core.paths import DB_NAME
+from asched.core.states import DeliveryState
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
