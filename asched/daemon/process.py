@@ -14,6 +14,7 @@ This is the only module that touches signals, the instance lock and sd_notify. T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import os
 import signal
@@ -106,6 +107,8 @@ class Daemon:
         self._ctx: DaemonContext | None = None
         self._lock_info: dict[str, Any] = {}
         self._exit_code = EXIT_OK
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
 
     # -- state and signals -------------------------------------------------------------------
 
@@ -144,26 +147,41 @@ class Daemon:
         self.reload()
 
     def reload(self) -> None:
-        """Re-read the config file; on any error keep the running configuration."""
+        """Re-read the config file (in a task: the file is read off the loop); on any error
+        keep the running configuration. A reload asked for while one runs runs again after it,
+        so the last edit is always the one read."""
         ctx = self._ctx
+        if self.state is RunState.RELOADING:
+            self._reload_again = True
+            return
         if ctx is None or self.state is not RunState.RUNNING:
             # Before READY the config is still to be read; while stopping, READY=1 would lie.
             log.info("config.reload_ignored", state=str(self.state))
             return
         self._set_state(RunState.RELOADING)
         self.notifier.reloading()
-        try:
-            new = config.load(self.options.config_path)
-        except AschedError as exc:
-            log.error("config.invalid", path=str(self.options.config_path), error=str(exc))
-        else:
-            ctx.config = new
-            configure_logs(effective_level(self.options, new))
-            for hook in ctx.reload_hooks:
-                hook(new)
-            log.info("config.reloaded", path=str(self.options.config_path))
-        self._set_state(RunState.RUNNING)
-        self.notifier.ready(self._status_line())
+        self._reload_task = asyncio.get_running_loop().create_task(self._reload(ctx), name="reload")
+
+    async def _reload(self, ctx: DaemonContext) -> None:
+        again = True
+        while again and not self._stop.is_set():
+            self._reload_again = False
+            try:
+                new = await config.aload(self.options.config_path)
+            except AschedError as exc:
+                log.error("config.invalid", path=str(self.options.config_path), error=str(exc))
+            else:
+                if self._stop.is_set():
+                    break  # stopping meanwhile: the services no longer take a new config
+                ctx.config = new
+                configure_logs(effective_level(self.options, new))
+                for hook in ctx.reload_hooks:
+                    hook(new)
+                log.info("config.reloaded", path=str(self.options.config_path))
+            again = self._reload_again
+        if self.state is RunState.RELOADING:
+            self._set_state(RunState.RUNNING)
+            self.notifier.ready(self._status_line())
 
     def _status_line(self) -> str:
         return f"running, pid {os.getpid()}, state dir {self.options.state_dir}"
@@ -183,7 +201,7 @@ class Daemon:
             python=sys.version.split()[0],
         )
         try:
-            cfg = config.load(self.options.config_path)
+            cfg = await config.aload(self.options.config_path)
             configure_logs(effective_level(self.options, cfg))
             ensure_state_dir(self.options.state_dir)
             lock = await self._acquire_lock()
@@ -290,8 +308,18 @@ class Daemon:
                 log.error("daemon.crashed", error=repr(exc), exc_info=exc)
             code = EXIT_RUNTIME
         finally:
+            await self._end_reload()
             await asyncio.shield(store.aclose())
         return code if code != EXIT_OK else self._exit_code
+
+    async def _end_reload(self) -> None:
+        """A reload still reading its file at the stop is not waited for (the file may hang)."""
+        task = self._reload_task
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _stop_services(self, tasks: list[asyncio.Task[None]], ctx: DaemonContext) -> None:
         self._set_state(RunState.STOPPING)
