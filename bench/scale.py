@@ -285,20 +285,20 @@ def floors(cu: Cleanup, n: int) -> dict[str, Any]:
 # -- 3. asched add while deliveries are in flight ----------------------------------------------
 
 # What `asched add X MSG --in 1h` does, timed phase by phase in one process (a diagnostic: it uses
-# the command's own helpers, so it may need updating when asched.commands changes).
+# the command's own helpers, so it may need updating when asched.cli.shared changes).
 PHASES_PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import asched.cli
+import asched.cli.main
 t1 = time.perf_counter()
 from pathlib import Path
-from asched import control
-from asched.addplan import AddRequest, plan_checkin
-from asched.commands import _now, _open_for_write
+from asched.daemon import control
+from asched.cli.addplan import AddRequest, plan_checkin
+from asched.cli.shared import current_time, open_for_write
 t2 = time.perf_counter()
 state = Path(sys.argv[1])
-new = plan_checkin(AddRequest(target="b:0", message="probe", in_="1h"), _now())
-with _open_for_write(state) as store:
+new = plan_checkin(AddRequest(target="b:0", message="probe", in_="1h"), current_time())
+with open_for_write(state) as store:
     store.add_checkin(new)
 t3 = time.perf_counter()
 answered = control.send(state, "wake")

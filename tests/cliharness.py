@@ -49,7 +49,7 @@ def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(control, "send", fake_send)
     for var in ("COLUMNS", "TMUX_PANE", "TMUX"):
         monkeypatch.delenv(var, raising=False)
-    # No tmux server either: `add` and `next` look their target up on one (asched.lookup).
+    # No tmux server either: `add` and `next` look their target up on one (asched.cli.lookup).
     monkeypatch.setenv("ASCHED_TMUX_SOCKET", "/nonexistent/asched-test-no-tmux")
     return sent
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from asched.cli.legacy import DEFAULT_MESSAGE, source_id
+from asched.cli.legacy_plan import DEFAULT_MESSAGE
+from asched.cli.legacy_source import source_id
 from asched.core.models import CheckIn, Every, NewCheckIn, Once
 from asched.core.paths import DB_NAME
 from asched.store.store import Store

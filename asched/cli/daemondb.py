@@ -32,6 +32,8 @@ def refuse_foreign_db(state: Path) -> None:
         return  # a daemon that has not opened its database yet (or an older asched)
     if file_id(db) == holder.db and (holder.wal is None or file_id(wal_path(db)) == holder.wal):
         return
+    # Lazy: the control client (socket, selectors: about 8 ms) is needed only here, and
+    # `ls` and `history`, which go through this check on every call, never wake the daemon.
     from asched.daemon import control
 
     control.send(state, "wake")

@@ -20,14 +20,14 @@ from dataclasses import replace
 from datetime import datetime
 
 from asched.cli.addplan import AddRequest, plan_checkin
-from asched.cli.commands import _now, _open_for_write, _state_dir, _wake, _warn_if_nowhere
+from asched.cli.shared import current_time, open_for_write, state_dir, wake, warn_if_nowhere
 from asched.cli.views import checkin_json, duration_text, local_time, one_line, print_json
 from asched.core.errors import EXIT_OK, UsageError
 from asched.core.models import NewCheckIn
 from asched.core.triggers import parse_duration
 from asched.tmux.targets import parse_target
 
-__all__ = ["KEY_PREFIX", "ORIGIN", "next_key", "plan_next", "register"]
+__all__ = ["KEY_PREFIX", "ORIGIN", "add_next_command", "next_key", "plan_next"]
 
 KEY_PREFIX = "next:"
 ORIGIN = "next"  # checkins.origin: set by an agent about itself, not by a person or the config
@@ -104,7 +104,7 @@ def plan_next(
     return replace(plan_checkin(request, now), origin=ORIGIN)
 
 
-def register(
+def add_next_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     """Add ``next`` to the CLI's subparsers."""
@@ -134,11 +134,13 @@ def register(
 
 
 def _cmd_next(args: argparse.Namespace) -> int:
+    # Lazy: the look-up loads asyncio and the tmux client (about 50 ms), and `next` from inside
+    # the agent's own pane ($TMUX_PANE, a pane id) never asks tmux.
     from asched.cli import lookup
 
-    now = _now()
+    now = current_time()
     new = plan_next(args.duration, args.message, args.target, now)
-    state = _state_dir(args)
+    state = state_dir(args)
     found = None
     if not new.target.startswith("%"):
         # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
@@ -153,16 +155,16 @@ def _cmd_next(args: argparse.Namespace) -> int:
     key, due = new.key, new.next_due
     assert key is not None
     assert due is not None
-    with _open_for_write(state) as store:
+    with open_for_write(state) as store:
         previous = store.get_by_key(key)
         if previous is not None and previous.paused:
             # A paused agent stays paused even though it keeps rescheduling itself. (A pause
             # landing between this read and the write below is lost; the window is a few ms.)
             new = replace(new, paused=True)
         stored = store.add_checkin(new)
-    _wake(state)
+    wake(state)
     if found is not None:
-        _warn_if_nowhere(state, stored.target, found)
+        warn_if_nowhere(state, stored.target, found)
     if args.json:
         print_json({**checkin_json(stored), "replaced": previous is not None})
         return EXIT_OK

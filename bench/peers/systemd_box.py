@@ -23,7 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from asched.install.installer import interpreter, render
+from asched.install.interpreter import interpreter
+from asched.install.units import render
 from bench.common import PYTHON, REPO, Cleanup
 from bench.peers.tmux_argv import SETTLE_S, enter_args, paste_args, prefix
 from bench.receivers import Arrivals, body, receiver_argv

@@ -23,7 +23,8 @@ from types import FrameType
 
 import pytest
 
-from asched.install.installer import interpreter, render
+from asched.install.interpreter import interpreter
+from asched.install.units import render
 from tests.systemd.helpers import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
 from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asched.install.installer import render
+from asched.install.units import render
 from tests.systemd.helpers import HOME, STATE, TMUX_UNIT, UNIT, USER, Svc, wait_for
 from tests.systemd.nspawn import Box
 

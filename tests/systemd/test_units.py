@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from asched.core.errors import AschedError
-from asched.install import installer as install
+from asched.install.interpreter import interpreter
+from asched.install.units import UNIT_TEXTS, exec_quote, render
 from tests.systemd.conftest import require_analyze
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -28,19 +29,19 @@ def verify(tmp: Path, unit_file: Path, user: bool = False) -> str:
     return (r.stdout + r.stderr).strip()
 
 
-@pytest.mark.parametrize("name", sorted(install.UNIT_TEXTS))
+@pytest.mark.parametrize("name", sorted(UNIT_TEXTS))
 def test_shipped_unit_files_are_what_install_service_renders(name: str) -> None:
-    assert (DEPLOY / name).read_text() == install.UNIT_TEXTS[name]
+    assert (DEPLOY / name).read_text() == UNIT_TEXTS[name]
 
 
 def test_systemd_analyze_verify_prints_nothing_for_the_rendered_units(tmp_path: Path) -> None:
-    python, _ = install.interpreter()
+    python, _ = interpreter()
     me = pwd.getpwuid(os.geteuid()).pw_name
-    template = install.render("asched@.service", python)
+    template = render("asched@.service", python)
     files = {
         "asched@.service": (template, False),
         f"asched@{me}.service": (template, False),  # an instance: User= and %i filled in
-        "asched.service": (install.render("asched.service", python), True),
+        "asched.service": (render("asched.service", python), True),
     }
     for name, (text, user) in files.items():
         path = tmp_path / name
@@ -50,9 +51,7 @@ def test_systemd_analyze_verify_prints_nothing_for_the_rendered_units(tmp_path: 
 
 def test_systemd_analyze_verify_does_complain_about_a_broken_unit(tmp_path: Path) -> None:
     """The check above is not vacuous: a typo and a missing interpreter are reported."""
-    text = install.render("asched@.service", "/nonexistent/python").replace(
-        "Type=notify", "Type=notifyy"
-    )
+    text = render("asched@.service", "/nonexistent/python").replace("Type=notify", "Type=notifyy")
     me = pwd.getpwuid(os.geteuid()).pw_name
     path = tmp_path / f"asched@{me}.service"
     path.write_text(text)
@@ -65,13 +64,13 @@ def test_odd_interpreter_paths_are_quoted_for_exec_start(tmp_path: Path) -> None
     odd = tmp_path / "a dir with 100% $HOME" / "py"
     odd.parent.mkdir()
     odd.symlink_to(os.path.realpath(sys.executable))
-    assert install.exec_quote(str(odd)).startswith('"')
+    assert exec_quote(str(odd)).startswith('"')
     path = tmp_path / "asched.service"
-    path.write_text(install.render("asched.service", str(odd)))
+    path.write_text(render("asched.service", str(odd)))
     assert verify(tmp_path, path, user=True) == ""
     for bad in ("/usr/bin/py\nthon", '/opt/"q"/python', "/opt/back\\slash/python"):
         with pytest.raises(AschedError, match="systemd cannot start"):
-            install.exec_quote(bad)
+            exec_quote(bad)
 
 
 def _elf_python() -> str:
@@ -83,14 +82,14 @@ def test_interpreter_keeps_a_venvs_own_path(tmp_path: Path) -> None:
     (venv / "bin").mkdir(parents=True)
     link = venv / "bin" / "python"
     link.symlink_to(_elf_python())
-    chosen, note = install.interpreter(str(link), str(venv), "/usr")
+    chosen, note = interpreter(str(link), str(venv), "/usr")
     assert (chosen, note) == (str(link), None)  # resolving the link would lose the venv
 
 
 def test_interpreter_resolves_links_outside_a_venv(tmp_path: Path) -> None:
     link = tmp_path / "python3"
     link.symlink_to(_elf_python())
-    chosen, note = install.interpreter(str(link), "/usr", "/usr")
+    chosen, note = interpreter(str(link), "/usr", "/usr")
     assert chosen == _elf_python()
     assert note is not None and "resolves to" in note
 
@@ -101,13 +100,13 @@ def test_interpreter_never_puts_a_shim_into_the_unit(tmp_path: Path) -> None:
     shim.write_text('#!/usr/bin/env bash\nexec pyenv exec python "$@"\n')
     shim.chmod(0o755)
     # Outside a venv: the binary that really runs this command is used instead.
-    chosen, note = install.interpreter(str(shim), "/usr", "/usr", running=_elf_python())
+    chosen, note = interpreter(str(shim), "/usr", "/usr", running=_elf_python())
     assert chosen == _elf_python() and note is not None and "shim" in note
     # In a venv the venv's path cannot be recovered from the binary: refused.
     with pytest.raises(AschedError, match="shim"):
-        install.interpreter(str(shim), str(tmp_path), "/usr")
+        interpreter(str(shim), str(tmp_path), "/usr")
     with pytest.raises(AschedError):
-        install.interpreter("python3", "/usr", "/usr")  # not absolute
+        interpreter("python3", "/usr", "/usr")  # not absolute
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -125,7 +124,7 @@ def test_dry_run_prints_the_unit_and_the_commands_and_changes_nothing(tmp_path: 
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     r = run_cli("install-service", "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
-    assert f"ExecStart={install.exec_quote(install.interpreter()[0])} -P -m asched" in r.stdout
+    assert f"ExecStart={exec_quote(interpreter()[0])} -P -m asched" in r.stdout
     assert "systemctl --user enable asched.service" in r.stdout
     assert f"{tmp_path}/config/systemd/user/asched.service" in r.stdout
     assert list(tmp_path.iterdir()) == []

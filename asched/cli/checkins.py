@@ -1,8 +1,8 @@
-"""The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``; ``next``
-(:mod:`asched.selfsched`) and ``import-legacy`` (:mod:`asched.legacy`) register here too.
+"""The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``.
 
 They work on the database directly, whether a daemon runs or not; after a write they wake the
-daemon (best-effort) so that it re-plans at once instead of at its next 30 s look.
+daemon (best-effort) so that it re-plans at once instead of at its next 30 s look. The handlers
+of ``pause`` and ``resume`` are in :mod:`asched.cli.pausing`.
 
 Order of work in every handler: parse and validate everything, then open the store. A usage error
 (exit 2) therefore never creates the state directory or the database, and the read-only commands
@@ -12,30 +12,38 @@ never create anything either: no database means an empty schedule.
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+from asched.cli.addplan import AddRequest, plan_checkin
+from asched.cli.pausing import cmd_pause, cmd_resume
+from asched.cli.selection import (
+    canonical_target,
+    find,
+    next_text,
+    not_found,
+    parse_id,
+    selector,
+    whole,
+)
+from asched.cli.shared import (
+    current_time,
+    open_existing,
+    open_for_write,
+    state_dir,
+    wake,
+    warn_if_nowhere,
+)
 from asched.cli.views import (
     checkin_json,
     checkins_table,
     deliveries_table,
     delivery_json,
-    duration_text,
-    local_time,
     print_json,
     print_lines,
     terminal_width,
 )
-from asched.core.errors import EXIT_OK, NotFoundError, StoreError, UsageError
-
-if TYPE_CHECKING:
-    from asched.cli.lookup import Found
-    from asched.core.models import CheckIn, Delivery
-    from asched.store.store import Store
-
-__all__ = ["register"]
+from asched.core.errors import EXIT_OK, NotFoundError
+from asched.core.models import CheckIn, Delivery
+from asched.core.zones import local_zone_name
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
@@ -115,7 +123,9 @@ States: claimed, typing, typed, submitted (in flight); verified, unverified, fai
 """
 
 
-def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+def add_checkin_commands(
+    sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Add the data commands to the CLI's subparsers; ``common`` carries ``--state-dir``."""
     _add_parser(sub, common)
     _ls_parser(sub, common)
@@ -130,7 +140,7 @@ def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argument
         p.add_argument(
             "--target", metavar="T", help=f"{verb} every check-in of this target, instead of one"
         )
-        p.set_defaults(handler=_cmd_pause if name == "pause" else _cmd_resume)
+        p.set_defaults(handler=cmd_pause if name == "pause" else cmd_resume)
 
     history = _parser(sub, common, "history", "show the delivery journal", HISTORY_EPILOG)
     history.add_argument("id", nargs="?", metavar="ID", help="only this check-in's deliveries")
@@ -143,12 +153,6 @@ def register(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argument
     )
     _output_args(history)
     history.set_defaults(handler=_cmd_history)
-
-    # Imported here, not at the top: both modules use this one's helpers.
-    from asched.cli import legacy, selfsched
-
-    selfsched.register(sub, common)
-    legacy.register(sub, common)
 
 
 def _parser(
@@ -241,134 +245,11 @@ def _ls_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argume
     ls.set_defaults(handler=_cmd_ls)
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    # Milliseconds, the store's precision: "--in 1s" means a second from now, not from the
-    # start of the current second (which could be a few milliseconds away).
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    from asched.core.paths import state_dir
-
-    return state_dir(args.state_dir)
-
-
-def _open_existing(state: Path) -> Store | None:
-    """The store if its database exists, else None; never creates anything."""
-    from asched.cli.daemondb import refuse_foreign_db
-    from asched.core.paths import DB_NAME
-    from asched.store.store import Store
-
-    db = state / DB_NAME
-    try:
-        exists = db.is_file()
-    except OSError as exc:  # e.g. a state directory we may not enter
-        raise StoreError(f"cannot look at {db}: {exc.strerror or exc}") from exc
-    refuse_foreign_db(state)
-    return Store.open(db) if exists else None
-
-
-def _open_for_write(state: Path) -> Store:
-    from asched.cli.daemondb import refuse_foreign_db
-    from asched.core.paths import DB_NAME, ensure_state_dir
-    from asched.store.store import Store
-
-    ensure_state_dir(state)
-    refuse_foreign_db(state)
-    return Store.open(state / DB_NAME)
-
-
-def _warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
-    """A one-line warning on stderr when ``target`` names no pane on the daemon's tmux server
-    (stored anyway: sessions come and go). ``found``: a look-up already made."""
-    from asched.cli import lookup
-
-    socket = lookup.tmux_socket(state, lookup.environ())
-    found = found if found is not None else lookup.look_up(target, socket)
-    text = lookup.warning(target, found, socket)
-    if text is not None:
-        print(f"asched: {text}", file=sys.stderr)
-
-
-def _wake(state: Path) -> None:
-    """Tell a running daemon to re-plan. Best-effort: without one, nothing is lost."""
-    from asched.daemon import control
-
-    control.send(state, "wake")
-
-
-def _whole(text: str, what: str, hint: str) -> int:
-    """A positive whole number typed by the user; UsageError (exit 2) for anything else."""
-    stripped = text.strip()
-    if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > 18 or int(stripped) < 1:
-        raise UsageError(f"bad {what} {text!r}: expected {hint}")
-    return int(stripped)
-
-
-def _parse_id(text: str) -> int:
-    return _whole(text, "check-in id", "a number as shown by asched ls")
-
-
-def _canonical_target(text: str | None) -> str | None:
-    """A --target filter spelled the way ``add`` stores targets (``work:=3`` stays a name)."""
-    if text is None:
-        return None
-    from asched.tmux.targets import parse_target
-
-    return str(parse_target(text))
-
-
-def _selector(args: argparse.Namespace) -> tuple[int | None, str | None]:
-    """(id, key) from ``ID`` or ``--key``: exactly one of them."""
-    if (args.id is None) == (args.key is None):
-        choices = "ID or --key KEY"
-        if args.command in ("pause", "resume"):
-            choices = "ID, --key KEY or --target T"
-        raise UsageError(f"{args.command}: give a check-in {choices} (one of them)")
-    if args.key is not None:
-        if not args.key:
-            raise UsageError("empty --key")
-        from asched.core.paths import validate_name
-
-        return None, validate_name(args.key, "--key")
-    return _parse_id(args.id), None
-
-
-def _find(store: Store, checkin_id: int | None, key: str | None) -> CheckIn:
-    """The selected check-in; NotFoundError when there is none."""
-    if checkin_id is not None:
-        found = store.get_checkin(checkin_id)
-    else:
-        found = None if key is None else store.get_by_key(key)
-    if found is None:
-        raise _not_found(checkin_id, key)
-    return found
-
-
-def _not_found(checkin_id: int | None, key: str | None) -> NotFoundError:
-    what = f"id {checkin_id}" if checkin_id is not None else f"key {key!r}"
-    return NotFoundError(f"no check-in with {what}")
-
-
-def _next_text(c: CheckIn, now: datetime) -> str:
-    if c.next_due is None:
-        return "nothing left to do"
-    left = (c.next_due - now).total_seconds()
-    when = f"in {duration_text(left)}" if left >= 0 else f"overdue by {duration_text(-left)}"
-    return f"next {local_time(c.next_due)} ({when})"
-
-
 # -- handlers --------------------------------------------------------------------------------------
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from asched.cli.addplan import AddRequest, plan_checkin
-
-    now = _now()
+    now = current_time()
     request = AddRequest(
         target=args.target,
         message=args.message,
@@ -387,27 +268,25 @@ def _cmd_add(args: argparse.Namespace) -> int:
         when_idle=args.when_idle,
     )
     new = plan_checkin(request, now)
-    state = _state_dir(args)
-    with _open_for_write(state) as store:
+    state = state_dir(args)
+    with open_for_write(state) as store:
         # Only for the wording ("replaced"); the upsert itself is one atomic statement.
         replaced = new.key is not None and store.get_by_key(new.key) is not None
         stored = store.add_checkin(new)
-    _wake(state)
-    _warn_if_nowhere(state, stored.target)
+    wake(state)
+    warn_if_nowhere(state, stored.target)
     if args.json:
         print_json({**checkin_json(stored), "replaced": replaced})
     else:
         verb = "replaced" if replaced else "added"
-        print(f"{verb} check-in {stored.id} for {stored.target}, {_next_text(stored, now)}")
+        print(f"{verb} check-in {stored.id} for {stored.target}, {next_text(stored, now)}")
     return EXIT_OK
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from asched.core.zones import local_zone_name
-
-    target = _canonical_target(args.target)
-    now = _now()
-    store = _open_existing(_state_dir(args))
+    target = canonical_target(args.target)
+    now = current_time()
+    store = open_existing(state_dir(args))
     checkins: list[CheckIn] = []
     if store is not None:
         with store:
@@ -423,17 +302,17 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
-    checkin_id, key = _selector(args)
-    state = _state_dir(args)
-    store = _open_existing(state)
+    checkin_id, key = selector(args)
+    state = state_dir(args)
+    store = open_existing(state)
     if store is None:
-        raise _not_found(checkin_id, key)
+        raise not_found(checkin_id, key)
     with store:
-        gone = _find(store, checkin_id, key)
+        gone = find(store, checkin_id, key)
         # By id even for --key: what was found is what gets removed, and what is printed.
         if not store.remove_checkin(gone.id):
-            raise _not_found(gone.id, None)
-    _wake(state)
+            raise not_found(gone.id, None)
+    wake(state)
     if args.json:
         print_json(checkin_json(gone))
     else:
@@ -441,104 +320,11 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _set_paused(args: argparse.Namespace, paused: bool) -> int:
-    if args.target is not None:
-        if args.id is not None or args.key is not None:
-            raise UsageError(
-                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
-            )
-        return _set_paused_target(args, paused)
-    checkin_id, key = _selector(args)
-    state = _state_dir(args)
-    store = _open_existing(state)
-    if store is None:
-        raise _not_found(checkin_id, key)
-    with store:
-        before = _find(store, checkin_id, key)
-        after = store.get_checkin(before.id) if store.set_paused(before.id, paused) else None
-    if after is None:  # removed between the two statements
-        raise _not_found(before.id, None)
-    _wake(state)
-    if args.json:
-        print_json(checkin_json(after))
-        return EXIT_OK
-    if before.paused == paused:
-        state_text = "already paused" if paused else "not paused"
-        print(f"check-in {after.id} for {after.target} is {state_text}")
-    elif paused:
-        print(f"paused check-in {after.id} for {after.target}")
-    else:
-        print(f"resumed check-in {after.id} for {after.target}, {_next_text(after, _now())}")
-    return EXIT_OK
-
-
-def _set_paused_target(args: argparse.Namespace, paused: bool) -> int:
-    """``pause/resume --target T``: every check-in of one target, changed in one write."""
-    target = _canonical_target(args.target)
-    assert target is not None
-    state = _state_dir(args)
-    store = _open_existing(state)
-    before: list[CheckIn] = []
-    after: list[CheckIn] = []
-    if store is not None:
-        with store:
-            before = store.list_checkins(target)
-            if before:
-                store.set_paused_for_target(target, paused)
-                after = store.list_checkins(target)
-    if not before:
-        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
-    _wake(state)
-    changed = {c.id for c in before if c.paused != paused}
-    if args.json:
-        print_json(
-            {
-                "target": target,
-                "paused": paused,
-                "changed": len(changed),
-                "checkins": [checkin_json(c) for c in after],
-            }
-        )
-        return EXIT_OK
-    verb = "paused" if paused else "resumed"
-    if not changed:
-        if len(after) == 1:
-            print(f"the check-in for {target} is {'already paused' if paused else 'not paused'}")
-        elif paused:
-            print(f"all {len(after)} check-ins for {target} are already paused")
-        else:
-            print(f"none of the {len(after)} check-ins for {target} is paused")
-        return EXIT_OK
-    unchanged = len(after) - len(changed)
-    tail = ""
-    if unchanged:
-        was = "was" if unchanged == 1 else "were"
-        tail = f" ({unchanged} already paused)" if paused else f" ({unchanged} {was} not paused)"
-    if not paused:
-        upcoming = [c for c in after if c.id in changed and c.next_due is not None]
-        if upcoming:
-            tail += f", {_next_text(upcoming[0], _now())}"  # listed soonest first
-    print(f"{verb} {_count_text(len(changed))} for {target}{tail}")
-    return EXIT_OK
-
-
-def _count_text(n: int) -> str:
-    return f"{n} check-in" if n == 1 else f"{n} check-ins"
-
-
-def _cmd_pause(args: argparse.Namespace) -> int:
-    return _set_paused(args, True)
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    return _set_paused(args, False)
-
-
 def _cmd_history(args: argparse.Namespace) -> int:
-    checkin_id = None if args.id is None else _parse_id(args.id)
-    target = _canonical_target(args.target)
-    limit = _whole(args.limit, "--limit", "a number of rows, at least 1")
-    store = _open_existing(_state_dir(args))
+    checkin_id = None if args.id is None else parse_id(args.id)
+    target = canonical_target(args.target)
+    limit = whole(args.limit, "--limit", "a number of rows, at least 1")
+    store = open_existing(state_dir(args))
     rows: list[Delivery] = []
     if store is not None:
         with store:

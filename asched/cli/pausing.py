@@ -1,0 +1,110 @@
+"""``asched pause`` and ``resume``: one check-in (ID, ``--key``), or every one of a target.
+
+A paused check-in keeps its place in the schedule; the daemon is woken after every change so that
+it re-plans at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from asched.cli.selection import canonical_target, find, next_text, not_found, selector
+from asched.cli.shared import current_time, open_existing, state_dir, wake
+from asched.cli.views import checkin_json, print_json
+from asched.core.errors import EXIT_OK, NotFoundError, UsageError
+from asched.core.models import CheckIn
+
+
+def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    if args.target is not None:
+        if args.id is not None or args.key is not None:
+            raise UsageError(
+                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
+            )
+        return _set_paused_target(args, paused)
+    checkin_id, key = selector(args)
+    state = state_dir(args)
+    store = open_existing(state)
+    if store is None:
+        raise not_found(checkin_id, key)
+    with store:
+        before = find(store, checkin_id, key)
+        after = store.get_checkin(before.id) if store.set_paused(before.id, paused) else None
+    if after is None:  # removed between the two statements
+        raise not_found(before.id, None)
+    wake(state)
+    if args.json:
+        print_json(checkin_json(after))
+        return EXIT_OK
+    if before.paused == paused:
+        state_text = "already paused" if paused else "not paused"
+        print(f"check-in {after.id} for {after.target} is {state_text}")
+    elif paused:
+        print(f"paused check-in {after.id} for {after.target}")
+    else:
+        print(f"resumed check-in {after.id} for {after.target}, {next_text(after, current_time())}")
+    return EXIT_OK
+
+
+def _set_paused_target(args: argparse.Namespace, paused: bool) -> int:
+    """``pause/resume --target T``: every check-in of one target, changed in one write."""
+    target = canonical_target(args.target)
+    assert target is not None
+    state = state_dir(args)
+    store = open_existing(state)
+    before: list[CheckIn] = []
+    after: list[CheckIn] = []
+    if store is not None:
+        with store:
+            before = store.list_checkins(target)
+            if before:
+                store.set_paused_for_target(target, paused)
+                after = store.list_checkins(target)
+    if not before:
+        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
+    wake(state)
+    changed = {c.id for c in before if c.paused != paused}
+    if args.json:
+        print_json(
+            {
+                "target": target,
+                "paused": paused,
+                "changed": len(changed),
+                "checkins": [checkin_json(c) for c in after],
+            }
+        )
+        return EXIT_OK
+    verb = "paused" if paused else "resumed"
+    if not changed:
+        if len(after) == 1:
+            print(f"the check-in for {target} is {'already paused' if paused else 'not paused'}")
+        elif paused:
+            print(f"all {len(after)} check-ins for {target} are already paused")
+        else:
+            print(f"none of the {len(after)} check-ins for {target} is paused")
+        return EXIT_OK
+    unchanged = len(after) - len(changed)
+    tail = ""
+    if unchanged:
+        was = "was" if unchanged == 1 else "were"
+        tail = f" ({unchanged} already paused)" if paused else f" ({unchanged} {was} not paused)"
+    if not paused:
+        upcoming = [c for c in after if c.id in changed and c.next_due is not None]
+        if upcoming:
+            tail += f", {next_text(upcoming[0], current_time())}"  # listed soonest first
+    print(f"{verb} {_count_text(len(changed))} for {target}{tail}")
+    return EXIT_OK
+
+
+def _count_text(n: int) -> str:
+    return f"{n} check-in" if n == 1 else f"{n} check-ins"
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """``asched pause``."""
+    return _set_paused(args, True)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``asched resume``."""
+    return _set_paused(args, False)

@@ -1,0 +1,96 @@
+"""What the command families share: the clock, the state directory and its database, waking the
+daemon, the tmux socket option, and one-line error text.
+
+The store, the daemon's control socket and the tmux look-up are imported inside the functions
+that use them: the parser loads this module, and ``asched --version``, ``--help`` and ``status``
+need none of them (the store costs about 10 ms, the look-up's asyncio and tmux client 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asched.core import paths
+from asched.core.errors import StoreError
+
+if TYPE_CHECKING:
+    from asched.cli.lookup import Found
+    from asched.store.store import Store
+
+MAX_ERROR_CHARS = 1000  # an error that echoes a 1 MiB argument shows its start and its end
+
+
+def error_line(text: str) -> str:
+    """``text`` with control characters and lone surrogates escaped, so it stays one line, and
+    cut in the middle when it is longer than MAX_ERROR_CHARS."""
+    if len(text) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2
+        text = f"{text[:half]} [{len(text) - 2 * half} characters cut] {text[-half:]}"
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def current_time() -> datetime:
+    """The current time, in UTC, to the store's precision."""
+    # Milliseconds, the store's precision: "--in 1s" means a second from now, not from the
+    # start of the current second (which could be a few milliseconds away).
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    """The state directory of a command line's ``--state-dir`` (else the environment's)."""
+    return paths.state_dir(args.state_dir)
+
+
+def tmux_socket(args: argparse.Namespace) -> str | None:
+    """The tmux socket of ``--tmux-socket``, else ``$ASCHED_TMUX_SOCKET``; None: tmux's default."""
+    text = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
+    return None if text is None else paths.path_arg(text, "tmux socket")
+
+
+def open_existing(state: Path) -> Store | None:
+    """The store if its database exists, else None; never creates anything."""
+    from asched.cli.daemondb import refuse_foreign_db  # lazy: see the module's docstring
+    from asched.store.store import Store
+
+    db = state / paths.DB_NAME
+    try:
+        exists = db.is_file()
+    except OSError as exc:  # e.g. a state directory we may not enter
+        raise StoreError(f"cannot look at {db}: {exc.strerror or exc}") from exc
+    refuse_foreign_db(state)
+    return Store.open(db) if exists else None
+
+
+def open_for_write(state: Path) -> Store:
+    """The store, creating the state directory and the database when they are missing."""
+    from asched.cli.daemondb import refuse_foreign_db  # lazy: see the module's docstring
+    from asched.store.store import Store
+
+    paths.ensure_state_dir(state)
+    refuse_foreign_db(state)
+    return Store.open(state / paths.DB_NAME)
+
+
+def warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
+    """A one-line warning on stderr when ``target`` names no pane on the daemon's tmux server
+    (stored anyway: sessions come and go). ``found``: a look-up already made."""
+    from asched.cli import lookup  # lazy: see the module's docstring
+
+    socket = lookup.tmux_socket(state, lookup.environ())
+    found = found if found is not None else lookup.look_up(target, socket)
+    text = lookup.warning(target, found, socket)
+    if text is not None:
+        print(f"asched: {text}", file=sys.stderr)
+
+
+def wake(state: Path) -> None:
+    """Tell a running daemon to re-plan. Best-effort: without one, nothing is lost."""
+    from asched.daemon import control  # lazy: see the module's docstring
+
+    control.send(state, "wake")
