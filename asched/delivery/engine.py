@@ -1,10 +1,9 @@
 """The delivery engine: one claimed occurrence -> its message in one pane, once and never twice.
 
-Each delivery walks the journal's state machine, and every transition is committed before the next
-side effect::
-
-    claimed -preflight, stage-> typing -paste-> typed -settle, Enter-> submitted -look-> verified
-                                                                                   \\-> unverified
+Each delivery walks the journal's state machine (:mod:`asched.core.states`, drawn in
+docs/ARCHITECTURE.md), and every transition is committed before the next side effect: ``claimed``
+-> ``typing`` (staged) -> ``typed`` (pasted) -> ``submitted`` (Enter) -> ``verified`` or
+``unverified``; ``failed`` and ``skipped`` end a delivery that typed nothing.
 
 A failure before typing (server, session or pane missing, a tmux timeout) is retried with backoff
 and jitter inside the check-in's grace window, then recorded as ``failed(reason)``. A pane running
@@ -16,7 +15,7 @@ loaded was never pasted (a restarted daemon pastes it), and one whose buffer is 
 Once pasted, a body is never typed again, with one exception: when the tmux server or the pane's
 program went away before the Enter, the text went with them (no copy is left anywhere), and the
 occurrence is claimed again (``server-lost``, ``pane-replaced``). An outcome that cannot be known
-becomes ``unverified``, never a re-type (REFERENCE failures 3, 6, 20).
+becomes ``unverified``, never a re-type (docs/OLD-SCHEDULER.md, failures 3, 6 and 20).
 
 Deliveries to one pane are serialised and spaced by ``min_gap_s``; different panes proceed in
 parallel up to ``max_parallel``; a global token bucket caps the rate, so no loop can flood an agent.
