@@ -7,6 +7,8 @@ the released text).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from asched.core.states import (
@@ -84,4 +86,16 @@ def test_the_transition_table_in_markdown() -> None:
         "| `unverified` | none (final) |\n"
         "| `failed` | none (final) |\n"
         "| `skipped` | none (final) |\n"
+    )
+
+
+def test_the_architecture_doc_shows_the_table_this_module_renders() -> None:
+    """docs/ARCHITECTURE.md draws the machine from this module's output, not from memory."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    begin, end = "<!-- states:begin -->\n", "<!-- states:end -->"
+    assert begin in doc and end in doc, "the state table's markers are missing"
+    shown = doc.split(begin, 1)[1].split(end, 1)[0]
+    assert shown == transition_table_markdown(), (
+        "docs/ARCHITECTURE.md's state table differs from asched.core.states: paste the output of "
+        "transition_table_markdown() between the markers"
     )
