@@ -23,7 +23,7 @@ Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
-# asched.logs has the same tuple; importing it here would load structlog (and asyncio) into
+# asched.core.logs has the same tuple; importing it here would load structlog (and asyncio) into
 # every CLI call, about 45 ms.
 LEVELS = ("debug", "info", "warning", "error", "critical")
 

@@ -1,6 +1,6 @@
 """How the old scheduler's rows become check-ins: one verdict per row, nothing written.
 
-Decisions (each one answers a failure in REFERENCE.md):
+Decisions (each one answers a failure in docs/OLD-SCHEDULER.md):
 
 * A row becomes the check-in keyed ``legacy:<row id>``, a hash of what the row says (session,
   window, role, note, interval, and the due time of a one-shot), so a second run, from the same

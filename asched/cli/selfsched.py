@@ -1,10 +1,10 @@
 """``asched next``: an agent sets its own next check-in, replacing the one it set before.
 
-The reference scheduler's self-scheduling either broke (an agent forgot to reschedule) or piled
-up (each call created another *recurring* task; REFERENCE failure 13). ``next`` stores exactly one
-one-shot check-in per pane under the key ``next:<pane id>`` (the pane the target names when tmux
-answers, else ``next:<canonical target>``), so a second call replaces the first instead of adding
-to it, however the pane was spelled.
+The reference scheduler's self-scheduling either broke (an agent forgot to reschedule) or piled up
+(each call created another *recurring* task; docs/OLD-SCHEDULER.md, failure 13). ``next`` stores
+exactly one one-shot check-in per pane under the key ``next:<pane id>`` (the pane the target names
+when tmux answers, else ``next:<canonical target>``), so a second call replaces the first instead of
+adding to it, however the pane was spelled.
 
 Inside tmux the target defaults to the calling pane, ``$TMUX_PANE`` (``%N``), stored as the pane
 id: the daemon delivers to that pane wherever it moves, and never to a sibling that happens to be
@@ -96,7 +96,8 @@ def plan_next(
     except UsageError as exc:
         raise UsageError(f"next: DUR: {exc}") from None
     if seconds < 1:
-        # "Now" would make a self-scheduling agent message itself in a loop (REFERENCE 16-17).
+        # "Now" would make a self-scheduling agent message itself in a loop (docs/OLD-SCHEDULER.md,
+        # failures 16-17).
         raise UsageError(f"next: DUR {duration!r} is zero; give a delay of at least 1s")
     request = AddRequest(
         target=canonical, message=message, in_=f"{seconds}s", key=next_key(canonical)

@@ -1,8 +1,8 @@
 """Five-field cron expressions: parsing and wall-clock matching.
 
-This module knows nothing about time zones or instants: :func:`next_wall_match` answers "which
-is the first naive wall time at or after this one that the expression names?". Turning wall times
-into instants (and the daylight-saving policy that goes with it) lives in :mod:`asched.triggers`.
+This module knows nothing about time zones or instants: :func:`next_wall_match` answers "which is
+the first naive wall time at or after this one that the expression names?". Turning wall times into
+instants (and the daylight-saving policy that goes with it) lives in :mod:`asched.core.triggers`.
 
 Syntax: ``minute hour day-of-month month day-of-week`` with ``*``, lists ``a,b``, ranges ``a-b``,
 steps ``*/n``, ``a-b/n`` and ``a/n`` (from ``a`` to the end of the field), month names JAN..DEC,

@@ -19,7 +19,13 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from asched.core.errors import UsageError
 
-LEVELS = ("debug", "info", "warning", "error", "critical")  # also in cli.py, which must stay light
+LEVELS = (
+    "debug",
+    "info",
+    "warning",
+    "error",
+    "critical",
+)  # also in cli/daemonctl.py, which must stay light
 
 # syslog(3) priorities: what journald reads from a "<N>" line prefix.
 _SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}

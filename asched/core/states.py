@@ -18,14 +18,14 @@ from typing import Final
 
 # The reasons that alone let a delivery go back from typing/typed to claimed: before the Enter,
 # the tmux server went away, or the pane got another program, and the typed text with either
-# (delivery.py, store.py).
+# (asched/delivery, asched/store/journal.py).
 SERVER_LOST: Final = "server-lost"
 PANE_REPLACED: Final = "pane-replaced"
 TEXT_LOST: Final = frozenset({SERVER_LOST, PANE_REPLACED})
 
 
 class DeliveryState(enum.StrEnum):
-    """The delivery journal's state machine (see ARCHITECTURE.md)."""
+    """The delivery journal's state machine (drawn in docs/ARCHITECTURE.md)."""
 
     CLAIMED = "claimed"
     TYPING = "typing"
@@ -65,7 +65,8 @@ NEXT: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
 # Reachable from any state that is not final, and only with a reason (the journal says why).
 ABORT_STATES: Final = frozenset({DeliveryState.FAILED, DeliveryState.SKIPPED})
 # The one way back: typing or typed -> claimed, and only with a TEXT_LOST reason, when the tmux
-# server or the pane's program went away before the Enter and took the text along (delivery.py).
+# server or the pane's program went away before the Enter and took the text along
+# (asched/delivery/pasting.py).
 BACK_TO_CLAIMED: Final = frozenset({DeliveryState.TYPING, DeliveryState.TYPED})
 # The states a journal row is born in: claimed to deliver, or at once skipped/failed (a misfire
 # past grace, a gone target).

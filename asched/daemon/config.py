@@ -7,7 +7,7 @@ errors, so that a typo never passes silently.
     [daemon]      drain_timeout_s, log_level
     [delivery]    prefix, settle_s, settle_by_program, shells, copy_mode, min_gap_s,
                   rate_per_s, burst
-    [agents.NAME] an agent profile (asched.agents): programs, command, prompt, continuation,
+    [agents.NAME] an agent profile (delivery/profiles.py): programs, command, prompt, continuation,
                   placeholder, collapsed, busy, above, above_rows, tail_rows, settle_s,
                   enters; a built-in NAME (claude, gemini, codex, ipython, python) changes
                   only the keys given
@@ -203,7 +203,7 @@ _AGENT_KEYS = {*PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
 
 
 def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
-    """``[agents.NAME]`` tables merged over the built-in profiles (see asched.agents)."""
+    """``[agents.NAME]`` tables merged over the built-in profiles (see asched.delivery.profiles)."""
     tables = data.get("agents", {})
     if not isinstance(tables, dict):
         raise UsageError(f"{w.name}: agents must be tables like [agents.myagent]")

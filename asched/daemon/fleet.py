@@ -1,11 +1,11 @@
 """Declarative check-ins: a ``[[checkin]]`` entry gives every matching tmux window its check-in.
 
-The reference scheduler left new sessions without check-ins for hours (REFERENCE failure 12).
-Here the daemon looks at tmux every few seconds (one ``list-windows -a`` call, only when the config
-has entries), creates the check-in of each entry for each window that matches it, changes it when
-the entry changes (a reload), and retires it when the window is gone. Its rows have origin
-``config`` and the key ``config:<entry>:<session>:<window index>``; check-ins that users or agents
-added are never touched.
+The reference scheduler left new sessions without check-ins for hours (docs/OLD-SCHEDULER.md,
+failure 12). Here the daemon looks at tmux every few seconds (one ``list-windows -a`` call, only
+when the config has entries), creates the check-in of each entry for each window that matches it,
+changes it when the entry changes (a reload), and retires it when the window is gone. Its rows have
+origin ``config`` and the key ``config:<entry>:<session>:<window index>``; check-ins that users or
+agents added are never touched.
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ class Daemon:
             reload=self.reload,
             fail=self.fail,
         )
-        # The CLI compares this with the file at the path before it opens it (commands.py).
+        # The CLI compares this with the file at the path before it opens it (cli/daemondb.py).
         announce(
             db=list(store.identity) if store.identity is not None else None,
             wal=list(store.wal_identity) if store.wal_identity is not None else None,

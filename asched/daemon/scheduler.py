@@ -4,7 +4,7 @@ One pass: read the wall clock, notice clock jumps, fetch what is due, apply each
 policy, claim the occurrence and advance ``next_due`` in one store transaction, and hand claimed
 deliveries to the dispatcher. Then sleep until the next due time, a wake-up (a CLI write, a
 reload) or at most ``max_sleep_s``. The loop never iterates over missed slots: the next occurrence
-is always computed from "now" by :func:`asched.triggers.next_due`, which jumps.
+is always computed from "now" by :func:`asched.core.triggers.next_due`, which jumps.
 """
 
 from __future__ import annotations

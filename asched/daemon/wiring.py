@@ -1,8 +1,8 @@
 """The daemon's scheduling service: control socket + scheduler loop + delivery engine + fleet.
 
 This is the composition the daemon runs as one named service; each part is tested on its own
-(scheduler.py with an injected clock, delivery.py against a real tmux server, fleet.py with a
-real tmux server and store).
+(scheduler.py with an injected clock, the delivery package against a real tmux server, fleet.py with
+a real tmux server and store).
 """
 
 from __future__ import annotations

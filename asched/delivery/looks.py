@@ -134,7 +134,7 @@ class PaneLooks:
         """With ``idle_wait``, look again until the pane is quiet or the grace window ends.
 
         An agent that is working is never interrupted; one that has stalled gets its nudge at the
-        first quiet moment (REFERENCE failures 16-17).
+        first quiet moment (docs/OLD-SCHEDULER.md, failures 16-17).
         """
         assert checkin.idle_s is not None
         while checkin.idle_wait and await self.busy(pane, profile, checkin.idle_s):

@@ -19,7 +19,7 @@ for one program:
 
 The programs that have no profile get :data:`GENERIC`: no input area is known, so the old rule
 applies (the end of the text must have left the cursor line) and nothing is guarded.
-Users add or override profiles in the config file (``[agents.NAME]``, see asched.config).
+Users add or override profiles in the config file (``[agents.NAME]``, see asched.daemon.config).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-# The fields that hold a regular expression (asched.config validates the same ones).
+# The fields that hold a regular expression (asched.daemon.config validates the same ones).
 PATTERNS = ("command", "prompt", "continuation", "collapsed", "busy", "above")
 
 

@@ -18,8 +18,8 @@ target user for ``--system``, working directory ``/``, no PYTHONPATH): a checkou
 importable from its own directory, or a venv under a home the service user cannot enter, fails
 here with one line instead of in the journal.
 
-Errors are :class:`~asched.errors.UsageError` (exit 2) for bad arguments and
-:class:`~asched.errors.AschedError` (exit 1) for everything the machine refuses.
+Errors are :class:`~asched.core.errors.UsageError` (exit 2) for bad arguments and
+:class:`~asched.core.errors.AschedError` (exit 1) for everything the machine refuses.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A slow fsync must never stall the event loop (or the watchdog that runs on it), so the daemon's
 store runs on one dedicated thread. The methods are generated from :class:`Store`'s, so the two
-can never drift apart. Kept apart from store.py so that the CLI, which uses :class:`Store`
+can never drift apart. Kept apart from store/store.py so that the CLI, which uses :class:`Store`
 directly, does not import asyncio.
 """
 

@@ -145,7 +145,7 @@ class DeliveryJournal(StoreConnection):
         due_ms = to_ms(c.due_at)
         next_ms = None if c.next_due is None else time_ms("next_due", c.next_due)
         if next_ms is not None and next_ms <= due_ms:
-            # REFERENCE failure 1: a one-shot "rescheduled" at now+0 looped forever.
+            # docs/OLD-SCHEDULER.md, failure 1: a one-shot "rescheduled" at now+0 looped forever.
             raise ValueError(f"next_due {c.next_due} must be later than due_at {c.due_at}")
         if c.remaining is not DECREMENT and c.remaining is not None and c.remaining < 0:
             raise ValueError(f"remaining must be >= 0, not {c.remaining}")

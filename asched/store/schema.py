@@ -4,16 +4,17 @@ Rows <-> models (the column lists, the upsert, validation) live in :mod:`asched.
 
 The schema version lives in ``PRAGMA user_version`` and our identity in ``PRAGMA application_id``.
 ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``; a fresh file runs all of them,
-so a fresh database and a migrated one are built by the same statements (REFERENCE failure 11: a
-fresh database once crashed because a column was only ever created by a one-off fix).
+so a fresh database and a migrated one are built by the same statements (docs/OLD-SCHEDULER.md,
+failure 11: a fresh database once crashed because a column was only ever created by a one-off fix).
 
 Old steps are frozen: once released, a step's SQL never changes, because databases that already ran
 it exist. A schema change is a new step appended to ``MIGRATIONS``.
 
 Times are INTEGER milliseconds since the epoch (UTC). Every time column carries a CHECK on its type
 and on a plausible range (2000-01-01 up to the end of year 9999), so that a datetime string, a value
-in seconds or in microseconds is refused at write time (REFERENCE failure 10: strings written into
-``next_run`` silently stopped every check-in), and every stored value converts back to a datetime.
+in seconds or in microseconds is refused at write time (docs/OLD-SCHEDULER.md, failure 10: strings
+written into ``next_run`` silently stopped every check-in), and every stored value converts back to
+a datetime.
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ class TmuxClient:
     async def paste(self, pane_id: str, text: str, buffer_name: str) -> None:
         """Paste ``text`` into the pane, byte for byte, no Enter: :meth:`load_buffers`, then
         :meth:`paste_buffer`. The delivery engine makes the two calls itself, with its journal
-        commit between them (see paste.py)."""
+        commit between them (see asched/delivery/typist.py)."""
         check_pane_id(pane_id)
         await self.load_buffers([(buffer_name, text)])
         await self.paste_buffer(pane_id, buffer_name)

@@ -1,8 +1,8 @@
 """The shell guard: is the program reading a pane's keyboard an interactive shell?
 
-Text typed into a shell runs as a command (REFERENCE failure 4: ``-bash: SCHEDULED: command not
-found``), so the delivery engine never types into one. The answer comes from the pane's process
-tree in /proc: the terminal's foreground process group, and the innermost members of it.
+Text typed into a shell runs as a command (docs/OLD-SCHEDULER.md, failure 4: ``-bash: SCHEDULED:
+command not found``), so the delivery engine never types into one. The answer comes from the pane's
+process tree in /proc: the terminal's foreground process group, and the innermost members of it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ __all__ = [
     "pane_starting",
 ]
 
-# Interactive shells: text typed into one of these runs as a command (REFERENCE.md failure 4).
-# Broader than the five in the design: a false "shell" costs a visible, configurable refusal, a
+# Interactive shells: text typed into one of these runs as a command (docs/OLD-SCHEDULER.md, failure
+# 4). Broader than the five in the design: a false "shell" costs a visible, configurable refusal, a
 # missed one costs a command executed in someone's shell.
 DEFAULT_SHELLS: frozenset[str] = frozenset(
     {
