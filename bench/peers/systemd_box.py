@@ -27,8 +27,8 @@ from asched.install.installer import interpreter, render
 from bench.common import PYTHON, REPO, Cleanup
 from bench.peers.tmux_argv import SETTLE_S, enter_args, paste_args, prefix
 from bench.receivers import Arrivals, body, receiver_argv
-from tests.systemd.helpers import UNIT, USER, Svc
-from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
+from tests.support.systemd import UNIT, USER, Svc
+from tests.support.nspawn import Box, cleanup_orphans, prerequisites
 
 SOCK = "/run/bench-tmux/sock"
 RECV = "/run/bench-recv"

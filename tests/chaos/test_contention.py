@@ -14,8 +14,8 @@ import pytest
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import PYTHON, Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import PYTHON, Spawner, wait_until
+from tests.support.tmux import Server
 
 CLIS = 50
 ADDS = 20

@@ -21,8 +21,8 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile
 from tests.chaos.receivers import start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 MESSAGES = 20
 SEED = 20261207

@@ -11,7 +11,7 @@ import pytest
 
 from asched.daemon.lock import LOCK_NAME, read_holder
 from tests.chaos.conftest import tracebacks
-from tests.harness import Spawner, argv_variants
+from tests.support.daemons import Spawner, argv_variants
 
 ROUNDS = 200
 LOCK_TIMEOUT_S = 0.3  # the losers give up quickly: the round is about the race, not the wait

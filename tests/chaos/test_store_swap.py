@@ -23,8 +23,8 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 PANES = 5
 PER_DB = 40  # due 100 ms apart: the swap lands in the middle of the first database's

@@ -23,12 +23,12 @@ from asched.core.models import CheckIn, Every, Once
 from asched.core.paths import DB_NAME
 from asched.store.store import Store
 from tests.cliharness import assert_usage_error, stored
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPAT = REPO / "deploy" / "compat" / "schedule_with_note.sh"
 VENV_BIN = Path(sys.executable).parent  # where the `asched` console script was installed
 CHECKIN_FIELDS = {

@@ -15,8 +15,8 @@ from asched.core.models import DeliveryState, NewCheckIn, Once
 from asched.core.paths import DB_NAME
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
-from tests.harness import DaemonProc, Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import DaemonProc, Spawner, wait_until
+from tests.support.tmux import Server
 
 FINAL = {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED}
 

@@ -18,8 +18,8 @@ from asched.daemon import config
 from asched.daemon.fleet import ORIGIN, Window, reconcile
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store
-from tests.harness import DaemonProc, Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import DaemonProc, Spawner, wait_until
+from tests.support.tmux import Server
 
 GOOD = """
 [delivery]
@@ -190,7 +190,7 @@ async def test_a_changed_entry_keeps_a_pause(tmp_path: Path) -> None:
 def test_the_example_config_matches_tmux_orchestrators_windows() -> None:
     # Tmux-Orchestrator names its windows Orchestrator, Project-Manager, Developer (and never
     # sets @asched_role): the example's entries match them whatever the case, and nothing else.
-    example = Path(__file__).resolve().parents[1] / "deploy" / "asched.example.toml"
+    example = Path(__file__).resolve().parents[2] / "deploy" / "asched.example.toml"
     entries = {e.name: e for e in config.load(example).checkins}
     for window, name in (
         ("Orchestrator", "orchestrator"),

@@ -17,11 +17,11 @@ import pytest
 
 from asched.core.paths import DB_NAME
 from asched.daemon.control import ControlServer
-from tests.harness import PYTHON, Spawner, wait_until
+from tests.support.daemons import PYTHON, Spawner, wait_until
 from tests.statefiles import damage
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
-from tests.harness import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
+from tests.support.daemons import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
 
 SHORT_LOCK_S = 0.3
 

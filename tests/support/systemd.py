@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.systemd.nspawn import Box, BoxError
+from tests.support.nspawn import Box, BoxError
 
 USER = "asched-t"
 UNIT = f"asched@{USER}.service"

@@ -24,8 +24,8 @@ from types import FrameType
 import pytest
 
 from asched.install.installer import interpreter, render
-from tests.systemd.helpers import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
-from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
+from tests.support.systemd import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
+from tests.support.nspawn import Box, cleanup_orphans, prerequisites
 
 PROJECT = Path(__file__).resolve().parents[2]
 REQUIRE = os.environ.get("ASCHED_REQUIRE_SYSTEMD", "") == "1"

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.systemd.helpers import (
+from tests.support.systemd import (
     STATE,
     TMUX_SOCKET,
     UNIT,

@@ -40,7 +40,7 @@ from asched.tmux.client import (
 )
 from asched.tmux.shellguard import foreground_commands, pane_runs_shell
 from asched.tmux.targets import MAX_BODY_BYTES, Target, check_body, parse_target
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 pytestmark = [
     pytest.mark.timeout(30),
