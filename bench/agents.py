@@ -39,10 +39,10 @@ from asched.core.paths import DB_NAME
 from asched.delivery.engine import DeliverySettings
 from asched.delivery.profiles import BUILTIN
 from asched.store.store import Store
-from bench.common import percentile
 from tests.agents import uis
 from tests.agents.fakeapi import FakeApi
 from tests.support.daemons import Spawner
+from tests.support.stats import percentile
 from tests.support.tmux import Server
 
 SPACING_S = 2.0

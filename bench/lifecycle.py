@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Cleanup, print_table, spawn_daemon, summary, write_json
+from bench.common import Cleanup, print_table, spawn_daemon, write_json
+from tests.support.stats import summary
 
 
 def _wait_exit(pid: int, timeout: float) -> float:

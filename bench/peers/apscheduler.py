@@ -8,8 +8,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, REPO, Cleanup, Daemon, bench_env, run_timed, spawn_process
+from bench.common import PYTHON, REPO, Cleanup, bench_env, run_timed, spawn_process
 from bench.receivers import body
+from tests.support.daemons import DaemonProc
 
 PEER = "bench.peers.apscheduler_peer"
 
@@ -57,7 +58,7 @@ class ApsPeer:
         self.tmp = cu.tempdir("asched-aps-")
         self.db = db if db is not None else self.tmp / "jobs.sqlite"
         cmd = [PYTHON, "-m", PEER, "serve", "--db", str(self.db), "--tmux-socket", tmux_socket]
-        self.proc: Daemon = spawn_process(
+        self.proc: DaemonProc = spawn_process(
             cu, self.tmp, cmd, name=name, env=peer_env(self.tmp), stdin_pipe=True
         )
         self._added = 0

@@ -25,9 +25,9 @@ import pytest
 from asched.core.paths import DB_NAME
 from asched.daemon import control
 from asched.store.store import Store
-from tests.support.daemons import DaemonProc, Spawner, spawner_fixture, wait_until
-from tests.statefiles import KINDS, damage, seed
 from tests.cli.test_badinput import Ran, check, cli, no_traceback
+from tests.statefiles import KINDS, damage, seed
+from tests.support.daemons import DaemonProc, Spawner, spawner_fixture, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0

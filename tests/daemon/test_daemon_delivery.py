@@ -15,6 +15,7 @@ from asched.core.models import DeliveryState, NewCheckIn, Once
 from asched.core.paths import DB_NAME
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
+from tests.cliharness import asched_process
 from tests.support.daemons import DaemonProc, Spawner, wait_until
 from tests.support.tmux import Server
 
@@ -171,7 +172,6 @@ def test_cli_add_in_one_second_lands_on_time(
     spawner: Spawner, short_tmp: Path, server: Server
 ) -> None:
     import json
-    import subprocess
     import sys
 
     state = short_tmp / "state"
@@ -181,12 +181,8 @@ def test_cli_add_in_one_second_lands_on_time(
     time.sleep(0.3)  # the reader is in raw mode
     lateness = []
     for n in range(3):
-        argv = [sys.executable, "-m", "asched", "add", "agent:0", f"on-time-{n}", "--in", "1s"]
-        out = subprocess.run(
-            [*argv, "--json", "--state-dir", str(state)],
-            capture_output=True,
-            timeout=30,
-            check=True,
+        out = asched_process(
+            "add", "agent:0", f"on-time-{n}", "--in", "1s", "--json", state=state, check=True
         )
         due = datetime.fromisoformat(json.loads(out.stdout)["next_due"].replace("Z", "+00:00"))
 

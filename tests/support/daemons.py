@@ -1,6 +1,8 @@
-"""Helpers for tests that spawn real daemons: a sd_notify listener and a process wrapper.
+"""Spawning real daemons for tests and benchmarks: each with its own sd_notify listener and
+stderr file, ended by pid.
 
-Every wait has a timeout; every process started here is ended by pid in the fixture's teardown.
+Every wait has a timeout; every process a :class:`Spawner` starts is ended by pid in the
+fixture's teardown (a benchmark registers :meth:`DaemonProc.stop` with its own cleanup).
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,83 +19,39 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.support.notify import NotifyListener
 
 PYTHON = sys.executable
+# Variables a daemon must not inherit: systemd's (it would answer a foreign NOTIFY_SOCKET or
+# believe it runs under a unit) and asched's own (a developer's state dir or tmux socket).
+SYSTEMD_ENV = ("NOTIFY_", "WATCHDOG_", "ASCHED_", "JOURNAL_", "INVOCATION_")
 
 
-@dataclass
-class Notification:
-    """One sd_notify datagram, with the monotonic time it arrived."""
-
-    at: float
-    fields: dict[str, str]
+def config_home(tmp: Path) -> Path:
+    """The XDG_CONFIG_HOME of daemons spawned under ``tmp`` (empty: no user config file)."""
+    return tmp / "xdg-config"
 
 
-class NotifyListener:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET; collects messages in a thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._sock.bind(str(path))
-        self._sock.settimeout(0.05)
-        self.messages: list[Notification] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"notify-{path.name}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._closed:
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            at = time.monotonic()
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            with self._cond:
-                self.messages.append(Notification(at, fields))
-                self._cond.notify_all()
-
-    def wait_for(self, key: str, value: str | None = None, timeout: float = 10.0) -> Notification:
-        """The first message (already received or arriving within ``timeout``) with ``key``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for msg in self.messages:
-                    if key in msg.fields and (value is None or msg.fields[key] == value):
-                        return msg
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {key}={value} on {self.path} within {timeout} s")
-                self._cond.wait(left)
-
-    def all(self, key: str) -> list[Notification]:
-        """Every message so far carrying ``key``."""
-        with self._cond:
-            return [m for m in self.messages if key in m.fields]
-
-    def has(self, key: str) -> bool:
-        """True when some message so far carried ``key``."""
-        return bool(self.all(key))
-
-    def close(self) -> None:
-        """Stop the thread and remove the socket."""
-        self._closed = True
-        self._thread.join(timeout=2)
-        self._sock.close()
-        self.path.unlink(missing_ok=True)
+def daemon_env(tmp: Path, strip: Sequence[str] = SYSTEMD_ENV) -> dict[str, str]:
+    """The environment of a daemon: nothing whose name starts with one of ``strip``, and
+    XDG_CONFIG_HOME under ``tmp`` (the user's own config file must not count)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(tuple(strip))}
+    env["XDG_CONFIG_HOME"] = str(config_home(tmp))
+    return env
 
 
 @dataclass
 class DaemonProc:
-    """A spawned daemon with its own notify listener."""
+    """A spawned daemon with its own notify listener and stderr file."""
 
     proc: subprocess.Popen[bytes]
     notify: NotifyListener
     stderr_path: Path
+    spawned_at: float  # monotonic, just before the fork
     exited_at: float | None = None
     _waiter: threading.Thread | None = field(default=None, repr=False)
 
@@ -121,22 +79,100 @@ class DaemonProc:
             self.exited_at = time.monotonic()
         return code
 
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        """Seconds from spawn to the READY=1 datagram's arrival; fails fast if the daemon exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.notify.wait_for("READY", "1", 0.2).at - self.spawned_at
+            except TimeoutError:
+                if self.proc.poll() is not None:
+                    tail = self.stderr_path.read_text(errors="replace")[-500:]
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {tail}") from None
+                if time.monotonic() > deadline:
+                    raise
+
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the daemon's pid (never by name)."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
 
+    def ps(self) -> psutil.Process:
+        """The daemon as a psutil Process."""
+        return psutil.Process(self.proc.pid)
+
     def log_lines(self) -> list[str]:
         """stderr so far, as lines."""
         return self.stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()
 
-    def events(self) -> list[dict[str, object]]:
-        """stderr parsed as JSON objects (lines that do not parse raise)."""
+    def events(self, strict: bool = True) -> list[dict[str, Any]]:
+        """stderr parsed as JSON objects (a journal stream's ``<N>`` prefix dropped). A line that
+        does not parse raises; with ``strict`` false it is skipped (a benchmark reads the log
+        of a daemon that is still writing it)."""
         out = []
         for line in self.log_lines():
             text = line[line.index(">") + 1 :] if line.startswith("<") else line
-            out.append(json.loads(text))
+            if strict:
+                out.append(json.loads(text))
+                continue
+            with contextlib.suppress(ValueError):
+                obj = json.loads(text)
+                if isinstance(obj, dict):
+                    out.append(obj)
         return out
+
+    def stop(self, timeout: float = 10.0) -> float:
+        """SIGTERM by pid and wait (SIGKILL after ``timeout``); returns the seconds it took."""
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            # A pidfd turns readable at exit: Popen.wait(timeout) polls in steps of up to 50 ms.
+            pidfd = os.pidfd_open(self.proc.pid)
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                exited = bool(select.select([pidfd], [], [], timeout)[0])
+            finally:
+                os.close(pidfd)
+            if not exited:
+                self.proc.kill()
+            self.proc.wait(timeout=5)
+        took = time.monotonic() - t0
+        self.notify.close()  # after the clock: its thread takes up to 50 ms to notice
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        return took
+
+
+def spawn(
+    cmd: Sequence[str],
+    tmp: Path,
+    name: str,
+    *,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    stdin_pipe: bool = False,
+    stderr_fd: int | None = None,
+    new_session: bool = False,
+) -> DaemonProc:
+    """Start ``cmd`` with a NOTIFY_SOCKET of its own (``tmp/NAME.notify``) and stderr to
+    ``tmp/NAME.stderr`` (or to ``stderr_fd``), in ``cwd`` (default ``tmp``). ``stdin_pipe``:
+    keep a pipe to its stdin; ``new_session``: a session of its own (Ctrl-C reaches us only)."""
+    listener = NotifyListener(tmp / f"{name}.notify")
+    full_env = dict(env)
+    full_env["NOTIFY_SOCKET"] = str(listener.path)
+    stderr_path = tmp / f"{name}.stderr"
+    with open(stderr_path, "wb") as err:
+        spawned_at = time.monotonic()
+        proc = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_fd if stderr_fd is not None else err,
+            env=full_env,
+            cwd=cwd or tmp,
+            start_new_session=new_session,
+        )
+    return DaemonProc(proc, listener, stderr_path, spawned_at)
 
 
 class Spawner:
@@ -150,13 +186,14 @@ class Spawner:
 
     def base_env(self) -> dict[str, str]:
         """The environment of a daemon: no inherited systemd or asched variables."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("NOTIFY_", "WATCHDOG_", "ASCHED_", "JOURNAL_", "INVOCATION_"))
-        }
-        env["XDG_CONFIG_HOME"] = str(self.tmp / "xdg-config")
-        return env
+        return daemon_env(self.tmp)
+
+    def write_config(self, text: str) -> Path:
+        """Write the user config file that every daemon of this spawner reads; returns its path."""
+        cfg = config_home(self.tmp) / "asched" / "config.toml"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(text)
+        return cfg
 
     def spawn(
         self,
@@ -171,12 +208,9 @@ class Spawner:
     ) -> DaemonProc:
         """Start a daemon; ``argv`` replaces the default ``python -m asched --daemon``."""
         self._n += 1
-        n = self._n
-        listener = NotifyListener(self.tmp / f"notify-{n}.sock")
         full_env = self.base_env()
         if env:
             full_env.update(env)
-        full_env["NOTIFY_SOCKET"] = str(listener.path)
         cmd = list(argv) if argv is not None else [PYTHON, "-m", "asched", "--daemon"]
         if state_dir is not None:
             cmd += ["--state-dir", str(state_dir)]
@@ -184,17 +218,7 @@ class Spawner:
         if lock_timeout is not None:
             cmd += ["--lock-timeout", str(lock_timeout)]
         cmd += list(extra)
-        stderr_path = self.tmp / f"daemon-{n}.stderr"
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr_fd if stderr_fd is not None else err,
-                env=full_env,
-                cwd=cwd or self.tmp,
-            )
-        d = DaemonProc(proc, listener, stderr_path)
+        d = spawn(cmd, self.tmp, f"daemon-{self._n}", env=full_env, cwd=cwd, stderr_fd=stderr_fd)
         self.procs.append(d)
         return d
 

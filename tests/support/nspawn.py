@@ -1,4 +1,5 @@
-"""A real systemd (PID 1, journald) in a throw-away systemd-nspawn container, for tests.
+"""A real systemd (PID 1, journald) in a throw-away systemd-nspawn container, for the tests and
+the benchmarks.
 
 The host's PID 1 need not be systemd. The box's root is an overlay: the host's ``/`` as the
 read-only lower layer and a tmpfs as the upper one, mounted in a private mount namespace that also
