@@ -156,8 +156,14 @@ def wake_to_dispatch(cu: Cleanup, loop: str, runs: int) -> dict[str, Any]:
     finally:
         daemon.stop()
         srv.kill()
-    claimed = {e["checkin_id"]: e for e in daemon.events() if e.get("event") == "checkin.claimed"}
-    outcome = {e["checkin_id"]: e for e in daemon.events() if e.get("event") in FINISHED}
+    claimed = {
+        e["checkin_id"]: e
+        for e in daemon.events(strict=False)
+        if e.get("event") == "checkin.claimed"
+    }
+    outcome = {
+        e["checkin_id"]: e for e in daemon.events(strict=False) if e.get("event") in FINISHED
+    }
     for row in rows:
         c = claimed.get(row["checkin_id"])
         row["claim_late_ms"] = None if c is None else float(c["late_ms"])
@@ -327,7 +333,7 @@ def _wait_finished(daemon: DaemonProc, tag: str, panes: int) -> list[dict[str, A
     """The daemon's log once every delivery of burst ``tag`` ended (or after 90 s)."""
     deadline = time.monotonic() + 90
     while True:
-        events = daemon.events()
+        events = daemon.events(strict=False)
         done = [
             e
             for e in events

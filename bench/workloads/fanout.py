@@ -78,7 +78,7 @@ def _aps(cu: Cleanup, ctx: Ctx, per_pane: list[int]) -> list[dict[str, Any]]:
         while time.monotonic() < deadline:
             ended = [
                 e
-                for e in peer.proc.events()
+                for e in peer.proc.events(strict=False)
                 if e.get("event") in ("executed", "missed", "error")
                 and str(e.get("id", "")).startswith(f"fp{r}-")
             ]
