@@ -113,3 +113,7 @@ def main() -> None:
     finally:
         server.kill()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
