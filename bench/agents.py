@@ -40,11 +40,11 @@ from asched.core.states import DeliveryState
 from asched.delivery.profiles import BUILTIN
 from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store
-from bench.common import percentile
 from tests.agents import uis
 from tests.agents.fakeapi import FakeApi
-from tests.harness import Spawner
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner
+from tests.support.stats import percentile
+from tests.support.tmux import Server
 
 SPACING_S = 2.0
 SWEEP_S = (0.0, 0.02, 0.05, 0.1)

@@ -1,6 +1,7 @@
-"""Helpers for the benchmarks: daemons with a notify socket, a private tmux server, statistics.
+"""Helpers for the benchmarks: cleanup, the daemons' environment, timed commands, tables.
 
-Everything started here is registered with a :class:`Cleanup` and ended by pid (daemons) or by
+Daemons, tmux servers and statistics come from tests/support, which the tests use too. Everything
+started here is registered with a :class:`Cleanup` and ended by pid (daemons) or by
 ``kill-server`` on the private socket (tmux), also on Ctrl-C and SIGTERM.
 """
 
@@ -9,26 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import resource
-import select
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
 
-import psutil
+from tests.support.daemons import SYSTEMD_ENV, DaemonProc, daemon_env, spawn
 
 REPO = Path(__file__).resolve().parent.parent
 _VENV_BIN = REPO / ".venv" / "bin"
@@ -38,7 +33,7 @@ BIN = _OWN_BIN if (_OWN_BIN / "asched").exists() else _VENV_BIN
 PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
 ASCHED = str(BIN / "asched")
 
-_STRIPPED_ENV = ("NOTIFY_", "WATCHDOG_", "ASCHED_", "JOURNAL_", "INVOCATION_", "TMUX")
+_STRIPPED_ENV = (*SYSTEMD_ENV, "TMUX")
 _DROPPED_ENV = ("XDG_RUNTIME_DIR", "RUNTIME_DIRECTORY", "XDG_STATE_HOME", "PYTHONDONTWRITEBYTECODE")
 _pycache: Path | None = None
 _source: Path | None = None
@@ -107,12 +102,9 @@ def use_source(path: Path | None) -> None:
 
 def bench_env(tmp: Path) -> dict[str, str]:
     """The environment for daemons and CLIs: nothing inherited from systemd, tmux or asched."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_STRIPPED_ENV) and k not in _DROPPED_ENV
-    }
-    env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")  # no user config file
+    env = daemon_env(tmp, strip=_STRIPPED_ENV)
+    for key in _DROPPED_ENV:
+        env.pop(key, None)
     if _pycache is None:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.pop("PYTHONPYCACHEPREFIX", None)
@@ -123,120 +115,7 @@ def bench_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-# -- sd_notify listener and daemons ------------------------------------------------------------
-
-
-class NotifyListener:
-    """A datagram socket standing in for NOTIFY_SOCKET; records each message's arrival time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._sock.bind(str(path))
-        self._sock.settimeout(0.05)
-        self._cond = threading.Condition()
-        self.messages: list[tuple[float, dict[str, str]]] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._closed:
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            at = time.monotonic()
-            fields = dict(ln.split("=", 1) for ln in data.decode().splitlines() if "=" in ln)
-            with self._cond:
-                self.messages.append((at, fields))
-                self._cond.notify_all()
-
-    def wait_for(self, key: str, value: str, timeout: float) -> float:
-        """Monotonic arrival time of the first message with ``key=value``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for at, fields in self.messages:
-                    if fields.get(key) == value:
-                        return at
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {key}={value} within {timeout} s")
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        """Stop the thread, remove the socket."""
-        self._closed = True
-        self._thread.join(timeout=2)
-        self._sock.close()
-        self.path.unlink(missing_ok=True)
-
-
-@dataclass
-class Daemon:
-    """A spawned ``asched daemon`` with its own notify socket and stderr file."""
-
-    proc: subprocess.Popen[bytes]
-    notify: NotifyListener
-    stderr_path: Path
-    spawned_at: float  # monotonic, just before the fork
-
-    @property
-    def pid(self) -> int:
-        """The daemon's pid."""
-        return self.proc.pid
-
-    def wait_ready(self, timeout: float = 30.0) -> float:
-        """Seconds from spawn to the READY=1 datagram's arrival; fails fast if the daemon exits."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.notify.wait_for("READY", "1", 0.2) - self.spawned_at
-            except TimeoutError:
-                if self.proc.poll() is not None:
-                    tail = self.stderr_path.read_text(errors="replace")[-500:]
-                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {tail}") from None
-                if time.monotonic() > deadline:
-                    raise
-
-    def ps(self) -> psutil.Process:
-        """The daemon as a psutil Process."""
-        return psutil.Process(self.proc.pid)
-
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines so far (lines that do not parse are skipped)."""
-        out = []
-        text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError):
-                obj = json.loads(line[line.index(">") + 1 :] if line.startswith("<") else line)
-                if isinstance(obj, dict):
-                    out.append(obj)
-        return out
-
-    def stop(self, timeout: float = 10.0) -> float:
-        """SIGTERM by pid and wait (SIGKILL after ``timeout``); returns the seconds it took."""
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            # A pidfd turns readable at exit: Popen.wait(timeout) polls in steps of up to 50 ms.
-            pidfd = os.pidfd_open(self.proc.pid)
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                exited = bool(select.select([pidfd], [], [], timeout)[0])
-            finally:
-                os.close(pidfd)
-            if not exited:
-                self.proc.kill()
-            self.proc.wait(timeout=5)
-        took = time.monotonic() - t0
-        self.notify.close()  # after the clock: its thread takes up to 50 ms to notice
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        return took
+# -- daemons -----------------------------------------------------------------------------------
 
 
 def spawn_daemon(
@@ -247,7 +126,7 @@ def spawn_daemon(
     loop: str = "uvloop",
     tmux_socket: str | None = None,
     name: str = "d",
-) -> Daemon:
+) -> DaemonProc:
     """Start ``asched daemon`` on ``state_dir`` in a session of its own (Ctrl-C reaches us only)."""
     cmd = [ASCHED, "daemon", "--state-dir", str(state_dir), "--loop", loop]
     if tmux_socket is not None:
@@ -256,33 +135,25 @@ def spawn_daemon(
 
 
 def spawn_process(
-    cleanup: Cleanup,
+    cu: Cleanup,
     tmp: Path,
     cmd: Sequence[str],
     *,
     name: str,
     env: dict[str, str] | None = None,
     stdin_pipe: bool = False,
-) -> Daemon:
+) -> DaemonProc:
     """Start ``cmd`` with a NOTIFY_SOCKET of its own and stderr to a file, in a session of its
     own; stopped (SIGTERM, then SIGKILL) at cleanup. ``stdin_pipe``: keep a pipe to its stdin."""
-    listener = NotifyListener(tmp / f"{name}.notify")
-    env = dict(bench_env(tmp) if env is None else env)
-    env["NOTIFY_SOCKET"] = str(listener.path)
-    stderr_path = tmp / f"{name}.stderr"
-    with open(stderr_path, "wb") as err:
-        spawned_at = time.monotonic()
-        proc = subprocess.Popen(
-            list(cmd),
-            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-            cwd=tmp,
-            start_new_session=True,
-        )
-    daemon = Daemon(proc, listener, stderr_path, spawned_at)
-    cleanup.push(daemon.stop)
+    daemon = spawn(
+        cmd,
+        tmp,
+        name,
+        env=bench_env(tmp) if env is None else env,
+        stdin_pipe=stdin_pipe,
+        new_session=True,
+    )
+    cu.push(daemon.stop)
     return daemon
 
 
@@ -349,90 +220,7 @@ def parse_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-# -- private tmux server -----------------------------------------------------------------------
-
-
-class TmuxServer:
-    """A private tmux server (``tmux -S DIR/tmux -f /dev/null``), killed at cleanup."""
-
-    def __init__(self, cleanup: Cleanup, root: Path) -> None:
-        self.sock = str(root / "tmux")
-        self.pid: int | None = None
-        self._env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
-        self._env["SHELL"] = "/bin/sh"
-        cleanup.push(self.kill)
-
-    def tmux(self, *args: str) -> str:
-        """Run one tmux command on this server; raise on failure."""
-        r = subprocess.run(
-            ["tmux", "-S", self.sock, "-f", "/dev/null", *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"tmux {args}: {r.stderr.strip()}")
-        return r.stdout
-
-    def new_session(self, name: str, cmd: str) -> str:
-        """Start a session (the server with the first one); returns its pane id."""
-        pane = self.tmux(
-            "new-session", "-d", "-s", name, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}", cmd
-        ).strip()
-        if self.pid is None:
-            self.pid = int(self.tmux("display-message", "-p", "#{pid}").strip())
-        return pane
-
-    def new_window(self, session: str, cmd: str) -> str:
-        """Add a window running ``cmd``; returns its pane id."""
-        args = ("new-window", "-d", "-t", f"={session}:", "-P", "-F", "#{pane_id}", cmd)
-        return self.tmux(*args).strip()
-
-    def kill(self) -> None:
-        """kill-server on our socket, then SIGKILL the server's pid if it lingers."""
-        with contextlib.suppress(Exception):
-            self.tmux("kill-server")
-        pid, self.pid = self.pid, None  # idempotent: never signal a pid twice (reuse)
-        if pid is None:
-            return
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and psutil.pid_exists(pid):
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    return
-            time.sleep(0.01)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-# -- statistics and output ---------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100), linear interpolation between closest ranks."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """n, min, p50, p99, max and mean of ``values``."""
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "min": min(values),
-        "p50": statistics.median(values),
-        "p99": percentile(values, 99),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
+# -- output ------------------------------------------------------------------------------------
 
 
 def fmt(value: object, digits: int = 1) -> str:

@@ -15,12 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +24,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+# `python bench/latency.py` puts bench/ on the path; tests.support lives at the repo root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from asched.core.models import NewCheckIn, Once
 from asched.core.paths import DB_NAME
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
+from tests.support.daemons import DaemonProc, daemon_env, spawn
+from tests.support.stats import percentile
+from tests.support.tmux import Server
 
 READER = (
     "import os, sys, time, tty\n"
@@ -53,45 +55,24 @@ class Bench:
 
     def __init__(self, root: Path, panes: int, loop: str) -> None:
         self.root = root
-        self.sock = str(root / "tmux.sock")
+        self.server = Server(root)
         self.state = root / "state"
         self.state.mkdir(mode=0o700)
         self.loop = loop
-        self.daemon: subprocess.Popen[bytes] | None = None
-        self.server_pid: int | None = None
+        self.daemon: DaemonProc | None = None
         for n in range(panes):
-            self.tmux("new-session", "-d", "-s", f"b{n}", "-x", "80", "-y", "10",
-                      sys.executable, "-c", READER, str(self.out(n)))  # fmt: skip
-            if self.server_pid is None:
-                self.server_pid = int(self.tmux("display-message", "-p", "#{pid}"))
+            argv = [sys.executable, "-c", READER, str(self.out(n))]
+            self.server.new_session(f"b{n}", argv, size=(80, 10))
         time.sleep(0.5)  # let every reader reach its read()
 
     def out(self, n: int) -> Path:
         return self.root / f"r{n}.txt"
 
-    def tmux(self, *args: str, stdin: bytes | None = None) -> str:
-        r = subprocess.run(
-            ["tmux", "-S", self.sock, "-f", "/dev/null", *args],
-            input=stdin,
-            capture_output=True,
-            timeout=10,
-            check=True,
-        )
-        return r.stdout.decode().strip()
-
     def start_daemon(self) -> None:
-        notify = self.root / "notify.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        listener.bind(str(notify))
-        listener.settimeout(15)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ASCHED_", "NOTIFY_"))}
-        env["NOTIFY_SOCKET"] = str(notify)
         argv = [sys.executable, "-m", "asched", "daemon", "--state-dir", str(self.state)]
-        argv += ["--tmux-socket", self.sock, "--loop", self.loop, "--log-level", "warning"]
-        self.daemon = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
-        while b"READY=1" not in listener.recv(4096):
-            pass
-        listener.close()
+        argv += ["--tmux-socket", self.server.sock, "--loop", self.loop, "--log-level", "warning"]
+        self.daemon = spawn(argv, self.root, "daemon", env=daemon_env(self.root))
+        self.daemon.wait_ready(15)
 
     def schedule(self, items: list[tuple[int, str, datetime]]) -> None:
         with Store.open(self.state / DB_NAME) as store:
@@ -119,15 +100,9 @@ class Bench:
             time.sleep(0.02)
 
     def close(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-        if self.server_pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.server_pid, signal.SIGKILL)
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.server.kill()
 
 
 @contextlib.contextmanager
@@ -140,12 +115,6 @@ def bench(panes: int, loop: str) -> Iterator[Bench]:
     finally:
         b.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by nearest rank."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
 def single(runs: int, loop: str) -> list[float]:
@@ -185,11 +154,11 @@ def floor(runs: int) -> dict[str, list[float]]:
                 tok = f"m-{kind[:3]}{i}"
                 t0 = time.time()
                 if kind == "one call":
-                    b.tmux("load-buffer", "-b", "f", "-", ";", "paste-buffer", "-p", "-d",
-                           "-b", "f", "-t", "=b0:0", stdin=tok.encode() + b" ")  # fmt: skip
+                    b.server.tmux("load-buffer", "-b", "f", "-", ";", "paste-buffer", "-p", "-d",
+                                  "-b", "f", "-t", "=b0:0", input=tok + " ")  # fmt: skip
                 else:
-                    b.tmux("send-keys", "-t", "=b0:0", "-l", tok + " ")
-                    b.tmux("send-keys", "-t", "=b0:0", "Enter")
+                    b.server.tmux("send-keys", "-t", "=b0:0", "-l", tok + " ")
+                    b.server.tmux("send-keys", "-t", "=b0:0", "Enter")
                 got = b.wait_for({tok}, 1, timeout=5)
                 if tok in got:
                     res[kind].append((got[tok] - t0) * 1000)
@@ -202,7 +171,7 @@ def row(name: str, values: list[float]) -> dict[str, float | str | int]:
         "workload": name,
         "n": len(values),
         "p50_ms": round(statistics.median(values), 2) if values else float("nan"),
-        "p99_ms": round(pct(values, 0.99), 2) if values else float("nan"),
+        "p99_ms": round(percentile(values, 99), 2) if values else float("nan"),
         "max_ms": round(max(values), 2) if values else float("nan"),
     }
 

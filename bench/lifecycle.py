@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Cleanup, print_table, spawn_daemon, summary, write_json
+from bench.common import Cleanup, print_table, spawn_daemon, write_json
+from tests.support.stats import summary
 
 
 def _wait_exit(pid: int, timeout: float) -> float:
@@ -58,12 +59,12 @@ def run(runs: int, loop: str) -> dict[str, list[float]]:
             _waiting(b)
             killed = time.monotonic()
             os.kill(a.pid, signal.SIGKILL)
-            out["sigkill"].append((b.notify.wait_for("READY", "1", 10) - killed) * 1000)
+            out["sigkill"].append((b.notify.wait_for("READY", "1", 10).at - killed) * 1000)
             c = spawn_daemon(cleanup, tmp, state, loop=loop, name=f"d{n}")
             _waiting(c)
             os.kill(b.pid, signal.SIGTERM)
             exited = _wait_exit(b.pid, 10)
-            out["handoff"].append((c.notify.wait_for("READY", "1", 10) - exited) * 1000)
+            out["handoff"].append((c.notify.wait_for("READY", "1", 10).at - exited) * 1000)
             c.stop()
     return out
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import PYTHON, Cleanup, TmuxServer
+from bench.common import PYTHON, Cleanup
+from tests.support.tmux import Server
 
 RECEIVER = (
     "import os, re, sys, time, tty\n"
@@ -82,17 +83,16 @@ class HostReceivers:
 
     def __init__(self, cu: Cleanup, n: int) -> None:
         self.root = cu.tempdir("asched-rcv-")
-        self.server = TmuxServer(cu, self.root)
+        self.server = Server(self.root)
+        cu.push(self.server.kill)
         self.sock = self.server.sock
         self.targets = [f"b{i}:0" for i in range(n)]
-        self.pane_ids: list[str] = []
-        for i in range(n):
-            cmd = receiver_argv(PYTHON, str(self._file(i)), f"b{i}")
-            args = ["new-session", "-d", "-s", f"b{i}", "-x", "80", "-y", "10"]
-            args += ["-P", "-F", "#{pane_id}", *cmd]
-            self.pane_ids.append(self.server.tmux(*args).strip())
-            if self.server.pid is None:
-                self.server.pid = int(self.server.tmux("display-message", "-p", "#{pid}").strip())
+        self.pane_ids = [
+            self.server.new_session(
+                f"b{i}", receiver_argv(PYTHON, str(self._file(i)), f"b{i}"), size=(80, 10)
+            )
+            for i in range(n)
+        ]
         deadline = time.monotonic() + 30
         while len(self.arrivals().ready) < n:  # every reader is in its read()
             if time.monotonic() > deadline:

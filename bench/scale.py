@@ -55,20 +55,20 @@ from bench.common import (  # noqa: E402
     ASCHED,
     PYTHON,
     Cleanup,
-    Daemon,
-    TmuxServer,
     bench_env,
     git_state,
     parse_ts,
     print_table,
     run_timed,
     spawn_daemon,
-    summary,
     use_bytecode_cache,
     use_source,
     wakeups,
     write_json,
 )
+from tests.support.daemons import DaemonProc  # noqa: E402
+from tests.support.stats import summary  # noqa: E402
+from tests.support.tmux import Server  # noqa: E402
 
 MB = 1024 * 1024
 TARGET_DISPATCH_MS = 50.0
@@ -108,7 +108,8 @@ def wake_to_dispatch(cu: Cleanup, loop: str, runs: int) -> dict[str, Any]:
     then ~0.95 s ahead rather than possibly before the command has finished. Run 0 is a warm-up.
     """
     tmp = cu.tempdir()
-    srv = TmuxServer(cu, tmp)
+    srv = Server(tmp)
+    cu.push(srv.kill)
     out = tmp / "pane.out"
     out.touch()
     srv.new_session("t", f"stty raw -echo; exec cat > {out}")
@@ -155,8 +156,14 @@ def wake_to_dispatch(cu: Cleanup, loop: str, runs: int) -> dict[str, Any]:
     finally:
         daemon.stop()
         srv.kill()
-    claimed = {e["checkin_id"]: e for e in daemon.events() if e.get("event") == "checkin.claimed"}
-    outcome = {e["checkin_id"]: e for e in daemon.events() if e.get("event") in FINISHED}
+    claimed = {
+        e["checkin_id"]: e
+        for e in daemon.events(strict=False)
+        if e.get("event") == "checkin.claimed"
+    }
+    outcome = {
+        e["checkin_id"]: e for e in daemon.events(strict=False) if e.get("event") in FINISHED
+    }
     for row in rows:
         c = claimed.get(row["checkin_id"])
         row["claim_late_ms"] = None if c is None else float(c["late_ms"])
@@ -322,11 +329,11 @@ def _burst(state: Path, panes: int, tag: str) -> datetime:
     return due
 
 
-def _wait_finished(daemon: Daemon, tag: str, panes: int) -> list[dict[str, Any]]:
+def _wait_finished(daemon: DaemonProc, tag: str, panes: int) -> list[dict[str, Any]]:
     """The daemon's log once every delivery of burst ``tag`` ended (or after 90 s)."""
     deadline = time.monotonic() + 90
     while True:
-        events = daemon.events()
+        events = daemon.events(strict=False)
         done = [
             e
             for e in events
@@ -343,7 +350,8 @@ def add_under_load(
     """``adds`` timed ``asched add`` runs to an idle daemon, then at the due time of ``panes``
     deliveries (``rounds`` times), then one round of in-process phase probes."""
     tmp = cu.tempdir()
-    srv = TmuxServer(cu, tmp)
+    srv = Server(tmp)
+    cu.push(srv.kill)
     files = [tmp / f"p{i}" for i in range(panes)]
     srv.new_session("b", f"cat > {files[0]}")
     for f in files[1:]:

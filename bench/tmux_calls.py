@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import uvloop
 
+# `python bench/tmux_calls.py` puts bench/ on the path; tests.support lives at the repo root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from asched.tmux.client import TmuxClient
 from asched.tmux.targets import parse_target
+from tests.support.stats import percentile
+from tests.support.tmux import Server
 
 BODY = "Check-in: status? What is blocked; what is next? $(not run) `nor this` 100% #{done}"
 
@@ -92,26 +96,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=200, help="iterations per variant")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="asched-b-")
-    sock = os.path.join(tmp, "sock")
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-
-    def tmux(*a: str) -> str:
-        return subprocess.run(
-            ["tmux", "-S", sock, "-f", "/dev/null", *a],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            env=env,
-        ).stdout.strip()
-
-    pane = tmux(
-        "new-session", "-d", "-s", "bench", "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
-        "exec cat > /dev/null",
-    )  # fmt: skip
-    server_pid = int(tmux("display-message", "-p", "#{pid}"))
+    server = Server(Path(tempfile.mkdtemp(prefix="asched-b-")))
     try:
+        pane = server.new_session("bench", "exec cat > /dev/null")
         print(f"{subprocess.getoutput('tmux -V')}, n={args.n}")
         print(f"{'variant':34} {'loop':8} {'median ms':>10} {'p90 ms':>8}")
         for loop_name, factory in (
@@ -119,16 +106,13 @@ def main() -> None:
             ("uvloop", uvloop.new_event_loop),
         ):
             with asyncio.Runner(loop_factory=factory) as runner:
-                res = runner.run(bench(args.n, sock, pane))
+                res = runner.run(bench(args.n, server.sock, pane))
             for name, times in res.items():
-                p90 = statistics.quantiles(times, n=10)[-1]
+                p90 = percentile(times, 90)
                 print(f"{name:34} {loop_name:8} {statistics.median(times):10.2f} {p90:8.2f}")
     finally:
-        with contextlib.suppress(Exception):
-            tmux("kill-server")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(server_pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.kill()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""In-process CLI runs for tests: ``run(...)`` calls ``asched.cli.main`` with a state dir.
+"""CLI runs for tests: in process, ``run(...)`` calls ``asched.cli.main`` with a state dir; as
+real processes, :func:`asched_process` and :func:`run_process`.
 
 conftest.py re-exports the fixtures. A module of CLI tests says
 ``pytestmark = pytest.mark.usefixtures("wakes")``: then none of its tests talks to a real daemon
@@ -7,6 +8,8 @@ and none believes it runs in tmux.
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from asched.core.models import CheckIn
 from asched.core.paths import DB_NAME
 from asched.daemon import control
 from asched.store.store import Store
+from tests.support.daemons import PYTHON
 
 
 @dataclass
@@ -85,3 +89,31 @@ def assert_usage_error(result: Result) -> None:
     assert "Traceback" not in result.err
     assert result.err.startswith("asched: ")
     assert result.err.count("\n") == 1, result.err
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to its end (bounded by ``timeout``), stdout and stderr captured as text;
+    ``check`` raises on a non-zero exit. ``env`` None: this process's environment."""
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=check
+    )
+
+
+def asched_process(
+    *args: str,
+    state: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m asched ARGS [--state-dir STATE]`` as a real process (see :func:`run_process`)."""
+    argv = [PYTHON, "-m", "asched", *args]
+    if state is not None:
+        argv += ["--state-dir", str(state)]
+    return run_process(argv, env=env, check=check, timeout=timeout)

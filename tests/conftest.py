@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.cliharness import run, state, wakes  # noqa: F401 - fixtures for the CLI tests
-from tests.harness import Spawner, spawner_fixture
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, spawner_fixture
+from tests.support.tmux import Server
 
 CHAOS = Path(__file__).resolve().parent / "chaos"
 

@@ -1,9 +1,10 @@
 """A real systemd (252 here) in a throw-away nspawn box: transient timers as a peer, and asched's
 own unit for the restart handoff.
 
-The box is tests/systemd/nspawn.py's :class:`Box` (the host's ``/`` as a read-only overlay, a
-private network, its own PID 1); the project and the interpreter are bound in read-only. Inside,
-a tmux server runs in a transient unit of its own with :data:`bench.receivers.RECEIVER` panes.
+The box is tests/support/nspawn.py's :class:`Box` (the host's ``/`` as a read-only overlay, a
+private network, its own PID 1), set up as the systemd tests set it up (tests/support/systemd.py):
+the project and the interpreter are bound in read-only, the unit's user exists. Inside, a tmux
+server runs in a transient unit of its own with :data:`bench.receivers.RECEIVER` panes.
 
 Timer peer setup: one ``systemd-run`` per message, ``--on-active=`` (single) or
 ``--on-calendar=`` (fan-out: one instant for all) with ``--timer-property=AccuracySec=1us`` (or
@@ -17,19 +18,15 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from asched.install.interpreter import interpreter
-from asched.install.units import render
-from bench.common import PYTHON, REPO, Cleanup
+from bench.common import PYTHON, Cleanup
 from bench.peers.tmux_argv import SETTLE_S, enter_args, paste_args, prefix
 from bench.receivers import Arrivals, body, receiver_argv
-from tests.systemd.helpers import UNIT, USER, Svc
-from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
+from tests.support.nspawn import prerequisites
+from tests.support.systemd import UNIT, Svc, add_user, new_box
 
 SOCK = "/run/bench-tmux/sock"
 RECV = "/run/bench-recv"
@@ -42,26 +39,6 @@ def _bus_path(unit: str) -> str:
     )
 
 
-def _binds(python: str) -> list[str]:
-    """Host paths the box needs read-only: the project, the venv and the base interpreter."""
-    wanted = [REPO, Path(sys.prefix), Path(sys.base_prefix), Path(python).parent]
-    roots: list[Path] = []
-    for p in sorted({Path(os.path.realpath(x)) for x in wanted}, key=lambda p: len(p.parts)):
-        if p != Path("/") and not any(p.is_relative_to(r) for r in roots):
-            roots.append(p)
-    return [str(r) for r in roots]
-
-
-def _closed_ancestors(paths: list[str]) -> list[str]:
-    """Ancestors others cannot enter (/root is 0700): the unit's user must reach the venv."""
-    closed = set()
-    for p in paths:
-        for parent in Path(p).parents:
-            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
-                closed.add(str(parent))
-    return sorted(closed)
-
-
 def available() -> str | None:
     """Why no box can be booted here (None when it can)."""
     return prerequisites()
@@ -72,24 +49,12 @@ class SystemdBox:
 
     def __init__(self, cu: Cleanup) -> None:
         self.python = interpreter()[0]
-        cleanup_orphans()  # boxes left by a SIGKILLed run, whose creator is gone
-        # The project is bound read-only: compile its bytecode here (as the tests do), or every
-        # daemon start in the box would compile asched again.
-        subprocess.run(
-            [self.python, "-m", "compileall", "-q", str(REPO / "asched")],
-            check=False,
-            timeout=120,
-            stdout=subprocess.DEVNULL,
-        )
-        binds = _binds(self.python)
-        self.box = Box(binds_ro=binds)
+        self.box = new_box(self.python)
         cu.push(self.box.down)
         self.box.up()
         self.boot_s = self.box.boot_s
         self.version = self.box.run(["systemctl", "--version"]).stdout.split("\n")[0]
-        self.box.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/sh", USER])
-        for d in _closed_ancestors([*binds, os.path.realpath(self.python)]):
-            self.box.run(["chmod", "o+x", d])
+        add_user(self.box, self.python)
         self.pane_ids: list[str] = []
         self._n = 0
 
@@ -194,9 +159,7 @@ class SystemdBox:
     def asched_service(self) -> Svc:
         """asched@asched-t.service installed (rendered for this interpreter), enabled, started."""
         svc = Svc(self.box, self.python)
-        self.box.write(
-            "/etc/systemd/system/asched@.service", render("asched@.service", self.python)
-        )
+        svc.install()
         self.box.run(["systemctl", "daemon-reload"], timeout=60)
         self.box.run(["systemctl", "enable", "--now", "--quiet", UNIT], timeout=60)
         return svc

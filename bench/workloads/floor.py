@@ -6,10 +6,11 @@ import subprocess
 import time
 from typing import Any
 
-from bench.common import ASCHED, PYTHON, bench_env, run_timed, summary
+from bench.common import ASCHED, PYTHON, bench_env, run_timed
 from bench.peers.tmux_argv import enter_args, paste_args, prefix
 from bench.receivers import body
 from bench.workloads.context import Ctx, ms
+from tests.support.stats import summary
 
 
 def _call(argv: list[str], body: bytes | None = None) -> None:

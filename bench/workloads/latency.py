@@ -11,12 +11,13 @@ import subprocess
 import time
 from typing import Any
 
-from bench.common import Cleanup, summary
+from bench.common import Cleanup
 from bench.peers.apscheduler import ApsPeer
 from bench.peers.asched import AschedPeer
 from bench.peers.tmux_argv import paste_args, prefix
 from bench.receivers import body
 from bench.workloads.context import Ctx, Row, ms, sleep_until
+from tests.support.stats import summary
 
 SPACING_S = 0.2  # between due times; each pane gets one every 2 s, well past asched's gap
 LEAD_S = 1.0  # the first due time of a block, after the items were handed over

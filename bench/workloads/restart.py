@@ -15,10 +15,10 @@ import random
 import time
 from typing import Any
 
-from bench.common import summary
 from bench.peers.systemd_box import SystemdBox, restart_unit, start_floor_unit
 from bench.workloads.context import Ctx, Row, ms
-from tests.systemd.helpers import TMUX_SOCKET, TMUX_UNIT, UNIT
+from tests.support.stats import summary
+from tests.support.systemd import TMUX_SOCKET, TMUX_UNIT, UNIT
 
 REFERENCE_S = 3.0
 LOADED_CHECKINS = 5

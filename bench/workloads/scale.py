@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import ASCHED, Cleanup, bench_env, run_timed, summary
+from bench.common import ASCHED, Cleanup, bench_env, run_timed
 from bench.peers.apscheduler import ApsPeer, add_cmd, build_store, peer_env
 from bench.peers.asched import AschedPeer
 from bench.scale import build_store as build_asched_store
 from bench.workloads.context import Ctx, Row, ms
+from tests.support.stats import summary
 
 MB = 1024 * 1024
 N = 100_000

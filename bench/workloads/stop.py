@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import Cleanup, summary
+from bench.common import Cleanup
 from bench.peers.apscheduler import ApsPeer
 from bench.peers.asched import AschedPeer
 from bench.workloads.context import Ctx, Row, median, ms, sleep_until
+from tests.support.stats import summary
 
 IN_FLIGHT = 10
 AFTER_DUE_S = 0.15

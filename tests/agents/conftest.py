@@ -13,7 +13,7 @@ import pytest
 
 from tests.agents import uis
 from tests.agents.fakeapi import FakeApi
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from asched.delivery.settings import DeliverySettings
 from asched.store.store import Store
 from tests.agents.fakeapi import FakeApi
 from tests.agents.uis import KINDS, Agent
-from tests.harness import Spawner
+from tests.support.daemons import Spawner
 
 pytestmark = pytest.mark.timeout(240)
 Launch = Callable[[str], Agent]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 HERE = Path(__file__).resolve().parent
 PINNED: dict[str, str] = json.loads((HERE / "package.json").read_text())["dependencies"]

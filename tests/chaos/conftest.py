@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Spawner, spawner_fixture
+from tests.support.daemons import Spawner, spawner_fixture
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import DaemonProc, Spawner
-from tests.tmuxsrv import Server
+from tests.support.daemons import DaemonProc, Spawner
+from tests.support.tmux import Server
 
 
 def open_receivers(server: Server, count: int, prefix: str = "r") -> dict[str, Path]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,8 +29,9 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.cliharness import asched_process
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 S = DeliveryState
 DRAIN_S = 5.0  # the default [daemon] drain_timeout_s
@@ -178,15 +178,6 @@ def test_tmux_frozen_for_20_s_under_1_s_checkins(
     assert tb == 0
 
 
-def _cli(state: Path, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "asched", *args, "--state-dir", str(state)],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("hold", ["frozen", "budget"])
 def test_pause_during_a_hold_types_nothing_after_it(
@@ -203,7 +194,7 @@ def test_pause_during_a_hold_types_nothing_after_it(
     state = short_tmp / "state"
     state.mkdir(mode=0o700)
     if hold == "budget":
-        _config(uv_spawner.tmp, "[delivery]\nrate_per_s = 0.2\nburst = 1\n")
+        uv_spawner.write_config("[delivery]\nrate_per_s = 0.2\nburst = 1\n")
     files = open_receivers(server, 6, "p")
     d = start_daemon(uv_spawner, state, server)
     ids = add_every(state, list(files), "paused")
@@ -212,7 +203,7 @@ def test_pause_during_a_hold_types_nothing_after_it(
         freeze(server)
     time.sleep(2)
     for target in files:
-        _cli(state, "pause", "--target", target)
+        asched_process("pause", "--target", target, state=state, check=True)
     paused_at = datetime.now(UTC)
     at_pause = {t: len(lines) for t, lines in seen_lines(files).items()}
     with Store.open(state / DB_NAME) as store:
@@ -256,12 +247,6 @@ def test_pause_during_a_hold_types_nothing_after_it(
     assert tb == 0
 
 
-def _config(tmp: Path, text: str) -> None:
-    cfg = tmp / "xdg-config" / "asched" / "config.toml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(text)
-
-
 def overlaps(rows: list[Delivery]) -> int:
     """The most occurrences of one check-in that were in flight at the same time."""
     worst = 0
@@ -289,7 +274,7 @@ def test_a_rate_budget_far_below_the_due_rate_does_not_pile_up(
     # nothing more arrives than what was already committed.
     state = short_tmp / "state"
     state.mkdir(mode=0o700)
-    _config(uv_spawner.tmp, "[delivery]\nrate_per_s = 2\nburst = 1\n")
+    uv_spawner.write_config("[delivery]\nrate_per_s = 2\nburst = 1\n")
     files = open_receivers(server, 10, "b")
     d = start_daemon(uv_spawner, state, server)
     ids = add_every(state, list(files), "budget", grace_s=2.0)
@@ -306,7 +291,7 @@ def test_a_rate_budget_far_below_the_due_rate_does_not_pile_up(
                 if r.checkin_id == checkin_id and r.state in (S.TYPING, S.TYPED, S.SUBMITTED)
             )
         at_rm[target] = len(seen_lines({target: files[target]})[target])
-        _cli(state, "rm", str(checkin_id))
+        asched_process("rm", str(checkin_id), state=state, check=True)
     removed_at = time.monotonic()
     settled = wait_until(
         lambda: all_final(state, 1) and not _in_flight(state), timeout=30, step=0.25
@@ -363,7 +348,7 @@ def test_a_reload_applies_new_rate_settings(
     # 100 a second (SIGHUP), 6 more due at once arrive together.
     state = short_tmp / "state"
     state.mkdir(mode=0o700)
-    _config(uv_spawner.tmp, "[delivery]\nrate_per_s = 0.5\nburst = 1\n")
+    uv_spawner.write_config("[delivery]\nrate_per_s = 0.5\nburst = 1\n")
     files = open_receivers(server, 6, "q")
     d = start_daemon(uv_spawner, state, server)
 
@@ -388,7 +373,7 @@ def test_a_reload_applies_new_rate_settings(
         return (ends[-1] - ends[0]).total_seconds()
 
     before = burst("slow")
-    _config(uv_spawner.tmp, "[delivery]\nrate_per_s = 100\nburst = 100\n")
+    uv_spawner.write_config("[delivery]\nrate_per_s = 100\nburst = 100\n")
     d.signal(signal.SIGHUP)
     d.notify.wait_for("RELOADING", "1", timeout=10)
     time.sleep(0.5)

@@ -20,8 +20,8 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 KILLS = 100
 PANES = 20

@@ -21,8 +21,8 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile
 from tests.chaos.receivers import start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 MESSAGES = 20
 SEED = 20261207
@@ -78,9 +78,7 @@ def test_the_pane_replaced_around_paste_and_enter(
     state.mkdir(mode=0o700)
     # A settle of 0.1 s (the default 0.5 s is for agents' UIs): with the pane replaced every
     # ~0.5 s, an attempt then has a chance to paste and press Enter between two replacements.
-    cfg = uv_spawner.tmp / "xdg-config" / "asched" / "config.toml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text("[delivery]\nsettle_s = 0.1\n")
+    uv_spawner.write_config("[delivery]\nsettle_s = 0.1\n")
     out = server.root / "agent.txt"
     receiver = f"cat >> {out}"
     server.new_session("x", "sleep 3600")

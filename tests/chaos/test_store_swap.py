@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,8 +21,9 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.cliharness import asched_process
+from tests.support.daemons import Spawner, wait_until
+from tests.support.tmux import Server
 
 PANES = 5
 PER_DB = 40  # due 100 ms apart: the swap lands in the middle of the first database's
@@ -78,12 +77,7 @@ def test_the_database_swapped_under_a_delivering_daemon(
     else:
         db.unlink()
     swapped = time.monotonic()
-    refused = subprocess.run(
-        [sys.executable, "-m", "asched", "ls", "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    refused = asched_process("ls", state=state)
     rc = d.wait(timeout=15)
     detected_s = time.monotonic() - swapped
     # Started again (systemd's Restart=on-failure): it serves the file that is there now.

@@ -20,8 +20,9 @@ from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
 from tests.chaos.receivers import open_receivers, start_daemon
-from tests.harness import Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.support.daemons import Spawner, wait_until
+from tests.support.stats import percentile
+from tests.support.tmux import Server
 
 ROUNDS = 5
 PANES = 5
@@ -95,7 +96,7 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
         delivered=ledger.delivered,
         interrupted=ledger.interrupted,
         daemon_restarts=0,
-        first_line_after_restart_ms=round(recover_ms[len(recover_ms) // 2]) if recover_ms else None,
+        first_line_after_restart_ms=round(percentile(recover_ms, 50)) if recover_ms else None,
         reasons=reasons,
     )
     assert len(recover_ms) == ROUNDS, "the daemon did not deliver after a tmux restart"

@@ -1,4 +1,5 @@
-"""Fixtures that boot a real systemd in a throw-away container (see nspawn.py).
+"""Fixtures that boot a real systemd in a throw-away container (tests/support/nspawn.py, set up
+for asched by tests/support/systemd.py).
 
 The tests here run when root and systemd-nspawn are available and skip, with the reason,
 elsewhere. With ``ASCHED_REQUIRE_SYSTEMD=1`` (CI) a missing prerequisite is a failure.
@@ -15,20 +16,25 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import FrameType
 
 import pytest
 
 from asched.install.interpreter import interpreter
-from asched.install.units import render
-from tests.systemd.helpers import DROPIN_DIR, HOME, STATE, TMUX_UNIT, UNIT, USER, Svc
-from tests.systemd.nspawn import Box, cleanup_orphans, prerequisites
+from tests.support.nspawn import Box, prerequisites
+from tests.support.systemd import (
+    DROPIN_DIR,
+    HOME,
+    STATE,
+    TMUX_UNIT,
+    UNIT,
+    USER,
+    Svc,
+    add_user,
+    new_box,
+)
 
-PROJECT = Path(__file__).resolve().parents[2]
 REQUIRE = os.environ.get("ASCHED_REQUIRE_SYSTEMD", "") == "1"
 
 
@@ -55,28 +61,6 @@ def python() -> str:
     return interpreter()[0]
 
 
-def _binds(python: str) -> list[str]:
-    """Host paths the box needs read-only: the project, the venv and the base interpreter.
-    The host's root filesystem is the box's lower layer already; these may live elsewhere."""
-    wanted = [PROJECT, Path(sys.prefix), Path(sys.base_prefix), Path(python).parent]
-    roots: list[Path] = []
-    for p in sorted({Path(os.path.realpath(x)) for x in wanted}, key=lambda p: len(p.parts)):
-        if p != Path("/") and not any(p.is_relative_to(r) for r in roots):
-            roots.append(p)
-    return [str(r) for r in roots]
-
-
-def _traversable(paths: list[str]) -> list[str]:
-    """Ancestors of ``paths`` that others cannot enter (e.g. /root, 0700): the service's user
-    must reach the interpreter. Opened inside the box only, where writes are throw-away."""
-    closed: list[str] = []
-    for p in paths:
-        for parent in Path(p).parents:
-            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
-                closed.append(str(parent))
-    return sorted(set(closed))
-
-
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """While a box is up, SIGTERM (CI cancelling the job) unwinds like Ctrl-C, so that the
@@ -99,23 +83,11 @@ def _sigterm_interrupts() -> Iterator[None]:
 def boot(python: str) -> Iterator[Box]:
     """A booted box with the test user, torn down when the generator is closed."""
     require(prerequisites(), "no systemd box")
-    cleanup_orphans()  # boxes left by a SIGKILLed run, whose creator is gone
-    # The project is bound read-only: compile its bytecode here, or every start recompiles.
-    # Best effort: a module that does not compile fails the tests that start the daemon.
-    subprocess.run(
-        [python, "-m", "compileall", "-q", str(PROJECT / "asched")],
-        check=False,
-        timeout=120,
-        stdout=subprocess.DEVNULL,
-    )
-    binds = _binds(python)
-    box = Box(binds_ro=binds)
+    box = new_box(python)
     with _sigterm_interrupts():
         try:
             box.up()
-            box.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/sh", USER])
-            for d in _traversable([*binds, os.path.realpath(python)]):
-                box.run(["chmod", "o+x", d])
+            add_user(box, python)
             yield box
         finally:
             problems = box.down()
@@ -150,10 +122,11 @@ def reset(box: Box) -> None:
 @pytest.fixture
 def svc(box: Box, python: str) -> Iterator[Svc]:
     """asched@asched-t.service installed (rendered for this interpreter) and reset."""
-    box.write("/etc/systemd/system/asched@.service", render("asched@.service", python))
+    svc = Svc(box, python)
+    svc.install()
     reset(box)
     # Enabled, as install-service leaves it: an enabled unit stays loaded when it stops, so
     # `systemctl show` still has its exit status (a disabled instance is garbage-collected).
     box.run(["systemctl", "enable", "--quiet", UNIT])
-    yield Svc(box, python)
+    yield svc
     reset(box)

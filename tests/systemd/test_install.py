@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from asched.install.units import render
-from tests.systemd.helpers import HOME, STATE, TMUX_UNIT, UNIT, USER, Svc, wait_for
-from tests.systemd.nspawn import Box
+from tests.support.nspawn import Box
+from tests.support.systemd import HOME, STATE, TMUX_UNIT, UNIT, USER, Svc, wait_for
 
 pytestmark = [pytest.mark.systemd, pytest.mark.timeout(90)]
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.systemd.helpers import (
+from tests.support.systemd import (
     TMUX_SOCKET,
     TMUX_UNIT,
     UNIT,

@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.faultd import FAULTD
-from tests.systemd.helpers import (
+from tests.support.faultd import FAULTD
+from tests.support.systemd import (
     STATE,
     TMUX_SOCKET,
     UNIT,

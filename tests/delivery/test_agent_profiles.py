@@ -23,7 +23,7 @@ from asched.delivery.profiles import (
     read_input,
 )
 
-SCREENS = Path(__file__).resolve().parent / "agents" / "screens"
+SCREENS = Path(__file__).resolve().parents[1] / "agents" / "screens"
 THREE = "asched check-in\n1. what changed\n2. what is blocked"
 
 # screen -> (empty, collapsed, busy, text or None)

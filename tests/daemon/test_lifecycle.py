@@ -7,15 +7,15 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
-from tests.faultd import FAULTD
-from tests.harness import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
+from tests.cliharness import asched_process
+from tests.support.daemons import PYTHON, DaemonProc, Spawner, argv_variants, wait_until
+from tests.support.faultd import FAULTD
 
 SHORT_LOCK_S = 0.3
 
@@ -204,15 +204,8 @@ def test_status_never_disturbs_the_holder(spawner: Spawner, short_tmp: Path) -> 
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["status", "--state-dir", str(state)]) == 0
     # And as real processes.
-    import subprocess
-
     for _ in range(20):
-        out = subprocess.run(
-            [PYTHON, "-m", "asched", "status", "--json", "--state-dir", str(state)],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        out = asched_process("status", "--json", state=state)
         assert out.returncode == 0, out.stderr
         info = json.loads(out.stdout)
         assert info["running"] is True and info["pid"] == d.pid
@@ -222,14 +215,9 @@ def test_status_never_disturbs_the_holder(spawner: Spawner, short_tmp: Path) -> 
     assert b.wait(timeout=10) == 75
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
-    out = subprocess.run(
-        [PYTHON, "-m", "asched", "status", "--state-dir", str(state)],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    out = asched_process("status", state=state)
     assert out.returncode == 3
-    assert b"not running" in out.stdout
+    assert "not running" in out.stdout
 
 
 @pytest.mark.slow
@@ -265,15 +253,6 @@ def test_fifty_rounds_of_four_simultaneous_starts(spawner: Spawner, short_tmp: P
     shutil.rmtree(state, ignore_errors=True)
 
 
-def _cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "asched", *args, "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("how", ["rm", "mv", "rm-wal"])
 def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
     spawner: Spawner, short_tmp: Path, how: str
@@ -284,7 +263,7 @@ def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
     state = short_tmp / "state"
     d = spawner.spawn(state)
     _ready(d)
-    assert _cli(state, "add", "w:0", "before", "--in", "1h").returncode == 0
+    assert asched_process("add", "w:0", "before", "--in", "1h", state=state).returncode == 0
     db = state / "asched.db"
     if how == "rm":
         db.unlink()
@@ -294,7 +273,7 @@ def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
         os.replace(other, db)
     else:
         Path(f"{db}-wal").unlink()
-    refused = _cli(state, "add", "w:0", "after", "--in", "1h")
+    refused = asched_process("add", "w:0", "after", "--in", "1h", state=state)
     assert refused.returncode == 4, refused
     assert "removed or replaced" in refused.stderr and "Traceback" not in refused.stderr
     assert not db.exists() or how != "rm"  # nothing created in its place
@@ -306,6 +285,6 @@ def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
     # Started again (as systemd would), the daemon runs on the file that is there now.
     d2 = spawner.spawn(state)
     _ready(d2)
-    assert _cli(state, "add", "w:0", "again", "--in", "1h").returncode == 0
+    assert asched_process("add", "w:0", "again", "--in", "1h", state=state).returncode == 0
     d2.signal(signal.SIGTERM)
     assert d2.wait() == 0

@@ -1,9 +1,13 @@
-"""Driving asched@USER.service, tmux and the asched CLI inside a box; every wait is bounded."""
+"""A box (tests/support/nspawn.py) set up for asched, and driving asched@USER.service, tmux and
+the asched CLI inside it; every wait is bounded."""
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -11,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.systemd.nspawn import Box, BoxError
+from asched.install.units import render
+from tests.support.nspawn import Box, BoxError, cleanup_orphans
+from tests.support.stats import percentile
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 USER = "asched-t"
 UNIT = f"asched@{USER}.service"
@@ -43,19 +51,56 @@ def wait_for(
         time.sleep(interval)
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def latency_summary(values: Sequence[float]) -> str:
     """``n=.. p50=.. p99=.. max=..`` in seconds."""
     return (
         f"n={len(values)} p50={statistics.median(values):.3f}s"
         f" p99={percentile(values, 99):.3f}s max={max(values):.3f}s"
     )
+
+
+def _binds(python: str) -> list[str]:
+    """Host paths the box needs read-only: the project, the venv and the base interpreter.
+    The host's root filesystem is the box's lower layer already; these may live elsewhere."""
+    wanted = [PROJECT, Path(sys.prefix), Path(sys.base_prefix), Path(python).parent]
+    roots: list[Path] = []
+    for p in sorted({Path(os.path.realpath(x)) for x in wanted}, key=lambda p: len(p.parts)):
+        if p != Path("/") and not any(p.is_relative_to(r) for r in roots):
+            roots.append(p)
+    return [str(r) for r in roots]
+
+
+def _traversable(paths: list[str]) -> list[str]:
+    """Ancestors of ``paths`` that others cannot enter (e.g. /root, 0700): the service's user
+    must reach the interpreter. Opened inside the box only, where writes are throw-away."""
+    closed: list[str] = []
+    for p in paths:
+        for parent in Path(p).parents:
+            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+                closed.append(str(parent))
+    return sorted(set(closed))
+
+
+def new_box(python: str) -> Box:
+    """A box, not booted yet, with the project, the venv and the base interpreter bound in
+    read-only. Boxes left by a SIGKILLed run, whose creator is gone, are torn down first."""
+    cleanup_orphans()
+    # The project is bound read-only: compile its bytecode here, or every start recompiles.
+    # Best effort: a module that does not compile fails the tests that start the daemon.
+    subprocess.run(
+        [python, "-m", "compileall", "-q", str(PROJECT / "asched")],
+        check=False,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+    )
+    return Box(binds_ro=_binds(python))
+
+
+def add_user(box: Box, python: str) -> None:
+    """In a booted box: the service's user :data:`USER`, able to reach ``python``."""
+    box.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/sh", USER])
+    for d in _traversable([*box.binds_ro, os.path.realpath(python)]):
+        box.run(["chmod", "o+x", d])
 
 
 @dataclass
@@ -66,6 +111,12 @@ class Svc:
     python: str
 
     # -- systemd ---------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Write asched@.service, rendered for this interpreter, into the box (not reloaded)."""
+        self.box.write(
+            "/etc/systemd/system/asched@.service", render("asched@.service", self.python)
+        )
 
     def systemctl(
         self, *args: str, check: bool = True, timeout: float = 60.0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +16,9 @@ from asched.daemon import config
 from asched.daemon.fleet import ORIGIN, Window, reconcile
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store
-from tests.harness import DaemonProc, Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.cliharness import asched_process
+from tests.support.daemons import DaemonProc, Spawner, wait_until
+from tests.support.tmux import Server
 
 GOOD = """
 [delivery]
@@ -79,13 +78,12 @@ def test_bad_files_name_the_line(text: str, line: int, needle: str) -> None:
 def test_config_check_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[[checkin]]\nname = "a"\nevery = "soon"\nmessage = "m"\n')
-    run = [sys.executable, "-m", "asched", "config", "check"]
-    out = subprocess.run([*run, str(bad)], capture_output=True, text=True, timeout=30)
+    out = asched_process("config", "check", str(bad))
     assert out.returncode == 2
     assert out.stderr.startswith(f"asched: {bad}:1:") and "Traceback" not in out.stderr
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
-    out = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=30)
+    out = asched_process("config", "check", str(good))
     assert out.returncode == 0 and "dev" in out.stdout
 
 
@@ -133,13 +131,7 @@ def test_daemon_follows_sessions_and_reloads(
         state, extra=["--tmux-socket", server.sock, "--config", str(cfg)], lock_timeout=5
     )
     d.notify.wait_for("READY", "1", timeout=15)
-    add = [sys.executable, "-m", "asched", "add", "other:0", "user's own", "--in", "1h"]
-    subprocess.run(
-        [*add, "--state-dir", str(state)],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
+    asched_process("add", "other:0", "user's own", "--in", "1h", state=state, check=True)
     with Store.open(state / DB_NAME) as store:
         (user,) = [c for c in store.list_checkins() if c.origin == "user"]
     server.new_session("proj-a", f"cat > {out}")
@@ -190,7 +182,7 @@ async def test_a_changed_entry_keeps_a_pause(tmp_path: Path) -> None:
 def test_the_example_config_matches_tmux_orchestrators_windows() -> None:
     # Tmux-Orchestrator names its windows Orchestrator, Project-Manager, Developer (and never
     # sets @asched_role): the example's entries match them whatever the case, and nothing else.
-    example = Path(__file__).resolve().parents[1] / "deploy" / "asched.example.toml"
+    example = Path(__file__).resolve().parents[2] / "deploy" / "asched.example.toml"
     entries = {e.name: e for e in config.load(example).checkins}
     for window, name in (
         ("Orchestrator", "orchestrator"),

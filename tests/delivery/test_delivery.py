@@ -24,7 +24,7 @@ from asched.delivery.settings import DeliverySettings, with_prefix
 from asched.store.async_store import AsyncStore
 from asched.tmux.client import TmuxClient
 from asched.tmux.targets import parse_target
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 pytestmark = [
     pytest.mark.timeout(120),

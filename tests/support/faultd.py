@@ -1,8 +1,8 @@
 """A daemon with one test-only fault, for the watchdog tests: SIGUSR1 blocks its event loop.
 
 The product carries no fault points. This runs asched's own command line (``python
-tests/faultd.py --daemon ARGS``; a file path, so that a unit's ``python -P`` finds it too) with
-one more service beside the scheduling one, through the ``services`` that
+tests/support/faultd.py --daemon ARGS``; a file path, so that a unit's ``python -P`` finds it too)
+with one more service beside the scheduling one, through the ``services`` that
 :func:`asched.daemon.process.run` takes.
 """
 

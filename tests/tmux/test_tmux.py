@@ -39,7 +39,7 @@ from asched.tmux.panes import PaneInfo
 from asched.tmux.runner import REAP_S, SLICE_S
 from asched.tmux.shellguard import foreground_commands, pane_runs_shell
 from asched.tmux.targets import MAX_BODY_BYTES, Target, check_body, parse_target
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 pytestmark = [
     pytest.mark.timeout(30),

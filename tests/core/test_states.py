@@ -91,7 +91,7 @@ def test_the_transition_table_in_markdown() -> None:
 
 def test_the_architecture_doc_shows_the_table_this_module_renders() -> None:
     """docs/ARCHITECTURE.md draws the machine from this module's output, not from memory."""
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_text()
     begin, end = "<!-- states:begin -->\n", "<!-- states:end -->"
     assert begin in doc and end in doc, "the state table's markers are missing"
     shown = doc.split(begin, 1)[1].split(end, 1)[0]

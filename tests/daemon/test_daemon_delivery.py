@@ -16,8 +16,9 @@ from asched.core.paths import DB_NAME
 from asched.core.states import DeliveryState
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
-from tests.harness import DaemonProc, Spawner, wait_until
-from tests.tmuxsrv import Server
+from tests.cliharness import asched_process
+from tests.support.daemons import DaemonProc, Spawner, wait_until
+from tests.support.tmux import Server
 
 FINAL = {DeliveryState.VERIFIED, DeliveryState.UNVERIFIED, DeliveryState.FAILED}
 
@@ -172,7 +173,6 @@ def test_cli_add_in_one_second_lands_on_time(
     spawner: Spawner, short_tmp: Path, server: Server
 ) -> None:
     import json
-    import subprocess
     import sys
 
     state = short_tmp / "state"
@@ -182,12 +182,8 @@ def test_cli_add_in_one_second_lands_on_time(
     time.sleep(0.3)  # the reader is in raw mode
     lateness = []
     for n in range(3):
-        argv = [sys.executable, "-m", "asched", "add", "agent:0", f"on-time-{n}", "--in", "1s"]
-        out = subprocess.run(
-            [*argv, "--json", "--state-dir", str(state)],
-            capture_output=True,
-            timeout=30,
-            check=True,
+        out = asched_process(
+            "add", "agent:0", f"on-time-{n}", "--in", "1s", "--json", state=state, check=True
         )
         due = datetime.fromisoformat(json.loads(out.stdout)["next_due"].replace("Z", "+00:00"))
 

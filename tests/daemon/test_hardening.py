@@ -17,11 +17,12 @@ import pytest
 
 from asched.core.paths import DB_NAME
 from asched.daemon.control import ControlServer
-from tests.harness import PYTHON, Spawner, wait_until
+from tests.cliharness import asched_process
 from tests.statefiles import damage
-from tests.tmuxsrv import Server
+from tests.support.daemons import PYTHON, Spawner, wait_until
+from tests.support.tmux import Server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
 
 
@@ -108,14 +109,7 @@ async def test_control_socket_refuses_another_user() -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "asched", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    return asched_process(*args, env=env, timeout=60)
 
 
 def _one_line_error(out: subprocess.CompletedProcess[str], code: int) -> None:

@@ -22,13 +22,13 @@ import pytest
 from asched.core.models import CheckIn, Every, Once
 from asched.core.paths import DB_NAME
 from asched.store.store import Store
-from tests.cliharness import assert_usage_error, stored
-from tests.tmuxsrv import Server
+from tests.cliharness import assert_usage_error, run_process, stored
+from tests.support.tmux import Server
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPAT = REPO / "deploy" / "compat" / "schedule_with_note.sh"
 VENV_BIN = Path(sys.executable).parent  # where the `asched` console script was installed
 CHECKIN_FIELDS = {
@@ -251,9 +251,7 @@ def test_compat_script_in_a_real_pane(server: Server, tmp_path: Path) -> None:
 
 
 def compat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(COMPAT), *args], capture_output=True, text=True, env=env, timeout=30, check=False
-    )
+    return run_process([str(COMPAT), *args], env=env)
 
 
 @pytest.fixture
@@ -390,14 +388,7 @@ OLD_SCHEDULER = REPO / "deploy" / "compat" / "scheduler.py"
 
 
 def old_scheduler(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(OLD_SCHEDULER), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=False,
-    )
+    return run_process([sys.executable, str(OLD_SCHEDULER), *args], env=env)
 
 
 def test_old_scheduler_command_line_maps_onto_asched(

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from asched.core.paths import DB_NAME
 from asched.core.states import DeliveryState
 from asched.core.zones import local_zone_name, zone_from_path
 from asched.store.store import Store
-from tests.cliharness import assert_usage_error, stored
+from tests.cliharness import asched_process, assert_usage_error, stored
 
 pytestmark = pytest.mark.usefixtures("wakes")  # tests/cliharness.py
 
@@ -555,11 +554,7 @@ def test_help_teaches_every_command(run: Any) -> None:
 
 
 def asched(*argv: str, state: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ASCHED_STATE_DIR": str(state)}
-    return subprocess.run(
-        [sys.executable, "-m", "asched", *argv],
-        capture_output=True, text=True, env=env, timeout=30, check=False,
-    )  # fmt: skip
+    return asched_process(*argv, env={**os.environ, "ASCHED_STATE_DIR": str(state)})
 
 
 def test_process_exit_codes(state: Path) -> None:

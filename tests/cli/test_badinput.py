@@ -33,7 +33,7 @@ from asched.daemon import process as daemon
 from asched.install import installer as install
 from asched.store.store import Store
 from asched.tmux.targets import MAX_BODY_BYTES
-from tests.harness import PYTHON
+from tests.support.daemons import PYTHON
 
 EXAMPLES = int(os.environ.get("ASCHED_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(

@@ -25,11 +25,11 @@ import pytest
 from asched.core.paths import DB_NAME
 from asched.daemon import control
 from asched.store.store import Store
-from tests.harness import DaemonProc, Spawner, spawner_fixture, wait_until
+from tests.cli.test_badinput import Ran, check, cli, no_traceback
 from tests.statefiles import KINDS, damage, seed
-from tests.test_badinput import Ran, check, cli, no_traceback
+from tests.support.daemons import DaemonProc, Spawner, spawner_fixture, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="mounts and chown need root")
 

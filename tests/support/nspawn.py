@@ -1,4 +1,5 @@
-"""A real systemd (PID 1, journald) in a throw-away systemd-nspawn container, for tests.
+"""A real systemd (PID 1, journald) in a throw-away systemd-nspawn container, for the tests and
+the benchmarks.
 
 The host's PID 1 need not be systemd. The box's root is an overlay: the host's ``/`` as the
 read-only lower layer and a tmpfs as the upper one, mounted in a private mount namespace that also
@@ -17,7 +18,7 @@ The spawn chain (each step replaces the previous process, so nspawn keeps the pi
 Commands run inside with ``nsenter -t <box PID 1> -m -u -i -n -p -C``. :meth:`Box.down` always
 finishes: SIGTERM to nspawn (a clean halt), then SIGKILL by pid, then every leftover pid in the
 box's cgroups by pid, then the cgroups are removed. A box whose creator died (a SIGKILLed test
-run) is torn down by the next run, or by ``python -m tests.systemd.nspawn cleanup``.
+run) is torn down by the next run, or by ``python -m tests.support.nspawn cleanup``.
 
 This file uses the standard library only: it is also the stage script.
 """
@@ -453,7 +454,7 @@ def main(argv: list[str]) -> int:
         )
         return 1 if problems else 0
     else:
-        print("usage: python -m tests.systemd.nspawn cleanup", file=sys.stderr)
+        print("usage: python -m tests.support.nspawn cleanup", file=sys.stderr)
         return 2
     return 0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.tmuxsrv import Server
+from tests.support.tmux import Server
 
 pytestmark = pytest.mark.usefixtures("wakes")
 

@@ -1,0 +1,1 @@
+"""Tests of asched.cli: the commands, in process and as real processes."""

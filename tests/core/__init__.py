@@ -1,0 +1,1 @@
+"""Tests of asched.core: triggers, cron, zones, models."""

@@ -1,0 +1,1 @@
+"""Tests of asched.daemon: scheduler, fleet, lifecycle and hardening, with real daemons."""

@@ -1,0 +1,1 @@
+"""Tests of asched.delivery: the engine, the typist and the agent profiles."""

@@ -1,0 +1,1 @@
+"""Tests of asched.store: the SQLite store and its schema."""

@@ -1,0 +1,1 @@
+"""Tests of asched.tmux: the client against a real tmux server."""
