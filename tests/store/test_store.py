@@ -585,7 +585,7 @@ async def test_claim_as_skipped_or_failed_is_final(store: Any, clock: FakeClock)
 
 
 async def test_claim_refuses_a_next_due_that_does_not_move_forward(store: Any) -> None:
-    # REFERENCE failure 1: a one-shot rescheduled at now+0, delivered forever.
+    # docs/OLD-SCHEDULER.md, failure 1: a one-shot rescheduled at now+0, delivered forever.
     c = await store.add_checkin(new(rule=Every(60, T0)))
     for bad in (T0, at(-60)):
         with pytest.raises(ValueError, match="later than"):
@@ -754,7 +754,7 @@ def test_no_method_leaves_a_transaction_open(db: Path, raw: Any) -> None:
         other.execute("ROLLBACK")
 
 
-# -- CHECK constraints against raw writes (REFERENCE failure 10) -----------------------------------
+# -- CHECK constraints against raw writes (docs/OLD-SCHEDULER.md, failure 10) --------------------
 
 
 @pytest.mark.parametrize(
