@@ -11,10 +11,12 @@ from typing import NoReturn
 from asched import __version__
 from asched.cli.checkins import add_checkin_commands
 from asched.cli.daemonctl import add_config, add_daemon, add_demo, add_reload, add_send, add_status
+from asched.cli.hook import add_hook_command
+from asched.cli.hooks_install import add_hooks_commands
 from asched.cli.legacy import add_legacy_command
 from asched.cli.selfsched import add_next_command
 from asched.cli.service import add_service_commands
-from asched.cli.shared import error_line
+from asched.cli.shared import error_line, state_dir_option
 from asched.core.errors import EXIT_USAGE
 
 DESCRIPTION = """\
@@ -38,6 +40,7 @@ examples:
   asched send work:0 "hello"         deliver now, no daemon needed
   asched demo                        see it work in about ten seconds
   asched config check                validate the config file (declarative check-ins)
+  asched hooks install claude        Claude Code confirms each check-in it received
   asched COMMAND --help              each command's options and examples
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
@@ -64,16 +67,6 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help="state directory (database and lock); default: see `asched --help`",
-    )
-    return common
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; every subcommand takes --state-dir."""
     parser: argparse.ArgumentParser = _Parser(  # subparsers are _Parser too (type(self))
@@ -81,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asched {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common()
+    common = state_dir_option()
     add_daemon(sub, common)
     add_status(sub, common)
     add_checkin_commands(sub, common)  # add, ls, rm, pause, resume, history
@@ -92,4 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_reload(sub, common)
     add_demo(sub)
     add_service_commands(sub)
+    add_hook_command(sub, common)
+    add_hooks_commands(sub, common)
     return parser

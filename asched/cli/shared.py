@@ -42,6 +42,17 @@ def current_time() -> datetime:
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
+def state_dir_option() -> argparse.ArgumentParser:
+    """The ``--state-dir`` option every subcommand takes (a parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory (database and lock); default: see `asched --help`",
+    )
+    return common
+
+
 def state_dir(args: argparse.Namespace) -> Path:
     """The state directory of a command line's ``--state-dir`` (else the environment's)."""
     return paths.state_dir(args.state_dir)

@@ -102,6 +102,8 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "attempts": d.attempts,
         "started_at": iso(d.started_at),
         "finished_at": iso(d.finished_at),
+        # When the agent itself reported this text as a prompt it received (its hooks).
+        "confirmed_at": iso(d.confirmed_at),
     }
 
 
@@ -295,6 +297,7 @@ def deliveries_table(deliveries: Sequence[Delivery], width: int | None) -> list[
     rows = []
     for d in deliveries:
         state = d.state.value + (" (late)" if d.late else "")
+        state += ", confirmed" if d.confirmed_at is not None else ""
         rows.append(
             [
                 str(d.id),

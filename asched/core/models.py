@@ -118,6 +118,8 @@ class Delivery:
     started_at: datetime
     finished_at: datetime | None
     target: str = ""  # as it was when the occurrence was claimed
+    # When the agent itself reported this text as a prompt it received (its hooks), if it did.
+    confirmed_at: datetime | None = None
 
 
 def utc(ts: datetime) -> datetime:

@@ -1,7 +1,8 @@
 """The control socket: how a CLI write wakes the running daemon within milliseconds.
 
-A Unix stream socket (mode 0600) that accepts one-line commands (``wake``, ``reload``) from peers
-with the daemon's own uid only (SO_PEERCRED). The daemon records the socket's path in the lock file,
+A Unix stream socket (mode 0600) that accepts one-line commands (``wake``, ``reload``, and
+``hook EVENT``: an agent's hook event as one line of JSON, from ``asched hook``) from peers with
+the daemon's own uid only (SO_PEERCRED). The daemon records the socket's path in the lock file,
 so a CLI finds it whatever environment either was started with (a systemd unit has
 RUNTIME_DIRECTORY; a shell does not).
 
@@ -25,7 +26,8 @@ from asched.daemon.lock import LOCK_NAME, read_holder
 if TYPE_CHECKING:
     import asyncio
 
-COMMANDS = frozenset({"wake", "reload"})
+COMMANDS = frozenset({"wake", "reload", "hook"})
+MAX_LINE = 1 << 20  # a hook event carries a prompt: up to a body's size, with JSON escapes
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -42,9 +44,16 @@ def peer_uid(sock: socket.socket) -> int | None:
 class ControlServer:
     """Serves the control socket on the daemon's loop; ``handlers`` map a command to a callback."""
 
-    def __init__(self, path: Path, handlers: dict[str, Callable[[], None]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        handlers: dict[str, Callable[[], None]],
+        with_payload: dict[str, Callable[[str], str | None]] | None = None,
+    ) -> None:
         self.path = path
         self.handlers = handlers
+        # Commands followed by a payload on the same line; the callback returns an error or None.
+        self.with_payload = dict(with_payload or {})
         self._server: asyncio.Server | None = None
         from asched.core.logs import get_logger
 
@@ -60,7 +69,9 @@ class ControlServer:
                 self.path.unlink()
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_LINE
+            )
         finally:
             os.umask(old)
         self._log.debug("control.listening", path=str(self.path))
@@ -75,18 +86,26 @@ class ControlServer:
                 self._log.warning("control.refused", peer_uid=uid)
                 return
             line = await asyncio.wait_for(reader.readline(), timeout=2.0)
-            command = line.decode(errors="replace").strip()
-            handler = self.handlers.get(command)
-            if handler is None:
-                writer.write(b"error unknown command\n")
-            else:
-                handler()
-                writer.write(b"ok\n")
+            command, _, payload = line.decode(errors="replace").strip().partition(" ")
+            writer.write(self._dispatch(command, payload).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
+        except ValueError:  # a line over MAX_LINE (asyncio.LimitOverrunError is one)
+            self._log.warning("control.line_too_long", limit=MAX_LINE)
         finally:
             writer.close()
+
+    def _dispatch(self, command: str, payload: str) -> str:
+        """Run one command; the reply line: ``ok``, or ``error WHY``."""
+        if command in self.with_payload:
+            error = self.with_payload[command](payload)
+            return "ok" if error is None else f"error {error}"
+        handler = self.handlers.get(command)
+        if handler is None or payload:
+            return "error unknown command"
+        handler()
+        return "ok"
 
     async def close(self) -> None:
         """Stop listening and remove the socket file."""
@@ -98,18 +117,22 @@ class ControlServer:
             self.path.unlink()
 
 
-def send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
-    """Send ``command`` to the daemon on ``state_dir``; False when no daemon answered ``ok``."""
+def send(state_dir: Path, command: str, timeout_s: float = 0.5, payload: str = "") -> bool:
+    """Send ``command`` (and its one-line ``payload``) to the daemon on ``state_dir``; False
+    when no daemon answered ``ok``."""
     if command not in COMMANDS:
         raise ValueError(f"unknown control command {command!r}")
+    if "\n" in payload:
+        raise ValueError("a control payload is one line")
     path = read_holder(state_dir / LOCK_NAME).socket
     if not path:
         return False
+    line = (f"{command} {payload}" if payload else command).encode() + b"\n"
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(timeout_s)
             sock.connect(path)
-            sock.sendall(command.encode() + b"\n")
+            sock.sendall(line)
             return sock.recv(64).startswith(b"ok")
     except OSError:
         return False

@@ -164,24 +164,32 @@ class Daemon:
 
     async def _reload(self, ctx: DaemonContext) -> None:
         again = True
-        while again and not self._stop.is_set():
-            self._reload_again = False
-            try:
-                new = await config.aload(self.options.config_path)
-            except AschedError as exc:
-                log.error("config.invalid", path=str(self.options.config_path), error=str(exc))
-            else:
-                if self._stop.is_set():
-                    break  # stopping meanwhile: the services no longer take a new config
-                ctx.config = new
-                configure_logs(effective_level(self.options, new))
-                for hook in ctx.reload_hooks:
-                    hook(new)
-                log.info("config.reloaded", path=str(self.options.config_path))
-            again = self._reload_again
-        if self.state is RunState.RELOADING:
-            self._set_state(RunState.RUNNING)
-            self.notifier.ready(self._status_line())
+        try:
+            while again and not self._stop.is_set():
+                self._reload_again = False
+                await self._reload_once(ctx)
+                again = self._reload_again
+        except Exception as exc:  # a bug in a reload hook: logged, and the daemon runs on
+            log.error("config.reload_crashed", error=repr(exc), exc_info=exc)
+        finally:
+            # Back to running (READY=1), unless a stop came meanwhile: READY would lie then.
+            if self.state is RunState.RELOADING and not self._stop.is_set():
+                self._set_state(RunState.RUNNING)
+                self.notifier.ready(self._status_line())
+
+    async def _reload_once(self, ctx: DaemonContext) -> None:
+        try:
+            new = await config.aload(self.options.config_path)
+        except AschedError as exc:
+            log.error("config.invalid", path=str(self.options.config_path), error=str(exc))
+            return
+        if self._stop.is_set():
+            return  # stopping meanwhile: the services no longer take a new config
+        ctx.config = new
+        configure_logs(effective_level(self.options, new))
+        for hook in ctx.reload_hooks:
+            hook(new)
+        log.info("config.reloaded", path=str(self.options.config_path))
 
     def _status_line(self) -> str:
         return f"running, pid {os.getpid()}, state dir {self.options.state_dir}"

@@ -21,6 +21,7 @@ from asched.daemon.fleet import run_fleet
 from asched.daemon.process import DaemonContext
 from asched.daemon.scheduler import Scheduler
 from asched.delivery.engine import DeliveryEngine
+from asched.delivery.hookbook import HookEvent
 from asched.delivery.settings import DeliverySettings
 from asched.tmux.client import TmuxClient
 from asched.tmux.shellguard import DEFAULT_SHELLS
@@ -79,7 +80,9 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
 
     ctx.reload_hooks.append(adopt)
     control = ControlServer(
-        runtime_socket(ctx.options.state_dir), {"wake": scheduler.wake, "reload": ctx.reload}
+        runtime_socket(ctx.options.state_dir),
+        {"wake": scheduler.wake, "reload": ctx.reload},
+        {"hook": lambda payload: take_hook(engine, tmux, payload)},
     )
     await control.start()
     # The tmux server too: `asched add`/`next` look their target up on the server we deliver to.
@@ -121,3 +124,18 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
         await engine.cancel_all()
         await control.close()
         tmux.close()
+
+
+def take_hook(engine: DeliveryEngine, tmux: TmuxClient, payload: str) -> str | None:
+    """An agent's hook event from the control socket, for the engine; the error, or None."""
+    try:
+        event = HookEvent.parse(payload)
+    except ValueError as exc:
+        log.warning("hook.refused", error=str(exc))
+        return "bad hook event"
+    if event.tmux is not None and os.path.realpath(event.tmux) != os.path.realpath(tmux.socket):
+        # An agent on another tmux server: its pane ids name other panes on ours.
+        log.debug("hook.other_server", pane=event.pane, tmux=event.tmux)
+        return None
+    engine.on_hook(event)
+    return None

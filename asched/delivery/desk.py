@@ -14,6 +14,7 @@ from typing import Protocol
 from asched.core.logs import get_logger
 from asched.core.models import CheckIn, Delivery
 from asched.core.states import DeliveryState
+from asched.delivery.hookbook import HookBook
 from asched.delivery.ledger import Ledger
 from asched.delivery.outcomes import Deferred
 from asched.delivery.pacing import TokenBucket
@@ -46,6 +47,8 @@ class Journal(Protocol):
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
 
+    async def confirm(self, delivery_id: int) -> bool: ...
+
 
 class Desk:
     """The shared state of one engine's deliveries (see the module docstring)."""
@@ -64,6 +67,7 @@ class Desk:
         self.wall = wall
         self.stopping = asyncio.Event()
         self.ledger = Ledger()
+        self.hooks = HookBook()  # what the agents' hooks reported (confirmations, turns)
         self._settings = settings
         self.bucket = TokenBucket(settings.rate_per_s, settings.burst)
 

@@ -35,6 +35,7 @@ from asched.core.logs import Repeats, body_preview, get_logger
 from asched.core.models import CheckIn, Delivery
 from asched.core.states import TEXT_LOST, DeliveryState
 from asched.delivery.desk import Desk, Journal
+from asched.delivery.hookbook import HookBook, HookEvent
 from asched.delivery.looks import PaneLooks
 from asched.delivery.outcomes import Deferred, Retry
 from asched.delivery.pacing import KeyedLocks
@@ -112,6 +113,26 @@ class DeliveryEngine:
         """True when a late delivery of this check-in already covers the occurrence at ``due_at``
         (see :meth:`Ledger.catching_up`)."""
         return self.ledger.catching_up(checkin_id, due_at)
+
+    @property
+    def hooks(self) -> HookBook:
+        """What the agents' hooks reported: prompts received, turns running."""
+        return self._desk.hooks
+
+    def on_hook(self, event: HookEvent) -> None:
+        """Take one hook event (the daemon's control socket calls this); a prompt that is the
+        text of a delivery records that delivery as confirmed by the agent."""
+        delivery_id = self._desk.hooks.record(event)
+        log.debug("hook.received", pane=event.pane, kind=event.kind)
+        if delivery_id is not None:
+            self._track(self._confirm(delivery_id, event.pane), f"confirm-{delivery_id}")
+
+    async def _confirm(self, delivery_id: int, pane: str) -> None:
+        try:
+            if await self._desk.store.confirm(delivery_id):
+                log.info("delivery.confirmed", delivery_id=delivery_id, pane=pane)
+        except Exception as exc:  # the journal failed: the delivery stands, unconfirmed
+            log.error("delivery.confirm_failed", delivery_id=delivery_id, error=repr(exc))
 
     async def recover(self) -> int:
         """Resolve the journal rows a previous run left in flight; returns how many there were

@@ -120,7 +120,13 @@ class PaneLooks:
 
     async def busy(self, pane: PaneInfo, profile: Profile, idle_s: float) -> bool:
         """Busy: output within ``idle_s``, or the profile's "working" mark on screen (an agent
-        waiting on a slow API prints nothing for a while, yet is not idle)."""
+        waiting on a slow API prints nothing for a while, yet is not idle).
+
+        An agent that reports through its hooks is judged by its own turns instead: busy while a
+        turn runs and for ``idle_s`` after it ended (:class:`~asched.delivery.hookbook.HookBook`).
+        """
+        if self.desk.hooks.hooked(pane.pane_id):
+            return self.desk.hooks.busy(pane.pane_id, idle_s)
         if self._busy_for(pane, idle_s):
             return True
         if profile.pattern("busy") is None:

@@ -47,6 +47,8 @@ class Verifier:
             refusal = await self.looks.await_paste_shown(pane_id, text, profile, pane_pid)
             if refusal is not None:
                 return await self.desk.finish(delivery_id, DeliveryState.UNVERIFIED, refusal)
+        # A prompt event from the agent's hooks with this very text confirms the delivery.
+        self.desk.hooks.expect(pane_id, delivery_id, text)
         presses = 0
         while True:
             try:

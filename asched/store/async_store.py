@@ -137,5 +137,6 @@ class AsyncStore:
     transition = _on_thread(Store.transition)
     mark_typing = _on_thread(Store.mark_typing)
     get_delivery = _on_thread(Store.get_delivery)
+    confirm = _on_thread(Store.confirm)
     in_flight = _on_thread(Store.in_flight)
     history = _on_thread(Store.history)

@@ -326,6 +326,19 @@ class DeliveryJournal(StoreConnection):
                 refused[delivery_id] = why
         return refused
 
+    def confirm(self, delivery_id: int) -> bool:
+        """Record that the agent reported this delivery's text as a prompt it received (now).
+
+        Whatever the row's state: the report may come after the row is final. Written once;
+        returns False when the row does not exist or was confirmed already.
+        """
+        with self._write() as conn:
+            done = conn.execute(
+                "UPDATE deliveries SET confirmed_ms = ? WHERE id = ? AND confirmed_ms IS NULL",
+                (self._now_ms(), delivery_id),
+            )
+            return done.rowcount == 1
+
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         """The journal row with this id, or None."""
         row = self._conn.execute(SELECT_DELIVERIES + " WHERE id = ?", (delivery_id,)).fetchone()

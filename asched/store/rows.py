@@ -38,7 +38,7 @@ SELECT_CHECKINS: Final = (
 )
 SELECT_DELIVERIES: Final = (
     "SELECT id, checkin_id, due_ms, state, reason, late, pane, attempts, started_ms, finished_ms, "
-    "target "
+    "target, confirmed_ms "
     "FROM deliveries"
 )
 
@@ -191,4 +191,5 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         started_at=from_ms(row["started_ms"]),
         finished_at=_opt_dt(row["finished_ms"]),
         target=row["target"],
+        confirmed_at=_opt_dt(row["confirmed_ms"]),
     )

@@ -191,7 +191,23 @@ SCHEMA_V3: Final[tuple[str, ...]] = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
+# Schema version 4: the agent's own word that it received a delivery's text (a Claude Code
+# UserPromptSubmit hook reported this exact prompt from the pane). Beside the state, not a state:
+# it may arrive after the row is final (an agent that was busy takes a queued prompt when its turn
+# ends), and it is written once.
+SCHEMA_V4: Final[tuple[str, ...]] = (
+    """
+    ALTER TABLE deliveries ADD COLUMN confirmed_ms INTEGER
+        CHECK (confirmed_ms IS NULL OR typeof(confirmed_ms) = 'integer')
+    """,
+    """
+    CREATE TRIGGER deliveries_confirmed_once BEFORE UPDATE OF confirmed_ms ON deliveries
+    WHEN OLD.confirmed_ms IS NOT NULL AND NEW.confirmed_ms IS NOT OLD.confirmed_ms
+    BEGIN SELECT RAISE(ABORT, 'a delivery is confirmed once'); END
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 _TABLES: Final = frozenset({"checkins", "deliveries"})

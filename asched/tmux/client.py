@@ -204,9 +204,16 @@ class TmuxClient:
             # Off the loop, in one worker thread for the whole burst: written on the loop, 100
             # bodies held it ~17 ms on a busy 2-core machine; aiofiles, a thread hop per open,
             # write and close, took 24-40 ms (docs/ARCHITECTURE.md, "File I/O").
-            await asyncio.to_thread(
-                _write_spool, spool, list(zip(names, bodies, strict=True)), files
-            )
+            pairs = list(zip(names, bodies, strict=True))
+            writing = asyncio.ensure_future(asyncio.to_thread(_write_spool, spool, pairs, files))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: let it finish its few files, so that the
+                # finally below removes every one of them.
+                with contextlib.suppress(Exception):
+                    await writing
+                raise
             groups = [["load-buffer", "-b", name, str(spool / name)] for name in names]
             await self._load(names, lambda: self._run_chunked(groups))
         finally:

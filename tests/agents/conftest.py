@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,14 +39,16 @@ def api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def launch(agent_uis: None, api: FakeApi, server: Server) -> Iterator[Callable[[str], uis.Agent]]:
-    """Start an agent UI of a kind in its own session; ``launch("claude")``."""
+def launch(agent_uis: None, api: FakeApi, server: Server) -> Iterator[Callable[..., uis.Agent]]:
+    """Start an agent UI of a kind in its own session; ``launch("claude")``, or
+    ``launch("claude", prepare=f)`` to set up its HOME first (see uis.start)."""
     started: list[uis.Agent] = []
 
-    def start(kind: str) -> uis.Agent:
+    def start(kind: str, prepare: Callable[[Path], None] | None = None) -> uis.Agent:
         # In the test's own tmux server (tests/conftest.py), killed at teardown; the agents are
         # ended before it, by pid, so that none writes into its temp HOME after its removal.
-        agent = uis.start(server, server.root, kind, api.url, f"{kind}{len(started) + 1}")
+        name = f"{kind}{len(started) + 1}"
+        agent = uis.start(server, server.root, kind, api.url, name, prepare)
         started.append(agent)
         return agent
 

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -141,8 +142,16 @@ class Agent:
         return any("Type your message" in r for r in rows)
 
 
-def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Agent:
-    """Start ``kind`` in a new session ``name`` of ``server``; returns once its prompt shows."""
+def start(
+    server: Server,
+    root: Path,
+    kind: str,
+    api_url: str,
+    name: str,
+    prepare: Callable[[Path], None] | None = None,
+) -> Agent:
+    """Start ``kind`` in a new session ``name`` of ``server``; returns once its prompt shows.
+    ``prepare(home)`` runs once the agent's HOME is set up, before it starts (install hooks)."""
     home, cwd = root / f"{name}-home", root / name
     home.mkdir(mode=0o700)
     cwd.mkdir()
@@ -164,6 +173,8 @@ def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Age
     else:
         env.update(_gemini_home(home, api_url))
         argv = [str(bin_dir() / "gemini")]
+    if prepare is not None:
+        prepare(home)
     args = ["new-session", "-d", "-s", name, "-x", "160", "-y", "50", "-c", str(cwd)]
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]

@@ -376,7 +376,8 @@ def test_a_reload_applies_new_rate_settings(
     uv_spawner.write_config("[delivery]\nrate_per_s = 100\nburst = 100\n")
     d.signal(signal.SIGHUP)
     d.notify.wait_for("RELOADING", "1", timeout=10)
-    time.sleep(0.5)
+    # The reload reads the file in a task; READY=1 follows once the new budget is in force.
+    assert wait_until(lambda: len(d.notify.all("READY")) >= 2, timeout=10), "no READY after reload"
     after = burst("fast")
     d.signal(signal.SIGTERM)
     assert d.wait(timeout=DRAIN_S + 5) == 0

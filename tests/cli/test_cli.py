@@ -38,7 +38,7 @@ CHECKIN_FIELDS = {
 }  # fmt: skip
 DELIVERY_FIELDS = {
     "id", "checkin_id", "target", "pane", "due_at", "state", "reason", "late", "attempts",
-    "started_at", "finished_at",
+    "started_at", "finished_at", "confirmed_at",
 }  # fmt: skip
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
 

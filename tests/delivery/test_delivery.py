@@ -20,6 +20,7 @@ import pytest
 from asched.core.models import Delivery, NewCheckIn, Once
 from asched.core.states import DeliveryState
 from asched.delivery.engine import DeliveryEngine
+from asched.delivery.hookbook import HookEvent
 from asched.delivery.settings import DeliverySettings, with_prefix
 from asched.store.async_store import AsyncStore
 from asched.tmux.client import TmuxClient
@@ -438,6 +439,48 @@ async def test_when_idle_waits_for_the_first_quiet_moment(
     # Not before the output stopped (about 3 s after start) and the pane was quiet for 1 s.
     assert row.finished_at is not None
     assert (row.finished_at - now).total_seconds() >= 3.0
+
+
+async def test_a_hooked_agent_is_busy_until_its_turn_ends_though_its_screen_is_quiet(
+    store: AsyncStore, server: Server
+) -> None:
+    # The program prints nothing (chatty for 0 s): by its screen it is idle at once. Its hooks
+    # say a turn is running: --when-idle waits for the turn's end, plus idle_s; the agent's
+    # report of the prompt then confirms the delivery.
+    out = server.root / "got"
+    server.new_session("agent", chatty(out, 0.0))
+    await asyncio.sleep(0.5)
+    engine = engine_for(store, server)
+    pane = (await engine.tmux.resolve(parse_target("agent:0"))).pane_id
+    engine.on_hook(HookEvent(pane, "prompt", "the task the user gave"))
+    now = datetime.now(UTC)
+    message = "when your turn is over"
+    new = NewCheckIn(
+        target="agent:0",
+        message=message,
+        rule=Once(now),
+        next_due=now,
+        idle_s=0.5,
+        idle_wait=True,
+        grace_s=20.0,
+    )
+    checkin, delivery = await store.add_claimed(new, now)
+    engine.submit(checkin, delivery)
+    await asyncio.sleep(2.0)
+    assert not out.exists() or message not in out.read_text()  # not while the turn runs
+    ended = datetime.now(UTC)
+    engine.on_hook(HookEvent(pane, "stop"))
+    async with asyncio.timeout(30):
+        await engine.wait_idle()
+    row = await final(store, delivery.id)
+    assert row.state is DeliveryState.VERIFIED and row.finished_at is not None, row
+    assert (row.finished_at - ended).total_seconds() >= 0.5, (row, ended)
+    await wait_for(lambda: out.exists() and message in out.read_text(), "delivered")
+    assert row.confirmed_at is None
+    engine.on_hook(HookEvent(pane, "prompt", message + "\n"))  # what the agent's hook reports
+    async with asyncio.timeout(10):
+        await engine.wait_idle()
+    assert (await final(store, delivery.id)).confirmed_at is not None
 
 
 async def test_recovery_leaves_a_live_send_alone_and_honours_catch_up_once(

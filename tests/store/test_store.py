@@ -894,7 +894,7 @@ def test_the_generated_state_sql_is_the_released_text(db: Path, raw: Any) -> Non
     v1 = "\n".join(schema.SCHEMA_V1)
     for fragment in RELEASED_STATE_SQL:
         assert fragment in v1
-    joined = "\n--\n".join(sql for step in schema.MIGRATIONS for sql in step)
+    joined = "\n--\n".join(sql for step in schema.MIGRATIONS[:3] for sql in step)
     assert hashlib.sha256(joined.encode()).hexdigest() == RELEASED_MIGRATIONS_SHA256
     with Store.open(db):
         pass
