@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.cliharness import run, state, wakes  # noqa: F401 - fixtures for the CLI tests
 from tests.support.daemons import Spawner, spawner_fixture
@@ -25,6 +26,15 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         if named == CHAOS or CHAOS in named.parents:
             return None
     return True
+
+
+@pytest.fixture(autouse=True)
+def _structlog_restored() -> Iterator[None]:
+    """A test that runs a command in process (``asched send``, the demo) points structlog at the
+    stderr pytest captured for it; the tests after it must not log into that closed stream."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
