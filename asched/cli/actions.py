@@ -9,6 +9,7 @@ one-line messages. Inputs are validated before the store is opened.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from asched.cli.selection import find, not_found
@@ -17,10 +18,12 @@ from asched.core.errors import NotFoundError
 from asched.core.models import CheckIn, Delivery, NewCheckIn
 
 __all__ = [
+    "pause_ids",
     "pause_one",
     "pause_target",
     "read_checkins",
     "read_history",
+    "read_history_of",
     "remove",
     "store_checkin",
 ]
@@ -108,3 +111,30 @@ def read_history(
         if checkin_id is not None and not rows and store.get_checkin(checkin_id) is None:
             raise NotFoundError(f"no check-in with id {checkin_id} and no deliveries for it")
     return rows
+
+
+def pause_ids(state: Path, ids: Sequence[int], paused: bool) -> list[CheckIn]:
+    """Pause (or resume) the check-ins of ``ids`` and wake the daemon; returns those still
+    there, after (one removed meanwhile is left out)."""
+    store = open_existing(state)
+    if store is None:
+        return []
+    with store:
+        after = [store.get_checkin(i) if store.set_paused(i, paused) else None for i in ids]
+    wake(state)
+    return [c for c in after if c is not None]
+
+
+def read_history_of(
+    state: Path, target: str, checkin_ids: Sequence[int], limit: int
+) -> list[Delivery]:
+    """The latest ``limit`` deliveries, newest first, claimed for ``target`` or made for one of
+    ``checkin_ids`` (check-ins aimed at the same pane under another name)."""
+    store = open_existing(state)
+    if store is None:
+        return []
+    with store:
+        rows = {d.id: d for d in store.history(None, target, limit)}
+        for checkin_id in checkin_ids:
+            rows.update((d.id, d) for d in store.history(checkin_id, None, limit))
+    return sorted(rows.values(), key=lambda d: (d.due_at, d.id), reverse=True)[:limit]

@@ -12,6 +12,7 @@ from asched import __version__
 from asched.cli.checkins import add_checkin_commands
 from asched.cli.daemonctl import add_config, add_daemon, add_demo, add_reload, add_send, add_status
 from asched.cli.legacy import add_legacy_command
+from asched.cli.mcp_command import add_mcp_command
 from asched.cli.selfsched import add_next_command
 from asched.cli.service import add_service_commands
 from asched.cli.shared import error_line
@@ -36,6 +37,7 @@ examples:
   asched pause 12 / resume 12 / rm 12
   asched history                     what was delivered, skipped or failed
   asched send work:0 "hello"         deliver now, no daemon needed
+  asched mcp install claude          give Claude Code (or gemini) check-in tools over MCP
   asched demo                        see it work in about ten seconds
   asched config check                validate the config file (declarative check-ins)
   asched COMMAND --help              each command's options and examples
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(sub, common)
     add_checkin_commands(sub, common)  # add, ls, rm, pause, resume, history
     add_next_command(sub, common)
+    add_mcp_command(sub, common)
     add_legacy_command(sub, common)
     add_send(sub, common)
     add_config(sub)

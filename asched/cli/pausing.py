@@ -9,18 +9,16 @@ from __future__ import annotations
 import argparse
 
 from asched.cli.actions import pause_one, pause_target
-from asched.cli.selection import canonical_target, next_text, selector
+from asched.cli.selection import canonical_target, next_text, one_of, selector
 from asched.cli.shared import current_time, state_dir
 from asched.cli.views import checkin_json, print_json
-from asched.core.errors import EXIT_OK, UsageError
+from asched.core.errors import EXIT_OK
 
 
 def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     if args.target is not None:
         if args.id is not None or args.key is not None:
-            raise UsageError(
-                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
-            )
+            raise one_of(args.command)
         return _set_paused_target(args, paused)
     checkin_id, key = selector(args)
     before, after = pause_one(state_dir(args), checkin_id, key, paused)

@@ -58,6 +58,11 @@ def select(command: str, id_text: str | None, key: str | None) -> tuple[int | No
     return parse_id(id_text), None
 
 
+def one_of(command: str) -> UsageError:
+    """The error of ``pause``/``resume`` given more than one of ID, ``--key`` and ``--target``."""
+    return UsageError(f"{command}: give a check-in ID, --key KEY or --target T (one of them)")
+
+
 def find(store: Store, checkin_id: int | None, key: str | None) -> CheckIn:
     """The selected check-in; NotFoundError when there is none."""
     if checkin_id is not None:
