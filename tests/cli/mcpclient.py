@@ -29,15 +29,23 @@ TIMEOUT_S = 30.0  # any one step: start, a call, the end
 class McpClient:
     """A session with one ``python -m asched mcp`` process."""
 
-    def __init__(self, env: dict[str, str], stderr: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        stderr: Path,
+        args: tuple[str, ...] = (),
+        argv: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """Start ``python -m asched mcp ARGS`` (or ``argv``) in ``cwd``, with ``env`` over the
+        SDK's default environment, its stderr to the file ``stderr``; initialize the session."""
         self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
         self._errlog = stderr.open("w")
         self._stack = contextlib.ExitStack()
         try:
-            params = StdioServerParameters(
-                command=sys.executable, args=["-m", "asched", "mcp", *args], env=env
-            )
+            command = argv or [sys.executable, "-m", "asched", "mcp", *args]
+            params = StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=cwd)
             streams = self._stack.enter_context(
                 self._portal.wrap_async_context_manager(stdio_client(params, self._errlog))
             )
