@@ -27,6 +27,8 @@ import pytest
 
 from tests.agents import uis
 from tests.agents.fakeapi import FakeApi
+from tests.support.daemons import wait_until
+from tests.support.tmux import Server
 
 pytestmark = pytest.mark.usefixtures("agent_uis")
 
@@ -42,8 +44,7 @@ def home_env(api: FakeApi) -> Iterator[dict[str, str]]:
         home, cwd = Path(root) / "home", Path(root) / "project"
         home.mkdir(mode=0o700)
         cwd.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "ASCHED_"))}
-        env = {k: v for k, v in env.items() if k not in ("CI", "CONTINUOUS_INTEGRATION")}
+        env = clean_env()
         env.update(HOME=str(home), PWD=str(cwd), **uis._claude_home(home, cwd, api.url))
         yield env
 
@@ -99,7 +100,7 @@ def install(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     claude = ["--claude", str(uis.bin_dir() / "claude")] if "claude" in args else []
     return subprocess.run(
         [sys.executable, "-m", "asched", "mcp", *args, *claude],
-        capture_output=True, text=True, timeout=90, env=env, cwd=env["PWD"],
+        capture_output=True, text=True, timeout=90, env=env, cwd=env.get("PWD"),
     )  # fmt: skip
 
 
@@ -157,3 +158,52 @@ def test_gemini_cli_connects_to_asched_mcp(home_env: dict[str, str], api: FakeAp
     assert line in output.splitlines(), output
     assert install(env, "uninstall", "gemini").returncode == 0
     assert "mcpServers" not in settings.read_text()
+
+
+@pytest.mark.parametrize("kind", ["claude", "gemini"])
+@pytest.mark.timeout(120)
+def test_the_agent_starts_asched_mcp_with_its_pane(server: Server, api: FakeApi, kind: str) -> None:
+    """In a real pane, the agent starts the registered server with its own environment: the
+    tools' default target, $TMUX_PANE, is the agent's pane."""
+
+    def register(env: dict[str, str]) -> None:
+        done = install({**clean_env(), **env}, "install", kind)
+        assert done.returncode == 0, done.stderr
+
+    agent = uis.start(server, server.root, kind, api.url, f"{kind}1", prepare=register)
+    try:
+        found: list[psutil.Process] = []
+
+        def started() -> bool:
+            found[:] = [p for p in _family(agent.pid) if _cmdline(p) == shlex.split(COMMAND)]
+            return bool(found)
+
+        assert wait_until(started, timeout=30, step=0.2), "the agent did not start asched mcp"
+        (mcp,) = found
+        assert mcp.environ().get("TMUX_PANE") == agent.pane
+    finally:
+        agent.stop()
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without tmux's, asched's or CI's variables."""
+    drop = ("TMUX", "ASCHED_", "CI_")
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(drop) and k not in ("CI", "CONTINUOUS_INTEGRATION")
+    }
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []

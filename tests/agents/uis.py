@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -141,8 +142,16 @@ class Agent:
         return any("Type your message" in r for r in rows)
 
 
-def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Agent:
-    """Start ``kind`` in a new session ``name`` of ``server``; returns once its prompt shows."""
+def start(
+    server: Server,
+    root: Path,
+    kind: str,
+    api_url: str,
+    name: str,
+    prepare: Callable[[dict[str, str]], None] | None = None,
+) -> Agent:
+    """Start ``kind`` in a new session ``name`` of ``server``; returns once its prompt shows.
+    ``prepare(env)``: called with the agent's environment (its HOME set up) before it starts."""
     home, cwd = root / f"{name}-home", root / name
     home.mkdir(mode=0o700)
     cwd.mkdir()
@@ -171,6 +180,8 @@ def start(server: Server, root: Path, kind: str, api_url: str, name: str) -> Age
     # once: the pane must not inherit it, nor CONTINUOUS_INTEGRATION or CI_* from the server.
     ci = [k for k in os.environ if k in ("CI", "CONTINUOUS_INTEGRATION") or k.startswith("CI_")]
     argv = ["env", *(f"--unset={k}" for k in sorted(ci)), *argv]
+    if prepare is not None:
+        prepare(env)
     pane = server.tmux(*args, "-P", "-F", "#{pane_id}", *argv).strip()
     if server.pid is None:
         server.pid = int(server.tmux("display-message", "-p", "#{pid}").strip())
