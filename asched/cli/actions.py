@@ -18,6 +18,7 @@ from asched.core.errors import NotFoundError
 from asched.core.models import CheckIn, Delivery, NewCheckIn
 
 __all__ = [
+    "none_for",
     "pause_ids",
     "pause_one",
     "pause_target",
@@ -93,9 +94,14 @@ def pause_target(state: Path, target: str, paused: bool) -> tuple[list[CheckIn],
                 store.set_paused_for_target(target, paused)
                 after = store.list_checkins(target)
     if not before:
-        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
+        raise none_for(target)
     wake(state)
     return before, after
+
+
+def none_for(target: str) -> NotFoundError:
+    """The error for a target that has no check-ins."""
+    return NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
 
 
 def read_history(

@@ -58,7 +58,13 @@ def add_mcp_command(
         metavar="install|uninstall",
         help="register the server with an agent UI, or remove it (default: serve on stdio)",
     )
-    p.add_argument("agent", nargs="?", choices=AGENT_NAMES, metavar="claude|gemini")
+    p.add_argument(
+        "agent",
+        nargs="?",
+        choices=AGENT_NAMES,
+        metavar="claude|gemini",
+        help="the agent UI: claude (Claude Code) or gemini (Gemini CLI)",
+    )
     p.add_argument(
         "--claude", metavar="PATH", help="the claude program to run (default: claude on PATH)"
     )

@@ -27,7 +27,6 @@ from asched.cli.selection import canonical_target, next_text, one_of, parse_id, 
 from asched.cli.selfsched import calling_pane, next_key, plan_next, set_next
 from asched.cli.shared import current_time, nowhere_text
 from asched.cli.views import checkin_json, delivery_json, duration_text, local_time
-from asched.core.errors import NotFoundError
 from asched.core.models import CheckIn
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "AgentTools"]
@@ -141,9 +140,7 @@ class AgentTools:
             canonical = calling_pane(self.env, command)
             was = self._mine(canonical)
             if not was:
-                raise NotFoundError(
-                    f"no check-ins for target {canonical} (asched ls shows the targets)"
-                )
+                raise actions.none_for(canonical)
             now = actions.pause_ids(self.state, [c.id for c in was], paused)
         changed = sum(1 for c in was if c.paused != paused)
         return {

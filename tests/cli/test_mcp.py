@@ -185,6 +185,8 @@ def test_list_pause_resume_cancel(mcp: McpClient, agent_env: dict[str, str]) -> 
     assert mcp.ok("cancel_checkin", key="bee")["id"] == b
     assert list(checkins(agent_env)) == [c]
     assert mcp.ok("list_checkins")["checkins"] == []
+    nothing = mcp.error("resume_checkins")  # none of its own left: as `--target` with none
+    assert nothing == cli_error(agent_env, "resume", "--target", PANE)
     assert mcp.ok("checkin_history") == {"deliveries": []}
     assert mcp.ok("checkin_history", id=c, limit=5) == {"deliveries": []}
 
