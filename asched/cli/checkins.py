@@ -1,8 +1,9 @@
 """The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``.
 
 They work on the database directly, whether a daemon runs or not; after a write they wake the
-daemon (best-effort) so that it re-plans at once instead of at its next 30 s look. The handlers
-of ``pause`` and ``resume`` are in :mod:`asched.cli.pausing`.
+daemon (best-effort) so that it re-plans at once instead of at its next 30 s look. The work
+itself is in :mod:`asched.cli.actions` (shared with the MCP server); the handlers of ``pause``
+and ``resume`` are in :mod:`asched.cli.pausing`.
 
 Order of work in every handler: parse and validate everything, then open the store. A usage error
 (exit 2) therefore never creates the state directory or the database, and the read-only commands
@@ -13,25 +14,11 @@ from __future__ import annotations
 
 import argparse
 
+from asched.cli.actions import read_checkins, read_history, remove, store_checkin
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.pausing import cmd_pause, cmd_resume
-from asched.cli.selection import (
-    canonical_target,
-    find,
-    next_text,
-    not_found,
-    parse_id,
-    selector,
-    whole,
-)
-from asched.cli.shared import (
-    current_time,
-    open_existing,
-    open_for_write,
-    state_dir,
-    wake,
-    warn_if_nowhere,
-)
+from asched.cli.selection import canonical_target, next_text, parse_id, selector, whole
+from asched.cli.shared import current_time, state_dir, warn_if_nowhere
 from asched.cli.views import (
     checkin_json,
     checkins_table,
@@ -41,8 +28,7 @@ from asched.cli.views import (
     print_lines,
     terminal_width,
 )
-from asched.core.errors import EXIT_OK, NotFoundError
-from asched.core.models import CheckIn, Delivery
+from asched.core.errors import EXIT_OK
 from asched.core.zones import local_zone_name
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
@@ -269,11 +255,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
     )
     new = plan_checkin(request, now)
     state = state_dir(args)
-    with open_for_write(state) as store:
-        # Only for the wording ("replaced"); the upsert itself is one atomic statement.
-        replaced = new.key is not None and store.get_by_key(new.key) is not None
-        stored = store.add_checkin(new)
-    wake(state)
+    stored, replaced = store_checkin(state, new)
     warn_if_nowhere(state, stored.target)
     if args.json:
         print_json({**checkin_json(stored), "replaced": replaced})
@@ -286,11 +268,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     target = canonical_target(args.target)
     now = current_time()
-    store = open_existing(state_dir(args))
-    checkins: list[CheckIn] = []
-    if store is not None:
-        with store:
-            checkins = store.list_checkins(target)
+    checkins = read_checkins(state_dir(args), target)
     shown = checkins if args.all else [c for c in checkins if c.next_due is not None]
     if args.json:
         print_json([checkin_json(c) for c in shown])
@@ -303,16 +281,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 def _cmd_rm(args: argparse.Namespace) -> int:
     checkin_id, key = selector(args)
-    state = state_dir(args)
-    store = open_existing(state)
-    if store is None:
-        raise not_found(checkin_id, key)
-    with store:
-        gone = find(store, checkin_id, key)
-        # By id even for --key: what was found is what gets removed, and what is printed.
-        if not store.remove_checkin(gone.id):
-            raise not_found(gone.id, None)
-    wake(state)
+    gone = remove(state_dir(args), checkin_id, key)
     if args.json:
         print_json(checkin_json(gone))
     else:
@@ -324,13 +293,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     checkin_id = None if args.id is None else parse_id(args.id)
     target = canonical_target(args.target)
     limit = whole(args.limit, "--limit", "a number of rows, at least 1")
-    store = open_existing(state_dir(args))
-    rows: list[Delivery] = []
-    if store is not None:
-        with store:
-            rows = store.history(checkin_id, target, limit)
-            if checkin_id is not None and not rows and store.get_checkin(checkin_id) is None:
-                raise NotFoundError(f"no check-in with id {checkin_id} and no deliveries for it")
+    rows = read_history(state_dir(args), checkin_id, target, limit)
     if args.json:
         print_json([delivery_json(d) for d in rows])
     else:

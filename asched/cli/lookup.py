@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from asched.core.errors import UsageError
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
 from asched.tmux.client import TmuxClient
 from asched.tmux.errors import ServerMissing, TargetAmbiguous, TargetMissing, TmuxError
+from asched.tmux.panes import select_pane
 from asched.tmux.targets import parse_target
 
 TIMEOUT_S = 1.0  # a frozen or slow server must not hold up the command for longer
@@ -85,6 +86,29 @@ async def _look_up(target: str, socket: str | None) -> Found:
             return Found(False)
     finally:
         client.close()
+
+
+def panes_named(targets: Iterable[str], socket: str | None) -> dict[str, str] | None:
+    """The pane each of ``targets`` names now, from one listing of the server on ``socket``;
+    a target that names no pane (or several windows) is left out. None: no server answered."""
+    return asyncio.run(_panes_named(list(targets), socket))
+
+
+async def _panes_named(targets: list[str], socket: str | None) -> dict[str, str] | None:
+    client = TmuxClient(socket, timeout_s=TIMEOUT_S, max_calls=1)
+    try:
+        panes = await client.list_panes()
+    except TmuxError:  # no server, no tmux, a timeout
+        return None
+    finally:
+        client.close()
+    named: dict[str, str] = {}
+    for target in targets:
+        try:
+            named[target] = select_pane(parse_target(target), panes).pane_id
+        except (TargetMissing, UsageError):  # TargetAmbiguous is a TargetMissing
+            continue
+    return named
 
 
 async def _near(client: TmuxClient, target: str) -> tuple[str, ...]:

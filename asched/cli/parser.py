@@ -14,6 +14,7 @@ from asched.cli.daemonctl import add_config, add_daemon, add_demo, add_reload, a
 from asched.cli.hook import add_hook_command
 from asched.cli.hooks_install import add_hooks_commands
 from asched.cli.legacy import add_legacy_command
+from asched.cli.mcp_command import add_mcp_command
 from asched.cli.selfsched import add_next_command
 from asched.cli.service import add_service_commands
 from asched.cli.shared import error_line, state_dir_option
@@ -38,6 +39,7 @@ examples:
   asched pause 12 / resume 12 / rm 12
   asched history                     what was delivered, skipped or failed
   asched send work:0 "hello"         deliver now, no daemon needed
+  asched mcp install claude          give Claude Code (or gemini) check-in tools over MCP
   asched demo                        see it work in about ten seconds
   asched config check                validate the config file (declarative check-ins)
   asched hooks install claude        Claude Code confirms each check-in it received
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(sub, common)
     add_checkin_commands(sub, common)  # add, ls, rm, pause, resume, history
     add_next_command(sub, common)
+    add_mcp_command(sub, common)
     add_legacy_command(sub, common)
     add_send(sub, common)
     add_config(sub)

@@ -8,31 +8,20 @@ from __future__ import annotations
 
 import argparse
 
-from asched.cli.selection import canonical_target, find, next_text, not_found, selector
-from asched.cli.shared import current_time, open_existing, state_dir, wake
+from asched.cli.actions import pause_one, pause_target
+from asched.cli.selection import canonical_target, next_text, one_of, selector
+from asched.cli.shared import current_time, state_dir
 from asched.cli.views import checkin_json, print_json
-from asched.core.errors import EXIT_OK, NotFoundError, UsageError
-from asched.core.models import CheckIn
+from asched.core.errors import EXIT_OK
 
 
 def _set_paused(args: argparse.Namespace, paused: bool) -> int:
     if args.target is not None:
         if args.id is not None or args.key is not None:
-            raise UsageError(
-                f"{args.command}: give a check-in ID, --key KEY or --target T (one of them)"
-            )
+            raise one_of(args.command)
         return _set_paused_target(args, paused)
     checkin_id, key = selector(args)
-    state = state_dir(args)
-    store = open_existing(state)
-    if store is None:
-        raise not_found(checkin_id, key)
-    with store:
-        before = find(store, checkin_id, key)
-        after = store.get_checkin(before.id) if store.set_paused(before.id, paused) else None
-    if after is None:  # removed between the two statements
-        raise not_found(before.id, None)
-    wake(state)
+    before, after = pause_one(state_dir(args), checkin_id, key, paused)
     if args.json:
         print_json(checkin_json(after))
         return EXIT_OK
@@ -50,19 +39,7 @@ def _set_paused_target(args: argparse.Namespace, paused: bool) -> int:
     """``pause/resume --target T``: every check-in of one target, changed in one write."""
     target = canonical_target(args.target)
     assert target is not None
-    state = state_dir(args)
-    store = open_existing(state)
-    before: list[CheckIn] = []
-    after: list[CheckIn] = []
-    if store is not None:
-        with store:
-            before = store.list_checkins(target)
-            if before:
-                store.set_paused_for_target(target, paused)
-                after = store.list_checkins(target)
-    if not before:
-        raise NotFoundError(f"no check-ins for target {target} (asched ls shows the targets)")
-    wake(state)
+    before, after = pause_target(state_dir(args), target, paused)
     changed = {c.id for c in before if c.paused != paused}
     if args.json:
         print_json(

@@ -39,16 +39,28 @@ def canonical_target(text: str | None) -> str | None:
 
 def selector(args: argparse.Namespace) -> tuple[int | None, str | None]:
     """(id, key) from ``ID`` or ``--key``: exactly one of them."""
-    if (args.id is None) == (args.key is None):
+    return select(args.command, args.id, args.key)
+
+
+def select(command: str, id_text: str | None, key: str | None) -> tuple[int | None, str | None]:
+    """(id, key) of the check-in ``command`` acts on, from an id as typed or a key: exactly one of
+    them; UsageError otherwise."""
+    if (id_text is None) == (key is None):
         choices = "ID or --key KEY"
-        if args.command in ("pause", "resume"):
+        if command in ("pause", "resume"):
             choices = "ID, --key KEY or --target T"
-        raise UsageError(f"{args.command}: give a check-in {choices} (one of them)")
-    if args.key is not None:
-        if not args.key:
+        raise UsageError(f"{command}: give a check-in {choices} (one of them)")
+    if key is not None:
+        if not key:
             raise UsageError("empty --key")
-        return None, validate_name(args.key, "--key")
-    return parse_id(args.id), None
+        return None, validate_name(key, "--key")
+    assert id_text is not None
+    return parse_id(id_text), None
+
+
+def one_of(command: str) -> UsageError:
+    """The error of ``pause``/``resume`` given more than one of ID, ``--key`` and ``--target``."""
+    return UsageError(f"{command}: give a check-in ID, --key KEY or --target T (one of them)")
 
 
 def find(store: Store, checkin_id: int | None, key: str | None) -> CheckIn:

@@ -16,18 +16,32 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.shared import current_time, open_for_write, state_dir, wake, warn_if_nowhere
 from asched.cli.views import checkin_json, duration_text, local_time, one_line, print_json
 from asched.core.errors import EXIT_OK, UsageError
-from asched.core.models import NewCheckIn
+from asched.core.models import CheckIn, NewCheckIn
 from asched.core.triggers import parse_duration
 from asched.tmux.targets import parse_target
 
-__all__ = ["KEY_PREFIX", "ORIGIN", "add_next_command", "next_key", "plan_next"]
+if TYPE_CHECKING:
+    from asched.cli.lookup import Found
+
+__all__ = [
+    "KEY_PREFIX",
+    "ORIGIN",
+    "NextStored",
+    "add_next_command",
+    "calling_pane",
+    "next_key",
+    "plan_next",
+    "set_next",
+]
 
 KEY_PREFIX = "next:"
 ORIGIN = "next"  # checkins.origin: set by an agent about itself, not by a person or the config
@@ -63,17 +77,21 @@ def next_key(target: str) -> str:
     return KEY_PREFIX + target
 
 
-def _calling_pane(env: Mapping[str, str]) -> str:
-    """The pane this process runs in, from ``$TMUX_PANE``; UsageError outside tmux."""
+def calling_pane(env: Mapping[str, str], command: str = "next") -> str:
+    """The pane this process runs in, from ``$TMUX_PANE`` (canonical, ``%N``); UsageError, whose
+    text starts with ``command``, outside tmux."""
     pane = env.get("TMUX_PANE", "")
     if not pane:
         raise UsageError(
-            "next: not inside tmux ($TMUX_PANE is not set); give --target session:window[.pane]"
+            f"{command}: not inside tmux ($TMUX_PANE is not set);"
+            " give --target session:window[.pane]"
         )
     try:
         return str(parse_target(pane))
     except UsageError:
-        raise UsageError(f"next: $TMUX_PANE is {pane!r}, not a pane id; give --target") from None
+        raise UsageError(
+            f"{command}: $TMUX_PANE is {pane!r}, not a pane id; give --target"
+        ) from None
 
 
 def plan_next(
@@ -88,7 +106,7 @@ def plan_next(
     ``target`` None means the calling pane (``env``, default ``os.environ``, ``TMUX_PANE``).
     """
     if target is None:
-        canonical = _calling_pane(os.environ if env is None else env)
+        canonical = calling_pane(os.environ if env is None else env)
     else:
         canonical = str(parse_target(target))  # one key per pane, however it is spelled
     try:
@@ -134,28 +152,35 @@ def add_next_command(
     p.set_defaults(handler=_cmd_next)
 
 
-def _cmd_next(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class NextStored:
+    """What :func:`set_next` stored."""
+
+    stored: CheckIn
+    replaced: bool  # it took the place of the target's previous next check-in
+    found: Found | None  # what tmux said about a target that is not a pane id (None: not asked)
+
+
+def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored:
+    """Store ``new`` (from :func:`plan_next`) as its target's one next check-in, keyed on the pane
+    the target names now, and wake the daemon. ``any_case``: see ``--any-case``."""
     # Lazy: the look-up loads asyncio and the tmux client (about 50 ms), and `next` from inside
     # the agent's own pane ($TMUX_PANE, a pane id) never asks tmux.
     from asched.cli import lookup
 
-    now = current_time()
-    new = plan_next(args.duration, args.message, args.target, now)
-    state = state_dir(args)
     found = None
     if not new.target.startswith("%"):
         # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
         # of the pane they name now (the target itself stays as given).
         socket = lookup.tmux_socket(state, lookup.environ())
         found = lookup.look_up(new.target, socket)
-        if args.any_case and found.pane_id is None and len(found.near) == 1:
+        if any_case and found.pane_id is None and len(found.near) == 1:
             new = replace(new, target=found.near[0])
             found = lookup.look_up(new.target, socket)
         if found.key is not None:
             new = replace(new, key=next_key(found.key))
-    key, due = new.key, new.next_due
+    key = new.key
     assert key is not None
-    assert due is not None
     with open_for_write(state) as store:
         previous = store.get_by_key(key)
         if previous is not None and previous.paused:
@@ -164,13 +189,23 @@ def _cmd_next(args: argparse.Namespace) -> int:
             new = replace(new, paused=True)
         stored = store.add_checkin(new)
     wake(state)
-    if found is not None:
-        warn_if_nowhere(state, stored.target, found)
+    return NextStored(stored, previous is not None, found)
+
+
+def _cmd_next(args: argparse.Namespace) -> int:
+    now = current_time()
+    new = plan_next(args.duration, args.message, args.target, now)
+    state = state_dir(args)
+    result = set_next(state, new, args.any_case)
+    stored, due = result.stored, new.next_due
+    assert due is not None
+    if result.found is not None:
+        warn_if_nowhere(state, stored.target, result.found)
     if args.json:
-        print_json({**checkin_json(stored), "replaced": previous is not None})
+        print_json({**checkin_json(stored), "replaced": result.replaced})
         return EXIT_OK
     left = duration_text((due - now).total_seconds())
-    verb = "replaced the next check-in" if previous is not None else "set the next check-in"
+    verb = "replaced the next check-in" if result.replaced else "set the next check-in"
     paused = f" (paused: asched resume --target {stored.target})" if stored.paused else ""
     print(
         f"{verb} of {stored.target} (id {stored.id}): in {left}, at {local_time(due)}"

@@ -88,14 +88,19 @@ def open_for_write(state: Path) -> Store:
     return Store.open(state / paths.DB_NAME)
 
 
-def warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
-    """A one-line warning on stderr when ``target`` names no pane on the daemon's tmux server
-    (stored anyway: sessions come and go). ``found``: a look-up already made."""
+def nowhere_text(state: Path, target: str, found: Found | None = None) -> str | None:
+    """The one-line warning for a ``target`` that names no pane on the daemon's tmux server now
+    (stored anyway: sessions come and go), else None. ``found``: a look-up already made."""
     from asched.cli import lookup  # lazy: see the module's docstring
 
     socket = lookup.tmux_socket(state, lookup.environ())
     found = found if found is not None else lookup.look_up(target, socket)
-    text = lookup.warning(target, found, socket)
+    return lookup.warning(target, found, socket)
+
+
+def warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> None:
+    """:func:`nowhere_text` on stderr, when there is one."""
+    text = nowhere_text(state, target, found)
     if text is not None:
         print(f"asched: {text}", file=sys.stderr)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -41,10 +40,10 @@ def api() -> Iterator[FakeApi]:
 @pytest.fixture
 def launch(agent_uis: None, api: FakeApi, server: Server) -> Iterator[Callable[..., uis.Agent]]:
     """Start an agent UI of a kind in its own session; ``launch("claude")``, or
-    ``launch("claude", prepare=f)`` to set up its HOME first (see uis.start)."""
+    ``launch("claude", prepare=f)`` to set up its environment first (see uis.start)."""
     started: list[uis.Agent] = []
 
-    def start(kind: str, prepare: Callable[[Path], None] | None = None) -> uis.Agent:
+    def start(kind: str, prepare: Callable[[dict[str, str]], None] | None = None) -> uis.Agent:
         # In the test's own tmux server (tests/conftest.py), killed at teardown; the agents are
         # ended before it, by pid, so that none writes into its temp HOME after its removal.
         name = f"{kind}{len(started) + 1}"

@@ -37,11 +37,11 @@ def spawner(short_tmp: Path) -> Iterator[Spawner]:
         s.cleanup()
 
 
-def _hooked(state: Path) -> Callable[[Path], None]:
+def _hooked(state: Path) -> Callable[[dict[str, str]], None]:
     """Install asched's hooks, talking to the daemon on ``state``, into an agent's HOME."""
 
-    def prepare(home: Path) -> None:
-        settings = home / ".claude" / "settings.json"
+    def prepare(env: dict[str, str]) -> None:
+        settings = Path(env["HOME"]) / ".claude" / "settings.json"
         r = asched_process("hooks", "install", "claude", "--settings", str(settings), state=state)
         assert r.returncode == 0 and "hooks installed" in r.stdout, r
 

@@ -148,10 +148,10 @@ def start(
     kind: str,
     api_url: str,
     name: str,
-    prepare: Callable[[Path], None] | None = None,
+    prepare: Callable[[dict[str, str]], None] | None = None,
 ) -> Agent:
     """Start ``kind`` in a new session ``name`` of ``server``; returns once its prompt shows.
-    ``prepare(home)`` runs once the agent's HOME is set up, before it starts (install hooks)."""
+    ``prepare(env)``: called with the agent's environment (its HOME set up) before it starts."""
     home, cwd = root / f"{name}-home", root / name
     home.mkdir(mode=0o700)
     cwd.mkdir()
@@ -173,8 +173,6 @@ def start(
     else:
         env.update(_gemini_home(home, api_url))
         argv = [str(bin_dir() / "gemini")]
-    if prepare is not None:
-        prepare(home)
     args = ["new-session", "-d", "-s", name, "-x", "160", "-y", "50", "-c", str(cwd)]
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
@@ -182,6 +180,8 @@ def start(
     # once: the pane must not inherit it, nor CONTINUOUS_INTEGRATION or CI_* from the server.
     ci = [k for k in os.environ if k in ("CI", "CONTINUOUS_INTEGRATION") or k.startswith("CI_")]
     argv = ["env", *(f"--unset={k}" for k in sorted(ci)), *argv]
+    if prepare is not None:
+        prepare(env)
     pane = server.tmux(*args, "-P", "-F", "#{pane_id}", *argv).strip()
     if server.pid is None:
         server.pid = int(server.tmux("display-message", "-p", "#{pid}").strip())
