@@ -93,7 +93,9 @@ HISTORY = """\
 Recent deliveries, newest first: by default those to your own pane; id= for one check-in, \
 target= for another pane, all_targets=true for all. Each has due_at (UTC), state (verified: typed \
 and taken by the program; unverified: typed, not confirmed; skipped or failed, with a reason; \
-claimed/typing/typed/submitted: in flight), late, attempts. Example: {"limit": 5}."""
+claimed/typing/typed/submitted: in flight), late, attempts, and confirmed_at (when your \
+own hooks reported the text as a prompt you received: asched hooks install claude). \
+Example: {"limit": 5}."""
 
 
 def _result(work: Callable[[], dict[str, Any]]) -> CallToolResult:
