@@ -25,11 +25,19 @@ def add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         p.add_argument(
             "--dry-run", action="store_true", help="print what would be done; do nothing"
         )
+        if verb == "install":
+            p.add_argument(
+                "--allow-editable",
+                action="store_true",
+                help="install even from an editable install (pip install -e, ./dev's venv),"
+                " which is refused by default: the unit would run the checkout",
+            )
         p.set_defaults(handler=_cmd_service, service_verb=verb)
 
 
 def _cmd_service(args: argparse.Namespace) -> int:
     from asched.install import installer as install  # lazy: see the module's docstring
 
-    run = install.install if args.service_verb == "install" else install.uninstall
-    return run(args.system, args.dry_run)
+    if args.service_verb == "install":
+        return install.install(args.system, args.dry_run, allow_editable=args.allow_editable)
+    return install.uninstall(args.system, args.dry_run)

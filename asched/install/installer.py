@@ -18,6 +18,9 @@ target user for ``--system``, working directory ``/``, no PYTHONPATH): a checkou
 importable from its own directory, or a venv under a home the service user cannot enter, fails
 here with one line instead of in the journal.
 
+An editable install (``pip install -e``, ``./dev``'s venv) is refused unless ``allow_editable``
+(``--allow-editable``): the unit would run the checkout (:mod:`asched.install.editable`).
+
 Errors are :class:`~asched.core.errors.UsageError` (exit 2) for bad arguments and
 :class:`~asched.core.errors.AschedError` (exit 1) for everything the machine refuses.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from asched.core.errors import EXIT_OK, AschedError
+from asched.install.editable import editable_source, refusal
 from asched.install.interpreter import interpreter
 from asched.install.scope import SYSTEM_UNIT_DIR, Scope, scope_for
 from asched.install.systemctl import (
@@ -122,7 +126,11 @@ def _hints(scope: Scope, out: TextIO) -> None:
 
 
 def install(
-    system_user: str | None, dry_run: bool, out: TextIO | None = None, runner: Runner | None = None
+    system_user: str | None,
+    dry_run: bool,
+    out: TextIO | None = None,
+    runner: Runner | None = None,
+    allow_editable: bool = False,
 ) -> int:
     """``asched install-service``; returns the exit code (errors raise AschedError)."""
     out = out or sys.stdout
@@ -130,7 +138,10 @@ def install(
     python, note = interpreter()
     text = render(scope.file_name, python)
     sysctl = " ".join(scope.systemctl)
+    editable = None if allow_editable else editable_source()
     if dry_run:
+        if editable:  # what the real run would say, as a note: a dry run shows, never refuses
+            print(f"# note: without --allow-editable this is refused: {refusal(editable)}", file=out)
         if note:
             print(f"# note: {note}", file=out)
         print(f"# {scope.unit_file} would contain:", file=out)
@@ -140,6 +151,8 @@ def install(
             print(f"{sysctl} {cmd}", file=out)
         print("# (dry run: nothing was changed)", file=out)
         return EXIT_OK
+    if editable:
+        raise AschedError(refusal(editable))
     _require_root(scope, "install-service")
     require_systemctl()
     preflight(scope, python)

@@ -18,6 +18,9 @@ pytestmark = [pytest.mark.systemd, pytest.mark.timeout(90)]
 
 TEMPLATE = "/etc/systemd/system/asched@.service"
 USER_UNIT = f"{HOME}/.config/systemd/user/asched.service"
+# The tests install from this venv, which is editable (./dev's): install-service refuses that
+# unless asked (tests/install/test_editable.py).
+EDITABLE = ("--allow-editable",)
 
 
 def asched(
@@ -52,7 +55,7 @@ def clean(box: Box) -> Iterator[Box]:
 
 def test_install_service_system_is_idempotent(clean: Box, python: str) -> None:
     box = clean
-    r = asched(box, python, "install-service", "--system", USER)
+    r = asched(box, python, "install-service", "--system", USER, *EDITABLE)
     assert r.returncode == 0, r.stderr
     print(f"\n$ asched install-service --system {USER}\n{r.stdout}")
     for expected in (
@@ -68,7 +71,7 @@ def test_install_service_system_is_idempotent(clean: Box, python: str) -> None:
     assert box.run(["systemctl", "is-active", UNIT]).stdout.strip() == "active"
     pid = box.run(["systemctl", "show", "-P", "MainPID", UNIT]).stdout.strip()
 
-    again = asched(box, python, "install-service", "--system", USER)
+    again = asched(box, python, "install-service", "--system", USER, *EDITABLE)
     assert again.returncode == 0, again.stderr
     print(f"$ asched install-service --system {USER}   # again\n{again.stdout}")
     assert "nothing to do" in again.stdout and "ran:" not in again.stdout
@@ -78,7 +81,7 @@ def test_install_service_system_is_idempotent(clean: Box, python: str) -> None:
     box.write(
         TEMPLATE, render("asched@.service", python).replace("Description=", "Description=old ")
     )
-    update = asched(box, python, "install-service", "--system", USER)
+    update = asched(box, python, "install-service", "--system", USER, *EDITABLE)
     assert update.returncode == 0, update.stderr
     assert f"updated {TEMPLATE}" in update.stdout
     assert f"ran: systemctl restart {UNIT}" in update.stdout
@@ -98,7 +101,7 @@ def test_install_service_system_is_idempotent(clean: Box, python: str) -> None:
 def test_install_service_refuses_a_unit_it_did_not_write(clean: Box, python: str) -> None:
     box = clean
     box.write(TEMPLATE, "[Service]\nExecStart=/bin/true\n")
-    r = asched(box, python, "install-service", "--system", USER)
+    r = asched(box, python, "install-service", "--system", USER, *EDITABLE)
     assert r.returncode == 1
     assert "not written by asched install-service" in one_line_error(r)
     assert box.run(["cat", TEMPLATE]).stdout == "[Service]\nExecStart=/bin/true\n"
@@ -113,7 +116,7 @@ def test_install_service_checks_the_interpreter_as_the_unit_will_run_it(
     site = sysconfig.get_paths()["purelib"]  # this venv's site-packages
     project = str(Path(__file__).resolve().parents[2])
     r = clean.run(
-        [base, "-m", "asched", "install-service", "--system", USER],
+        [base, "-m", "asched", "install-service", "--system", USER, *EDITABLE],
         env={"PYTHONPATH": f"{project}:{site}"},
         check=False,
         timeout=60,
@@ -132,7 +135,7 @@ def test_install_service_user_unit_under_a_user_manager(clean: Box, python: str)
     env = {"XDG_RUNTIME_DIR": f"/run/user/{uid}"}
     box.run(["systemctl", "start", f"user@{uid}.service"], timeout=60)
     try:
-        r = asched(box, python, "install-service", "--user", user=USER, env=env)
+        r = asched(box, python, "install-service", "--user", *EDITABLE, user=USER, env=env)
         assert r.returncode == 0, r.stderr
         print(f"\n$ asched install-service --user\n{r.stdout}")
         assert "ran: systemctl --user start asched.service" in r.stdout
@@ -141,7 +144,7 @@ def test_install_service_user_unit_under_a_user_manager(clean: Box, python: str)
         user_ctl = ["systemctl", "--user"]
         active = box.run([*user_ctl, "is-active", "asched.service"], user=USER, env=env)
         assert active.stdout.strip() == "active"
-        again = asched(box, python, "install-service", "--user", user=USER, env=env)
+        again = asched(box, python, "install-service", "--user", *EDITABLE, user=USER, env=env)
         assert again.returncode == 0 and "nothing to do" in again.stdout, again
 
         svc.start_tmux(1, socket=None)

@@ -1,0 +1,1 @@
+"""Tests of asched.install that need no systemd (the real ones are in tests/systemd)."""
