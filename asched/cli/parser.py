@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from asched import __version__
 from asched.cli.checkins import add_checkin_commands
+from asched.cli.completion import add_completion_command
 from asched.cli.daemonctl import add_config, add_daemon, add_demo, add_reload, add_send, add_status
 from asched.cli.hook import add_hook_command
 from asched.cli.hooks_install import add_hooks_commands
@@ -43,6 +44,7 @@ examples:
   asched demo                        see it work in about ten seconds
   asched config check                validate the config file (declarative check-ins)
   asched hooks install claude        Claude Code confirms each check-in it received
+  asched completion bash             a completion script for bash (or zsh, fish); man asched
   asched COMMAND --help              each command's options and examples
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
@@ -90,4 +92,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_commands(sub)
     add_hook_command(sub, common)
     add_hooks_commands(sub, common)
+    add_completion_command(sub, parser)
     return parser

@@ -141,7 +141,9 @@ def install(
     editable = None if allow_editable else editable_source()
     if dry_run:
         if editable:  # what the real run would say, as a note: a dry run shows, never refuses
-            print(f"# note: without --allow-editable this is refused: {refusal(editable)}", file=out)
+            print(
+                f"# note: without --allow-editable this is refused: {refusal(editable)}", file=out
+            )
         if note:
             print(f"# note: {note}", file=out)
         print(f"# {scope.unit_file} would contain:", file=out)

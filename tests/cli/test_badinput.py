@@ -192,7 +192,9 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # install-service as root would really install: whatever the command line, a dry run.
     for name in ("install", "uninstall"):
         real = getattr(install, name)
-        monkeypatch.setattr(install, name, lambda user, dry_run, _f=real: _f(user, True))
+        monkeypatch.setattr(
+            install, name, lambda user, dry_run, _f=real, **kw: _f(user, True, **kw)
+        )
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     cwd = tmp_path / "cwd"
@@ -263,10 +265,11 @@ SLOTS: dict[str, list[str]] = {
     "demo --seconds": ["demo", f"--seconds={X}"],
     "install-service --system": ["install-service", "--dry-run", f"--system={X}"],
     "uninstall-service --system": ["uninstall-service", "--dry-run", f"--system={X}"],
+    "completion SHELL": ["completion", "--", X],
     "COMMAND": [X],
 }
 # Commands that take --state-dir get the sandbox's unless the slot fuzzes it.
-NO_STATE_DIR = {"config", "demo", "install-service", "uninstall-service"}
+NO_STATE_DIR = {"completion", "config", "demo", "install-service", "uninstall-service"}
 # Exit 3 is documented for these only ("not running").
 MAY_SAY_NOT_RUNNING = {"status", "reload"}
 
