@@ -49,14 +49,25 @@ DESCRIPTIONS = {
 
 ADD_EPILOG = """\
 when (one of):
-  --in DUR                  once, DUR from now (90s, 5m, 1h30m, 2d, 1w)
-  --at TIME                 once, at TIME: HH:MM is the next such local time, or ISO 8601
+  --in DUR                  once, DUR from now
+  --at TIME                 once, at TIME
   --every DUR [--in|--at]   repeating; the first one at --in/--at, else one DUR from now
   --cron EXPR [--tz ZONE]   five-field cron, in ZONE (default: this system's zone)
 
+DUR is a time span as systemd writes it (systemd.time(7)), largest unit first:
+  90s, 5m or 5min, 1.5h, 2 h, 1h 30min, 1h30m, 2d, 1w
+  units: s sec second(s), m min minute(s), h hr hour(s), d day(s), w week(s), month(s),
+  y year(s), ms, us; a bare number is refused (seconds or minutes?), and so is M (months
+  to systemd, minutes to most people)
+TIME is a time of day, the next such local time (today or tomorrow):
+  14:30, 14:30:15, 9am, 9:30pm, 12am (midnight)
+  or a date and time in ISO 8601, local (or in --tz) unless it has an offset:
+  2026-03-29T09:00, "2026-03-29 09:00", 2026-03-29T09:00:00Z, 2026-03-29T09:00+02:00
+
 examples:
   asched add work:0.1 "status report please" --in 30m
-  asched add work:0 "stand-up time" --at 09:00
+  asched add work:0 "stand-up time" --at 09:00     (or --at 9am; --at 9:30pm)
+  asched add work:0 "wrap up" --in "1h 30min"
   asched add work:agent "check the build" --every 1h --in 5m --count 8
   asched add work:0 "weekly review" --cron "0 9 * * MON" --tz Europe/Berlin
   asched add work:0.1 "next check-in" --in 20m --key agent1-next    (replaces agent1-next)
