@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from asched.cli.actions import read_checkins, read_history, remove, store_checkin
+from asched.cli.actions import read_checkins, read_history_with_messages, remove, store_checkin
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.pausing import cmd_pause, cmd_resume
 from asched.cli.selection import canonical_target, next_text, parse_id, selector, whole
@@ -117,6 +117,9 @@ examples:
 
 States: claimed, typing, typed, submitted (in flight); verified, unverified, failed, skipped
 (final). "late" marks an occurrence delivered after its due time within its grace window.
+TRIES counts the tries at delivering it, the first included (0: skipped before any, as missed).
+MESSAGE is the check-in's text, its first line cut to 40 columns (--full: all of it; "-" once
+the check-in is removed); --json gives it whole, as "message".
 """
 
 
@@ -148,7 +151,7 @@ def add_checkin_commands(
         default=str(DEFAULT_HISTORY_LIMIT),
         help=f"at most N rows (default {DEFAULT_HISTORY_LIMIT})",
     )
-    _output_args(history)
+    _output_args(history, full_help="show whole messages; do not shorten to the terminal width")
     history.set_defaults(handler=_cmd_history)
 
 
@@ -172,12 +175,14 @@ def _parser(
     )
 
 
-def _output_args(p: argparse.ArgumentParser, table: bool = True) -> None:
+def _output_args(
+    p: argparse.ArgumentParser,
+    table: bool = True,
+    full_help: str = "do not shorten columns to the terminal width",
+) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (times in UTC)")
     if table:
-        p.add_argument(
-            "-l", "--full", action="store_true", help="do not shorten columns to the terminal width"
-        )
+        p.add_argument("-l", "--full", action="store_true", help=full_help)
 
 
 def _selector_args(p: argparse.ArgumentParser) -> None:
@@ -304,9 +309,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
     checkin_id = None if args.id is None else parse_id(args.id)
     target = canonical_target(args.target)
     limit = whole(args.limit, "--limit", "a number of rows, at least 1")
-    rows = read_history(state_dir(args), checkin_id, target, limit)
+    rows, messages = read_history_with_messages(state_dir(args), checkin_id, target, limit)
     if args.json:
-        print_json([delivery_json(d) for d in rows])
+        print_json([{**delivery_json(d), "message": messages.get(d.checkin_id)} for d in rows])
     else:
-        print_lines(deliveries_table(rows, terminal_width(args.full)))
+        width = terminal_width(args.full)
+        print_lines(deliveries_table(rows, width, messages, full=args.full))
     return EXIT_OK
