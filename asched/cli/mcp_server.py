@@ -94,7 +94,8 @@ HISTORY = """\
 Recent deliveries, newest first: by default those to your own pane; id= for one check-in, \
 target= for another pane, all_targets=true for all. Each has due_at (UTC), state (verified: typed \
 and taken by the program; unverified: typed, not confirmed; skipped or failed, with a reason; \
-claimed/typing/typed/submitted: in flight), late, attempts, and confirmed_at (when your \
+claimed/typing/typed/submitted: in flight), late, tries (1: went through at once), and \
+confirmed_at (when your \
 own hooks reported the text as a prompt you received: asched hooks install claude). \
 Example: {"limit": 5}."""
 

@@ -55,6 +55,8 @@ MAX_DURATION_S = 3660 * 86400
 """The longest duration :func:`parse_duration` accepts: ten years (of 366 days)."""
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# Parsed here rather than with a library (pytimeparse, humanfriendly): none reads systemd's
+# spellings together with asched's refusals (a bare number, "M", a fraction of a second).
 # The time span units of systemd.time(7), each spelling -> seconds (a Fraction below 1 s). "M"
 # (months there) is refused: it is one key away from "m" (minutes), and a month is no fixed span.
 _SPELLINGS: dict[str, Fraction] = {
