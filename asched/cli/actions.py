@@ -25,6 +25,7 @@ __all__ = [
     "read_checkins",
     "read_history",
     "read_history_of",
+    "read_history_with_messages",
     "remove",
     "store_checkin",
 ]
@@ -109,14 +110,28 @@ def read_history(
 ) -> list[Delivery]:
     """The latest ``limit`` deliveries, newest first, of one check-in and/or one target.
     NotFoundError for an id that names no check-in and has no deliveries."""
+    return read_history_with_messages(state, checkin_id, target, limit, messages=False)[0]
+
+
+def read_history_with_messages(
+    state: Path, checkin_id: int | None, target: str | None, limit: int, *, messages: bool = True
+) -> tuple[list[Delivery], dict[int, str]]:
+    """:func:`read_history`, and the message of each of their check-ins that is still stored,
+    by check-in id (the journal keeps no text: a removed check-in's is gone, a replaced one's
+    is the new text)."""
     store = open_existing(state)
     if store is None:
-        return []
+        return [], {}
+    texts: dict[int, str] = {}
     with store:
         rows = store.history(checkin_id, target, limit)
         if checkin_id is not None and not rows and store.get_checkin(checkin_id) is None:
             raise NotFoundError(f"no check-in with id {checkin_id} and no deliveries for it")
-    return rows
+        for wanted in dict.fromkeys(d.checkin_id for d in rows) if messages else ():
+            checkin = store.get_checkin(wanted)
+            if checkin is not None:
+                texts[wanted] = checkin.message
+    return rows, texts
 
 
 def pause_ids(state: Path, ids: Sequence[int], paused: bool) -> list[CheckIn]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from asched.cli.actions import read_checkins, read_history, remove, store_checkin
+from asched.cli.actions import read_checkins, read_history_with_messages, remove, store_checkin
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.pausing import cmd_pause, cmd_resume
 from asched.cli.selection import canonical_target, next_text, parse_id, selector, whole
@@ -49,14 +49,25 @@ DESCRIPTIONS = {
 
 ADD_EPILOG = """\
 when (one of):
-  --in DUR                  once, DUR from now (90s, 5m, 1h30m, 2d, 1w)
-  --at TIME                 once, at TIME: HH:MM is the next such local time, or ISO 8601
+  --in DUR                  once, DUR from now
+  --at TIME                 once, at TIME
   --every DUR [--in|--at]   repeating; the first one at --in/--at, else one DUR from now
   --cron EXPR [--tz ZONE]   five-field cron, in ZONE (default: this system's zone)
 
+DUR is a time span as systemd writes it (systemd.time(7)), largest unit first:
+  90s, 5m or 5min, 1.5h, 2 h, 1h 30min, 1h30m, 2d, 1w
+  units: s sec second(s), m min minute(s), h hr hour(s), d day(s), w week(s), month(s),
+  y year(s), ms, us; a bare number is refused (seconds or minutes?), and so is M (months
+  to systemd, minutes to most people)
+TIME is a time of day, the next such local time (today or tomorrow):
+  14:30, 14:30:15, 9am, 9:30pm, 12am (midnight)
+  or a date and time in ISO 8601, local (or in --tz) unless it has an offset:
+  2026-03-29T09:00, "2026-03-29 09:00", 2026-03-29T09:00:00Z, 2026-03-29T09:00+02:00
+
 examples:
   asched add work:0.1 "status report please" --in 30m
-  asched add work:0 "stand-up time" --at 09:00
+  asched add work:0 "stand-up time" --at 09:00     (or --at 9am; --at 9:30pm)
+  asched add work:0 "wrap up" --in "1h 30min"
   asched add work:agent "check the build" --every 1h --in 5m --count 8
   asched add work:0 "weekly review" --cron "0 9 * * MON" --tz Europe/Berlin
   asched add work:0.1 "next check-in" --in 20m --key agent1-next    (replaces agent1-next)
@@ -106,6 +117,9 @@ examples:
 
 States: claimed, typing, typed, submitted (in flight); verified, unverified, failed, skipped
 (final). "late" marks an occurrence delivered after its due time within its grace window.
+TRIES counts the tries at delivering it, the first included (0: skipped before any, as missed).
+MESSAGE is the check-in's text, its first line cut to 40 columns (--full: all of it; "-" once
+the check-in is removed); --json gives it whole, as "message".
 """
 
 
@@ -137,7 +151,7 @@ def add_checkin_commands(
         default=str(DEFAULT_HISTORY_LIMIT),
         help=f"at most N rows (default {DEFAULT_HISTORY_LIMIT})",
     )
-    _output_args(history)
+    _output_args(history, full_help="show whole messages; do not shorten to the terminal width")
     history.set_defaults(handler=_cmd_history)
 
 
@@ -161,12 +175,14 @@ def _parser(
     )
 
 
-def _output_args(p: argparse.ArgumentParser, table: bool = True) -> None:
+def _output_args(
+    p: argparse.ArgumentParser,
+    table: bool = True,
+    full_help: str = "do not shorten columns to the terminal width",
+) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (times in UTC)")
     if table:
-        p.add_argument(
-            "-l", "--full", action="store_true", help="do not shorten columns to the terminal width"
-        )
+        p.add_argument("-l", "--full", action="store_true", help=full_help)
 
 
 def _selector_args(p: argparse.ArgumentParser) -> None:
@@ -293,9 +309,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
     checkin_id = None if args.id is None else parse_id(args.id)
     target = canonical_target(args.target)
     limit = whole(args.limit, "--limit", "a number of rows, at least 1")
-    rows = read_history(state_dir(args), checkin_id, target, limit)
+    rows, messages = read_history_with_messages(state_dir(args), checkin_id, target, limit)
     if args.json:
-        print_json([delivery_json(d) for d in rows])
+        print_json([{**delivery_json(d), "message": messages.get(d.checkin_id)} for d in rows])
     else:
-        print_lines(deliveries_table(rows, terminal_width(args.full)))
+        width = terminal_width(args.full)
+        print_lines(deliveries_table(rows, width, messages, full=args.full))
     return EXIT_OK

@@ -18,6 +18,7 @@ from asched.core.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, UsageErr
 from asched.core.paths import config_file
 from asched.core.states import DeliveryState
 from asched.core.triggers import format_duration
+from asched.core.zones import local_zone_name
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
@@ -220,7 +221,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     where = str(path) if path.exists() else f"{path} (absent: defaults)"
     print(f"{where}: ok")
     for e in cfg.checkins:
-        when = f"every {e.every_s}s" if e.every_s is not None else f"cron {e.cron!r} {e.tz}"
+        if e.every_s is not None:
+            when = f"every {format_duration(e.every_s)}"  # as people write it: 20m, not 1200s
+        else:
+            zone = e.tz or f"{local_zone_name()} (this system's zone)"
+            when = f"cron {e.cron!r} {zone}"
         match = f"role={e.role}" if e.role else f"session={e.session} window={e.window}"
         match += " (any case)" if e.ignore_case else ""
         print(f"  [[checkin]] {e.name}: {when}, {match}")

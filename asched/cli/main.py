@@ -58,10 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_module(argv: Sequence[str] | None = None) -> int:
-    """``python -m asched``: accepts ``--daemon`` as a spelling of the ``daemon`` command."""
+    """``python -m asched``: accepts ``--daemon`` before any command as a spelling of the
+    ``daemon`` command (the units run ``python -m asched --daemon``); anywhere else it is an
+    argument like any other, as for the ``asched`` script: ``add ... -- --daemon`` adds a check-in
+    whose message is ``--daemon``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if "--daemon" in args_list:
-        args_list.remove("--daemon")
+    flag = _daemon_flag(args_list)
+    if flag is not None:
+        del args_list[flag]
         args_list.insert(0, "daemon")
     if not args_list:
         from asched.cli.parser import build_parser
@@ -69,6 +73,20 @@ def run_module(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return EXIT_USAGE
     return main(args_list)
+
+
+def _daemon_flag(args: Sequence[str]) -> int | None:
+    """Where ``--daemon`` stands among the options before the command, if it does.
+
+    The top level has no option that takes a value, so the first word that is not an option is
+    the command, and what follows it (or ``--``) belongs to the command: a message, a value.
+    """
+    for index, arg in enumerate(args):
+        if arg == "--daemon":
+            return index
+        if arg == "--" or not arg.startswith("-"):
+            return None
+    return None
 
 
 def console() -> None:

@@ -38,7 +38,8 @@ $TMUX_PANE) unless you give a target.
 replaceable).
 - See them: list_checkins; hold them: pause_checkins / resume_checkins; drop one: \
 cancel_checkin; what was delivered, skipped or failed: checkin_history.
-Durations: a number with a unit, largest first: 90s, 20m, 1h30m, 2d, 1w (a bare 5 is refused). \
+Durations: systemd time spans, largest unit first: 90s, 20m or 20min, 1.5h, 1h 30min, 2d, 1w \
+(a bare 5 is refused). Times of day: 14:30, 9am, 9:30pm (the next such local time); or ISO 8601. \
 Times in results are UTC (ISO 8601, Z); 'summary' says it in local time. Errors are asched's \
 command-line messages: --in means delay, DUR means delay, --at at, --every every, --cron cron, \
 --tz tz, --key key, --target target, ID id, --limit limit."""
@@ -93,7 +94,8 @@ HISTORY = """\
 Recent deliveries, newest first: by default those to your own pane; id= for one check-in, \
 target= for another pane, all_targets=true for all. Each has due_at (UTC), state (verified: typed \
 and taken by the program; unverified: typed, not confirmed; skipped or failed, with a reason; \
-claimed/typing/typed/submitted: in flight), late, attempts, and confirmed_at (when your \
+claimed/typing/typed/submitted: in flight), late, tries (1: went through at once), and \
+confirmed_at (when your \
 own hooks reported the text as a prompt you received: asched hooks install claude). \
 Example: {"limit": 5}."""
 
@@ -123,7 +125,7 @@ def build_server(tools: AgentTools) -> MCPServer:
         delay: Annotated[str | None, Field(description="once, this long from now: 20m")] = None,
         at: Annotated[
             str | None,
-            Field(description="once, at HH:MM (the next such local time) or ISO 8601"),
+            Field(description="once, at 14:30 or 9:30pm (the next such local time) or ISO 8601"),
         ] = None,
         every: Annotated[str | None, Field(description="repeat at this interval: 1h")] = None,
         cron: Annotated[str | None, Field(description="five-field cron: 0 9 * * MON-FRI")] = None,
@@ -170,7 +172,7 @@ def build_server(tools: AgentTools) -> MCPServer:
 
     @server.tool(description=SET_NEXT, annotations=writes)
     def set_next_checkin(
-        delay: Annotated[str, Field(description="how long from now: 90s, 20m, 1h30m, 2d")],
+        delay: Annotated[str, Field(description="how long from now: 90s, 20min, 1.5h, 2d")],
         message: Annotated[str, Field(description="the text typed into the pane")],
         target: Target = None,
     ) -> CallToolResult:

@@ -60,7 +60,8 @@ examples:
   asched next 1h30m "check the build" --target work:0.1
   asched next 20m "review PR feedback" --json        prints the stored check-in
 
-DUR is a number with a unit: 90s, 20m, 1h30m, 2d. The check-in is stored under the key
+DUR is a time span as systemd writes it: 90s, 20m or 20min, 1.5h, 1h 30min, 2d (a bare
+number is refused: seconds or minutes?). The check-in is stored under the key
 next:PANE, the pane id the target names when tmux answers (else next:TARGET), so %5, work:0
 and work:0.0 share one; a window of several panes keys on the window, next:work:0 (see
 asched ls); `asched rm --key next:%5` drops it. If the pane's
@@ -135,7 +136,7 @@ def add_next_command(
         epilog=NEXT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("duration", metavar="DUR", help="how long from now: 90s, 20m, 1h30m, 2d")
+    p.add_argument("duration", metavar="DUR", help="how long from now: 90s, 20min, 1.5h, 2d")
     p.add_argument("message", metavar="MESSAGE", help="the text typed into the pane")
     p.add_argument(
         "--target",

@@ -52,6 +52,9 @@ async def send_now(
         engine = DeliveryEngine(
             store, tmux_client(tmux_socket, settings), settings, spool=state_dir / SPOOL_NAME
         )
+        # The caller prints the outcome: a log line on stderr (a warning for a failure) would
+        # say it a second time.
+        engine.outcomes.quiet = True
         await engine.deliver(checkin, delivery)
         final = await store.get_delivery(delivery.id)
     assert final is not None

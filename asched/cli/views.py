@@ -11,11 +11,11 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from asched.core.models import CheckIn, Delivery, Every, Once, Rule, utc
+from asched.core.models import PAUSED, REMOVED, CheckIn, Delivery, Every, Once, Rule, utc
 from asched.core.triggers import format_duration, rule_to_text
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "render_table",
     "rule_json",
     "terminal_width",
+    "tries",
 ]
 
 ELLIPSIS = "…"
@@ -88,6 +89,22 @@ def checkin_json(c: CheckIn) -> dict[str, Any]:
     }
 
 
+# Reasons an occurrence ends with before anything was tried in its pane: claimed past its grace
+# (missed), a bad rule, or settled by recovery because its check-in was paused or removed.
+NOT_TRIED = frozenset({"missed", "bad-rule", PAUSED, REMOVED})
+HISTORY_MESSAGE_WIDTH = 40
+"""``history`` cuts messages to this many columns (and to the terminal) unless --full."""
+
+
+def tries(d: Delivery) -> int:
+    """How many times asched tried to deliver ``d``: the failed attempts the journal counts
+    (``attempts``) plus the last one, so a delivery verified at once has 1; 0 for one that
+    ended before any try (skipped as missed, paused or removed)."""
+    if d.state.final and d.attempts == 0 and d.reason in NOT_TRIED:
+        return 0
+    return d.attempts + 1
+
+
 def delivery_json(d: Delivery) -> dict[str, Any]:
     """A journal row as printed by ``history --json``; ``target`` is the one it was claimed for."""
     return {
@@ -100,6 +117,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "reason": d.reason,
         "late": d.late,
         "attempts": d.attempts,
+        "tries": tries(d),
         "started_at": iso(d.started_at),
         "finished_at": iso(d.finished_at),
         # When the agent itself reported this text as a prompt it received (its hooks).
@@ -231,6 +249,15 @@ def render_table(
     return lines
 
 
+def _message_cell(message: str | None, full: bool) -> str:
+    if message is None:
+        return "-"
+    if full:
+        return message  # one_line (render_table) shows its line ends as ↵
+    first, _, rest = message.partition("\n")
+    return truncate(first + (ELLIPSIS if rest.strip() else ""), HISTORY_MESSAGE_WIDTH)
+
+
 def _plural(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular}" if n == 1 else f"{n} {plural or singular + 's'}"
 
@@ -290,10 +317,18 @@ def paused_summary(checkins: Sequence[CheckIn]) -> list[str]:
     return [f"Paused: {', '.join(parts)}. Resume a target with: asched resume --target TARGET"]
 
 
-def deliveries_table(deliveries: Sequence[Delivery], width: int | None) -> list[str]:
-    """The ``history`` listing, newest first: ID, DUE, CHECK-IN, TARGET, PANE, STATE, TRIES,
-    REASON (why it was skipped or failed)."""
-    headers = ["ID", "DUE", "CHECK-IN", "TARGET", "PANE", "STATE", "TRIES", "REASON"]
+def deliveries_table(
+    deliveries: Sequence[Delivery],
+    width: int | None,
+    messages: Mapping[int, str] | None = None,
+    full: bool = False,
+) -> list[str]:
+    """The ``history`` listing, newest first: ID, DUE, CHECK-IN, TARGET, PANE, STATE, TRIES
+    (see :func:`tries`), REASON (why it was skipped or failed), MESSAGE (``messages``, by
+    check-in id: its first line, cut to :data:`HISTORY_MESSAGE_WIDTH` columns unless ``full``;
+    ``-`` for a check-in removed since)."""
+    headers = ["ID", "DUE", "CHECK-IN", "TARGET", "PANE", "STATE", "TRIES", "REASON", "MESSAGE"]
+    texts = messages or {}
     rows = []
     for d in deliveries:
         state = d.state.value + (" (late)" if d.late else "")
@@ -306,8 +341,9 @@ def deliveries_table(deliveries: Sequence[Delivery], width: int | None) -> list[
                 d.target or "-",
                 d.pane or "-",
                 state,
-                str(d.attempts),
-                d.reason or "",
+                str(tries(d)),
+                d.reason or "-",
+                _message_cell(texts.get(d.checkin_id), full),
             ]
         )
     lines = render_table(headers, rows, width, right=frozenset({0, 2, 6})) if rows else []

@@ -30,6 +30,7 @@ import functools
 import math
 import re
 from datetime import UTC, datetime, time, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from asched.core.cron import CronSpec, next_wall_match, parse_cron
@@ -37,7 +38,9 @@ from asched.core.errors import UsageError
 from asched.core.models import Cron, Every, Once, Rule, utc
 
 __all__ = [
+    "DURATION_FORMS",
     "MAX_DURATION_S",
+    "TIME_FORMS",
     "CronSpec",
     "format_duration",
     "next_due",
@@ -52,10 +55,36 @@ MAX_DURATION_S = 3660 * 86400
 """The longest duration :func:`parse_duration` accepts: ten years (of 366 days)."""
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:\s*[0-9]+\s*[wdhms])+\s*", re.ASCII)
-_DURATION_PART = re.compile(r"([0-9]+)\s*([wdhms])", re.ASCII)
-_DURATION_HELP = "use a number with a unit s, m, h, d or w, e.g. 90s, 5m, 1h30m, 2d"
+# Parsed here rather than with a library (pytimeparse, humanfriendly): none reads systemd's
+# spellings together with asched's refusals (a bare number, "M", a fraction of a second).
+# The time span units of systemd.time(7), each spelling -> seconds (a Fraction below 1 s). "M"
+# (months there) is refused: it is one key away from "m" (minutes), and a month is no fixed span.
+_SPELLINGS: dict[str, Fraction] = {
+    **dict.fromkeys(("years", "year", "y"), Fraction(31_557_600)),  # 365.25 days, as systemd
+    **dict.fromkeys(("months", "month"), Fraction(2_629_800)),  # 30.44 days, as systemd
+    **dict.fromkeys(("weeks", "week", "w"), Fraction(7 * 86400)),
+    **dict.fromkeys(("days", "day", "d"), Fraction(86400)),
+    **dict.fromkeys(("hours", "hour", "hr", "h"), Fraction(3600)),
+    **dict.fromkeys(("minutes", "minute", "min", "m"), Fraction(60)),
+    **dict.fromkeys(("seconds", "second", "sec", "s"), Fraction(1)),
+    **dict.fromkeys(("msec", "ms"), Fraction(1, 1000)),
+    **dict.fromkeys(("usec", "us", "\u00b5s", "\u03bcs"), Fraction(1, 1_000_000)),
+}
+_UNIT = "|".join(sorted(map(re.escape, _SPELLINGS), key=len, reverse=True))  # longest first
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+_DURATION_PART = re.compile(rf"[ \t]*({_NUMBER})[ \t]*({_UNIT})(?![A-Za-z])[ \t]*")
+_MONTHS = re.compile(rf"[ \t]*(?:{_NUMBER})[ \t]*M(?![A-Za-z])")
+DURATION_FORMS = "90s, 5m or 5min, 1.5h, 2 h, 1h 30min, 2d, 1w"
+"""Examples of the durations :func:`parse_duration` reads, for help texts and errors."""
+_DURATION_HELP = f"use a number and a unit, as systemd writes time spans: {DURATION_FORMS}"
 _CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
+# 9am, 9 pm, 9:30pm, 9:30:15 p.m., 12am (midnight), 12pm (noon).
+_AMPM = re.compile(
+    r"([0-9]{1,2})(?::([0-9]{2}))?(?::([0-9]{2}))?[ \t]*([ap])\.?m\.?", re.ASCII | re.IGNORECASE
+)
+TIME_FORMS = "HH:MM or HH:MM:SS (24-hour), 9am or 9:30pm, or ISO 8601 (2026-03-29T09:00, ...Z)"
+"""The times :func:`parse_time` reads, for help texts and errors."""
+_TIME_HELP = f"use {TIME_FORMS}"
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 
 # Candidates are only passed over near a fold or a gap, which spans at most a day of minutes even
@@ -65,31 +94,59 @@ _MINUTE = timedelta(minutes=1)
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in ``text``: one or more ``<number><unit>`` parts, units ``w d h m s``.
+    """Whole seconds in ``text``: a time span as systemd.time(7) writes it.
 
-    Parts go from the largest unit to the smallest, each unit at most once, optionally separated
-    by spaces: ``90s``, ``5m``, ``1h30m``, ``1h 30m``, ``2d4h``, ``1w``. A unit is required (a bare
-    ``5`` is refused, since minutes and seconds are both plausible readings); ``0s`` is accepted and
-    whether zero makes sense is the caller's decision. At most :data:`MAX_DURATION_S`.
+    One or more ``<number><unit>`` parts, spaces allowed between and inside them: ``90s``,
+    ``5m``, ``30min``, ``1.5h``, ``2 h``, ``1h 30min``, ``1h30m``, ``2d``, ``1w``, ``1y``. Units
+    (any of systemd's spellings): ``us``, ``ms``, ``s``/``sec``/``second(s)``,
+    ``m``/``min``/``minute(s)``, ``h``/``hr``/``hour(s)``, ``d``/``day(s)``, ``w``/``week(s)``,
+    ``month(s)`` (30.44 d), ``y``/``year(s)`` (365.25 d). Parts go from the largest unit to the
+    smallest, each at most once (``30m1h`` is a slip, not a span). Two rules are stricter than
+    systemd: a unit is required (a bare ``5`` is refused, since minutes and seconds are both
+    plausible readings), and ``M`` is refused (months in systemd, minutes to most people). The
+    total must be whole seconds; ``0s`` is accepted and whether zero makes sense is the caller's
+    decision. At most :data:`MAX_DURATION_S`.
     """
     stripped = text.strip()
     if not stripped:
         raise UsageError(f"empty duration: {_DURATION_HELP}")
-    if stripped.isascii() and stripped.isdigit():
-        raise UsageError(f"duration {text!r} needs a unit (s, m, h, d or w), e.g. {stripped}s")
-    if _DURATION.fullmatch(text) is None:
-        raise UsageError(f"bad duration {text!r}: {_DURATION_HELP}")
-    total, previous = 0, math.inf
-    for number, unit in _DURATION_PART.findall(text):
-        if _UNITS[unit] >= previous:
-            raise UsageError(f"bad duration {text!r}: units must go from w to s, each at most once")
-        previous = _UNITS[unit]
-        if len(number) > 12:
+    if re.fullmatch(_NUMBER, stripped, re.ASCII):
+        raise UsageError(f"duration {text!r} needs a unit (s, min, h, d or w), e.g. {stripped}s")
+    parts = _split_duration(text)
+    total, previous = Fraction(0), Fraction(-1)
+    for number, unit in parts:
+        size = _SPELLINGS[unit]
+        if previous >= 0 and size >= previous:
+            raise UsageError(
+                f"bad duration {text!r}: units must go from the largest to the smallest"
+                " (w to s), each at most once"
+            )
+        previous = size
+        if len(number.partition(".")[0]) > 12 or len(number) > 24:
             raise UsageError(f"duration {text!r} is too long (at most 10 years)")
-        total += int(number) * _UNITS[unit]
+        total += Fraction(number) * size
     if total > MAX_DURATION_S:
         raise UsageError(f"duration {text!r} is too long (at most 10 years)")
-    return total
+    if total.denominator != 1:
+        raise UsageError(f"bad duration {text!r}: asched counts whole seconds")
+    return int(total)
+
+
+def _split_duration(text: str) -> list[tuple[str, str]]:
+    """``text`` as (number, unit) parts; UsageError when it is anything else."""
+    parts, at = [], 0
+    while at < len(text):
+        part = _DURATION_PART.match(text, at)
+        if part is None:
+            if _MONTHS.match(text, at):
+                raise UsageError(
+                    f"bad duration {text!r}: M would be months (systemd); write m or min for"
+                    " minutes, month for months"
+                )
+            raise UsageError(f"bad duration {text!r}: {_DURATION_HELP}")
+        parts.append((part.group(1), part.group(2)))
+        at = part.end()
+    return parts
 
 
 def format_duration(seconds: float) -> str:
@@ -158,41 +215,51 @@ def parse_time(text: str, now: datetime, tz: ZoneInfo | None = None) -> datetime
     """The instant ``text`` names, as aware UTC.
 
     ``text`` is ISO 8601 (``2026-03-29T09:00``, ``2026-03-29 09:00:00+02:00``, ``...Z``; without an
-    offset it is wall time in ``tz``, or the system zone when ``tz`` is None), or a time of day
-    ``HH:MM`` / ``HH:MM:SS`` meaning the next such wall time strictly after ``now``: today or
-    tomorrow. A time of day that falls into a DST gap is shifted forward by the gap; one that
-    occurs twice means whichever occurrence comes first after ``now``. An ISO time in the past is
-    returned as is; refusing it is the caller's decision.
+    offset it is wall time in ``tz``, or the system zone when ``tz`` is None), or a time of day,
+    ``HH:MM`` / ``HH:MM:SS`` (24-hour) or ``9am`` / ``9:30pm`` / ``12am`` (midnight), meaning the
+    next such wall time strictly after ``now``: today or tomorrow. A time of day that falls into a
+    DST gap is shifted forward by the gap; one that occurs twice means whichever occurrence comes
+    first after ``now``. An ISO time in the past is returned as is; refusing it is the caller's
+    decision. Every error names the accepted forms (:data:`TIME_FORMS`).
     """
     now = utc(now)
     stripped = text.strip()
-    clock = _CLOCK.fullmatch(stripped)
     try:
-        if clock is not None:
-            return _next_time_of_day(text, clock, now, tz)
+        of_day = _time_of_day(text, stripped)
+        if of_day is not None:
+            return _next_time_of_day(text, of_day, now, tz)
         try:
             parsed = datetime.fromisoformat(stripped)
         except ValueError:
-            raise UsageError(
-                f"bad time {text!r}: use HH:MM, HH:MM:SS or ISO 8601 like 2026-03-29T09:00 "
-                "or 2026-03-29T09:00:00Z"
-            ) from None
+            raise UsageError(f"bad time {text!r}: {_TIME_HELP}") from None
         if parsed.tzinfo is not None:
             return parsed.astimezone(UTC)
         return _to_instant(parsed, tz)[0]
+    except UsageError:
+        raise  # a ValueError too, and it already says what is wrong: not "out of range"
     except (OverflowError, OSError, ValueError) as exc:
         # Converting a wall time near year 1 or 9999 to UTC can leave datetime's range.
         raise UsageError(f"time {text!r} is out of range") from exc
 
 
-def _next_time_of_day(
-    text: str, clock: re.Match[str], now: datetime, tz: ZoneInfo | None
-) -> datetime:
-    hour, minute, second = (int(group or 0) for group in clock.groups())
+def _time_of_day(text: str, stripped: str) -> time | None:
+    """The time of day ``text`` names (24-hour or am/pm), None when it is not one."""
+    ampm = _AMPM.fullmatch(stripped)
+    found = ampm or _CLOCK.fullmatch(stripped)
+    if found is None:
+        return None
+    hour, minute, second = (int(g or 0) for g in found.groups()[:3])
+    if ampm is not None:
+        if not 1 <= hour <= 12:
+            raise UsageError(f"bad time {text!r}: an am/pm hour is 1 to 12; {_TIME_HELP}")
+        hour = hour % 12 + (12 if ampm.group(4).lower() == "p" else 0)
     try:
-        at = time(hour, minute, second)
+        return time(hour, minute, second)
     except ValueError:
-        raise UsageError(f"bad time {text!r}: no such time of day") from None
+        raise UsageError(f"bad time {text!r}: no such time of day; {_TIME_HELP}") from None
+
+
+def _next_time_of_day(text: str, at: time, now: datetime, tz: ZoneInfo | None) -> datetime:
     today = (now.astimezone(tz) if tz is not None else now.astimezone()).date()
     # Tomorrow always works; the third day only guards zones that once skipped a whole date.
     for days in range(3):

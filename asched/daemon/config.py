@@ -13,6 +13,9 @@ errors, so that a typo never passes silently.
                   only the keys given
     [[checkin]]   declarative check-ins: name, match (session / window patterns, or role;
                   ignore_case), every or cron (+ tz), message, grace, catch_up, jitter
+
+A ``cron`` entry runs in its ``tz``, else in the system's zone, as ``asched add --cron`` does
+without ``--tz``: one rule for the same words wherever they are written.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class Entry:
     message: str
     every_s: int | None = None
     cron: str | None = None
-    tz: str = "UTC"
+    # None: the system's zone when the check-in is made (daemon/fleet.py), as `asched add --cron`.
+    tz: str | None = None
     session: str = "*"  # fnmatch pattern on the session name
     window: str = "*"  # fnmatch pattern on the window name
     role: str | None = None  # matches a window whose @asched_role option equals it
@@ -286,11 +290,12 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
         raise UsageError(f"{where}: give exactly one of every or cron")
     if every is not None and every < 1:
         raise UsageError(f"{where}: every must be at least 1s")
-    tz = _text(raw, "tz", where, "UTC") or "UTC"
+    tz = _text(raw, "tz", where) or None
     try:
         if cron is not None:
             parse_cron(cron)
-        parse_zone(tz)
+        if tz is not None:
+            parse_zone(tz)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from None
     match = raw.get("match", {})

@@ -20,6 +20,7 @@ from typing import Protocol
 from asched.core.logs import get_logger
 from asched.core.models import CheckIn, Cron, Every, NewCheckIn, Rule
 from asched.core.triggers import next_due
+from asched.core.zones import local_zone_name
 from asched.daemon.config import Entry
 from asched.tmux.client import TmuxClient
 from asched.tmux.errors import TmuxError
@@ -67,12 +68,13 @@ async def list_windows(tmux: TmuxClient) -> list[Window]:
     return windows
 
 
-def _rule(entry: Entry, now: datetime) -> tuple[Rule, datetime | None]:
+def _rule(entry: Entry, now: datetime, local_zone: str) -> tuple[Rule, datetime | None]:
     if entry.every_s is not None:
         first = now + timedelta(seconds=entry.every_s)
         return Every(entry.every_s, first), first
     assert entry.cron is not None
-    rule = Cron(entry.cron, entry.tz)
+    # No tz in the entry: the system's zone, the rule of `asched add --cron` without --tz.
+    rule = Cron(entry.cron, entry.tz or local_zone)
     return rule, next_due(rule, now)
 
 
@@ -97,15 +99,24 @@ def desired(entries: tuple[Entry, ...], windows: list[Window]) -> dict[str, tupl
 
 
 async def reconcile(
-    store: FleetStore, entries: tuple[Entry, ...], windows: list[Window], now: datetime
+    store: FleetStore,
+    entries: tuple[Entry, ...],
+    windows: list[Window],
+    now: datetime,
+    local_zone: str | None = None,
 ) -> int:
-    """Bring the ``config`` check-ins in line with ``entries`` x ``windows``; returns changes."""
+    """Bring the ``config`` check-ins in line with ``entries`` x ``windows``; returns changes.
+
+    ``local_zone`` (default: the system's, looked up now) is the zone of cron entries without a
+    ``tz``; looked up on each round, so a changed system zone moves them without a reload.
+    """
+    zone = local_zone if local_zone is not None else local_zone_name()
     want = desired(entries, windows)
     have = {c.key: c for c in await store.list_by_origin(ORIGIN) if c.key is not None}
     changes = 0
     for key, (entry, target) in want.items():
         current = have.get(key)
-        rule, first = _rule(entry, now)
+        rule, first = _rule(entry, now, zone)
         if current is not None and (
             current.message == entry.message
             and current.target == target

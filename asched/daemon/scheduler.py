@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -113,10 +114,14 @@ class Scheduler:
         jump_threshold_s: float = JUMP_THRESHOLD_S,
         lead_s: float = LEAD_S,
         catching_up: Callable[[int, datetime], bool] = lambda _id, _due: False,
+        repeating: Callable[[int], bool] = lambda _id: False,
     ) -> None:
         self.store = store
         self.dispatch = dispatch
         self.catching_up = catching_up
+        # True for a check-in whose latest outcomes are the same skip (delivery/outcomelog.py):
+        # its claims go to debug, with its outcomes, instead of flooding info every occurrence.
+        self.repeating = repeating
         self.clock: Clock = clock or SystemClock()
         self.max_sleep_s = max_sleep_s
         self.jump_threshold_s = jump_threshold_s
@@ -277,7 +282,8 @@ class Scheduler:
                 )
                 continue
             stats.claimed += 1
-            log.info(
+            log.log(
+                logging.DEBUG if self.repeating(checkin.id) else logging.INFO,
                 "checkin.claimed",
                 checkin_id=checkin.id,
                 delivery_id=delivery.id,

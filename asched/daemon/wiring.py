@@ -69,7 +69,12 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     spool = ctx.options.state_dir / SPOOL_NAME
     clear_spool(spool)
     engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
-    scheduler = Scheduler(ctx.store, engine.submit, catching_up=engine.catching_up)
+    scheduler = Scheduler(
+        ctx.store,
+        engine.submit,
+        catching_up=engine.catching_up,
+        repeating=engine.outcomes.repeating,
+    )
     engine.on_finished = scheduler.wake
     poke_fleet = asyncio.Event()
 

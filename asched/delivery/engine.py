@@ -19,6 +19,7 @@ becomes ``unverified``, never a re-type (docs/OLD-SCHEDULER.md, failures 3, 6 an
 
 Deliveries to one pane are serialised and spaced by ``min_gap_s``; different panes proceed in
 parallel up to ``max_parallel``; a global token bucket caps the rate, so no loop can flood an agent.
+Each outcome is logged by :mod:`asched.delivery.outcomelog`: levels, a recurring skip said once.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from asched.core.states import TEXT_LOST, DeliveryState
 from asched.delivery.desk import Desk, Journal
 from asched.delivery.hookbook import HookBook, HookEvent
 from asched.delivery.looks import PaneLooks
+from asched.delivery.outcomelog import OutcomeLog
 from asched.delivery.outcomes import Deferred, Retry
 from asched.delivery.pacing import KeyedLocks
 from asched.delivery.pasting import PasteStep
@@ -82,6 +84,8 @@ class DeliveryEngine:
         self._pane_locks = KeyedLocks()
         self._target_locks = KeyedLocks()
         self._crashes = Repeats()
+        # Levels and the once-then-summarised recurring skip: see delivery/outcomelog.py.
+        self.outcomes = OutcomeLog()
         looks = PaneLooks(self._desk)
         verifier = Verifier(self._desk, looks)
         self._paste_step = PasteStep(self._desk, looks, verifier)
@@ -172,13 +176,12 @@ class DeliveryEngine:
             )
             await self._desk.record_crash(delivery.id, exc)
             return
-        log.info(
-            "checkin.delivered" if outcome.state is DeliveryState.VERIFIED else "checkin.outcome",
+        self.outcomes.record(
+            checkin.id,
+            checkin.target,
+            outcome.state,
+            outcome.reason,
             delivery_id=delivery.id,
-            checkin_id=checkin.id,
-            target=checkin.target,
-            state=str(outcome.state),
-            reason=outcome.reason,
             pane=outcome.pane,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
             **body_preview(checkin.message),

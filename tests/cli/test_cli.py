@@ -38,7 +38,7 @@ CHECKIN_FIELDS = {
 }  # fmt: skip
 DELIVERY_FIELDS = {
     "id", "checkin_id", "target", "pane", "due_at", "state", "reason", "late", "attempts",
-    "started_at", "finished_at", "confirmed_at",
+    "started_at", "finished_at", "confirmed_at", "tries", "message",
 }  # fmt: skip
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
 
@@ -427,9 +427,9 @@ def test_history(run: Any, state: Path) -> None:
         )  # fmt: skip
     result = run("history")
     lines = result.out.splitlines()
-    header = ["ID", "DUE", "CHECK-IN", "TARGET", "PANE", "STATE", "TRIES", "REASON"]
+    header = ["ID", "DUE", "CHECK-IN", "TARGET", "PANE", "STATE", "TRIES", "REASON", "MESSAGE"]
     assert lines[0].split() == header
-    assert "skipped" in lines[1] and lines[1].endswith("missed by 2h (grace 5m)")
+    assert "skipped" in lines[1] and lines[1].endswith("missed by 2h (grace 5m)  skipped")
     assert "verified" in lines[2] and "%7" in lines[2] and "work:0.1" in lines[2]
     assert lines[-1] == "2 deliveries listed."
     data = json.loads(run("history", "--json").out)

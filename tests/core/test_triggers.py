@@ -71,6 +71,23 @@ def assert_usage_error(exc: pytest.ExceptionInfo[UsageError], *needles: str) -> 
         ("0s", 0),
         ("5 m", 300),
         ("3660d", MAX_DURATION_S),
+        # systemd time spans (systemd.time(7)): spellings, fractions, spaces.
+        ("30min", 1800),
+        ("1.5h", 5400),
+        ("2 h", 7200),
+        ("1h 30min", 5400),
+        ("2d", 172_800),
+        ("1 hour 2 minutes 3 seconds", 3723),
+        ("2hr 5sec", 7205),
+        ("1week", 604_800),
+        (".5min", 30),
+        ("0.25 h", 900),
+        ("1h 60min", 7200),
+        ("2000msec", 2),
+        ("3000000us", 3),
+        ("1 month", 2_629_800),
+        ("1y", 31_557_600),
+        ("10 years", 315_576_000),
     ],
 )
 def test_parse_duration_good(text: str, seconds: int) -> None:
@@ -85,12 +102,21 @@ def test_parse_duration_good(text: str, seconds: int) -> None:
         ("5", "needs a unit"),
         ("0", "needs a unit"),
         ("-5m", "'-5m'"),
-        ("1.5h", "'1.5h'"),
+        ("1.5", "needs a unit"),
         ("5x", "'5x'"),
         ("h", "'h'"),
-        ("5M", "'5M'"),
-        ("30m1h", "from w to s"),
-        ("1h1h", "from w to s"),
+        ("5M", "months"),  # systemd's months, one key from minutes: refused, and said why
+        ("1h 5M", "months"),
+        ("5Min", "5min"),  # units are spelt in lower case, as systemd spells them
+        ("5mins", "'5mins'"),
+        ("1.5s", "whole seconds"),
+        ("1500ms", "whole seconds"),
+        ("1..5h", "'1..5h'"),
+        ("30m1h", "largest to the smallest"),
+        ("1h1h", "largest to the smallest"),
+        ("1500ms 500ms", "at most once"),
+        ("30min 1h", "largest to the smallest"),
+        ("11y", "too long"),
         ("3661d", "too long"),
         ("9" * 5000 + "s", "too long"),
         ("١s", "bad duration"),  # a non-ASCII digit
@@ -213,6 +239,15 @@ def test_parse_time_iso(text: str, zone: str | None, expected: datetime) -> None
         ("02:50", BERLIN, u(2026, 10, 25, 1, 10), u(2026, 10, 25, 1, 50)),
         ("02:05", BERLIN, u(2026, 10, 25, 1, 10), u(2026, 10, 26, 1, 5)),
         ("01:45", LORD_HOWE, u(2026, 4, 4, 14, 50), u(2026, 4, 4, 15, 15)),
+        # 12-hour times: 12am is midnight, 12pm noon.
+        ("9am", "UTC", u(2026, 5, 1, 8), u(2026, 5, 1, 9)),
+        ("9am", "UTC", u(2026, 5, 1, 10), u(2026, 5, 2, 9)),
+        ("9:30pm", "UTC", u(2026, 5, 1, 10), u(2026, 5, 1, 21, 30)),
+        ("9:30 PM", "UTC", u(2026, 5, 1, 10), u(2026, 5, 1, 21, 30)),
+        ("11:15:30 a.m.", "UTC", u(2026, 5, 1, 10), u(2026, 5, 1, 11, 15, 30)),
+        ("12am", "UTC", u(2026, 5, 1, 10), u(2026, 5, 2, 0)),
+        ("12pm", "UTC", u(2026, 5, 1, 10), u(2026, 5, 1, 12)),
+        ("2:30am", BERLIN, u(2026, 3, 28, 23), u(2026, 3, 29, 1, 30)),  # the gap, as 02:30
     ],
 )
 def test_parse_time_of_day(text: str, zone: str, now: datetime, expected: datetime) -> None:
@@ -257,6 +292,26 @@ def test_parse_time_bad(text: str) -> None:
     with pytest.raises(UsageError) as exc:
         parse_time(text, now=u(2026, 1, 1), tz=ZoneInfo("UTC"))
     assert_usage_error(exc, repr(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("tomorrow", "bad time 'tomorrow': use HH:MM"),
+        ("25:00", "no such time of day; use HH:MM"),
+        ("12:60", "no such time of day; use HH:MM"),
+        ("13pm", "an am/pm hour is 1 to 12"),
+        ("0am", "an am/pm hour is 1 to 12"),
+        ("noon", "9am or 9:30pm"),
+        ("2026-02-30T10:00", "ISO 8601"),
+    ],
+)
+def test_parse_time_errors_name_the_accepted_forms(text: str, needle: str) -> None:
+    # UsageError is a ValueError: it must not be caught again and turned into "out of range".
+    with pytest.raises(UsageError) as exc:
+        parse_time(text, now=u(2026, 1, 1), tz=ZoneInfo("UTC"))
+    assert_usage_error(exc, needle)
+    assert "out of range" not in str(exc.value)
 
 
 def test_parse_time_out_of_range() -> None:

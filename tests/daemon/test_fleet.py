@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asched.core.errors import UsageError
-from asched.core.models import Every, NewCheckIn, Once
+from asched.core.models import Cron, Every, NewCheckIn, Once
 from asched.core.paths import DB_NAME
 from asched.daemon import config
 from asched.daemon.fleet import ORIGIN, Window, reconcile
@@ -203,3 +204,68 @@ def test_ignore_case_must_be_a_boolean(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match="ignore_case must be true or false"):
         config.load(cfg)
+
+
+ZONED = """
+[[checkin]]
+name = "standup"
+cron = "0 9 * * MON-FRI"
+message = "stand-up"
+
+[[checkin]]
+name = "berlin"
+cron = "0 9 * * MON-FRI"
+tz = "Europe/Berlin"
+message = "stand-up in Berlin"
+
+[[checkin]]
+name = "orch"
+every = "20min"
+match = { window = "Orchestrator" }
+message = "status"
+"""
+
+
+async def test_cron_entries_use_the_systems_zone_as_add_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One zone rule (issue 17, item 5): a [[checkin]] cron entry without tz is in the system's
+    # zone, as `asched add --cron` without --tz; not in UTC.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    entries = config.parse(ZONED).checkins
+    assert [e.tz for e in entries] == [None, "Europe/Berlin", None]
+    assert entries[2].every_s == 1200  # a systemd time span, as anywhere else
+    store = await AsyncStore.open(tmp_path / "a.db")
+    try:
+        now = datetime.now(UTC)
+        windows = [Window("proj", 0, "Orchestrator", "")]
+        assert await reconcile(store, entries, windows, now) == 3
+        rows = {c.key: c.rule for c in await store.list_by_origin(ORIGIN)}
+        assert rows["config:standup:proj:0"] == Cron("0 9 * * MON-FRI", "Asia/Tokyo")
+        assert rows["config:berlin:proj:0"] == Cron("0 9 * * MON-FRI", "Europe/Berlin")
+        # The system's zone changes: the next round moves the entry without tz, and only it.
+        assert await reconcile(store, entries, windows, now, local_zone="America/New_York") == 1
+        standup = await store.get_by_key("config:standup:proj:0")
+        assert standup is not None
+        assert standup.rule == Cron("0 9 * * MON-FRI", "America/New_York")
+    finally:
+        await store.aclose()
+    env = {**os.environ, "TZ": "Asia/Tokyo", "ASCHED_TMUX_SOCKET": str(tmp_path / "no-tmux")}
+    add = ["add", "w:0", "m", "--cron", "0 9 * * MON-FRI", "--json"]
+    cli = asched_process(*add, state=tmp_path / "state", env=env)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["rule"]["tz"] == "Asia/Tokyo"  # the same zone as the config's
+
+
+def test_config_check_prints_durations_and_zones_as_people_write_them(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(ZONED)
+    out = asched_process("config", "check", str(cfg), env={**os.environ, "TZ": "Asia/Tokyo"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()[1:]
+    assert lines == [
+        "  [[checkin]] standup: cron '0 9 * * MON-FRI' Asia/Tokyo (this system's zone),"
+        " session=* window=*",
+        "  [[checkin]] berlin: cron '0 9 * * MON-FRI' Europe/Berlin, session=* window=*",
+        "  [[checkin]] orch: every 20m, session=* window=Orchestrator",
+    ]
