@@ -82,11 +82,11 @@ class AgentTools:
             when_idle=when_idle,
         )
         new = replace(plan_checkin(request, now), origin=ORIGIN)
-        stored, replaced = actions.store_checkin(self.state, new)
+        stored, replaced, no_daemon = actions.store_checkin(self.state, new)
         verb = "replaced" if replaced else "added"
         summary = f"{verb} check-in {stored.id} for {stored.target}, {next_text(stored, now)}"
         result = {**checkin_json(stored), "replaced": replaced, "summary": summary}
-        return _with_warning(result, nowhere_text(self.state, stored.target))
+        return _with_warning(result, no_daemon, nowhere_text(self.state, stored.target))
 
     def set_next(self, delay: str, message: str, target: str | None = None) -> JSON:
         """``asched next DUR MESSAGE [--target T]``: the target's one next check-in."""
@@ -102,9 +102,10 @@ class AgentTools:
             f" {duration_text((due - now).total_seconds())}, at {local_time(due)}{paused}"
         )
         result = {**checkin_json(stored), "replaced": done.replaced, "summary": summary}
-        if done.found is None:  # a pane id: tmux was not asked (as by `asched next`)
-            return result
-        return _with_warning(result, nowhere_text(self.state, stored.target, done.found))
+        nowhere = None  # a pane id: tmux was not asked (as by `asched next`)
+        if done.found is not None:
+            nowhere = nowhere_text(self.state, stored.target, done.found)
+        return _with_warning(result, done.no_daemon, nowhere)
 
     def cancel(self, checkin_id: int | None = None, key: str | None = None) -> JSON:
         """``asched rm ID`` or ``asched rm --key KEY``."""
@@ -208,5 +209,7 @@ def _id_text(checkin_id: int | None) -> str | None:
     return None if checkin_id is None else str(checkin_id)
 
 
-def _with_warning(result: JSON, warning: str | None) -> JSON:
-    return result if warning is None else {**result, "warning": warning}
+def _with_warning(result: JSON, *warnings: str | None) -> JSON:
+    """``result`` with a ``warning``: the warnings that there are, in one line."""
+    text = "; ".join(w for w in warnings if w is not None)
+    return {**result, "warning": text} if text else result
