@@ -11,14 +11,14 @@ it, tmux is asked for one pane listing, /proc is read as the daemon's shell guar
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asched.cli.shared import open_existing, start_hint, state_dir, tmux_socket
+from asched.cli.shared import error_line, open_existing, start_hint, state_dir, tmux_socket
 from asched.core.errors import EXIT_OK, EXIT_RUNTIME, AschedError
 from asched.core.paths import DB_NAME, check_state_dir, config_file
 
@@ -103,8 +103,16 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": ok, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         for c in checks:
-            print(c.line())
-    return EXIT_OK if ok else EXIT_RUNTIME
+            print(error_line(c.line()))  # one line each, whatever a path or a name holds
+    if ok:
+        return EXIT_OK
+    # The one line every failed command writes on stderr, for whoever reads only that.
+    bad = sum(1 for c in checks if not c.ok)
+    print(
+        f"asched: doctor: {bad} of {len(checks)} checks failed (FAIL ...; fix: ...)",
+        file=sys.stderr,
+    )
+    return EXIT_RUNTIME
 
 
 def diagnose(state: Path, config_path: Path, socket: str | None) -> list[Check]:
@@ -167,8 +175,11 @@ def daemon_check(state: Path) -> Check:
 def state_check(state: Path) -> tuple[Check, list[CheckIn]]:
     """The state directory and its database; returns the pending check-ins too."""
     db = state / DB_NAME
-    if not state.exists():
-        return Check("state", True, f"{state} does not exist yet (nothing scheduled)"), []
+    try:
+        if not state.exists():
+            return Check("state", True, f"{state} does not exist yet (nothing scheduled)"), []
+    except OSError as exc:  # a name too long, a path through a file
+        return Check("state", False, f"cannot look at {state}: {exc.strerror}", "fix the path"), []
     try:
         check_state_dir(state)
         store = open_existing(state)
@@ -197,6 +208,8 @@ def state_check(state: Path) -> tuple[Check, list[CheckIn]]:
 
 def list_panes(socket: str | None) -> tuple[list[PaneInfo] | None, str]:
     """Every pane of the server on ``socket``, or None and why not."""
+    import asyncio  # lazy, as every import of this command's: the parser loads this module
+
     from asched.tmux.client import TmuxClient
     from asched.tmux.errors import TmuxError
 

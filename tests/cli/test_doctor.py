@@ -98,7 +98,8 @@ def test_doctor_walks_the_chain_and_names_each_fix(
     assert lines[7] == f"ok    target: shell:0 (check-in {ids['shell:0']}) is pane {shell}"
     assert lines[8].startswith(f"FAIL  program: pane {shell} runs sh, an interactive shell:")
     assert f"; fix: start the agent in pane {shell}" in lines[8]
-    assert len(lines) == 9 and done.stderr == ""
+    assert len(lines) == 9
+    assert done.stderr == "asched: doctor: 2 of 9 checks failed (FAIL ...; fix: ...)\n"
 
     # Fixed: the shell's and the missing window's check-ins removed. All is well: exit 0.
     for target in ("shell:0", "gone:0"):
