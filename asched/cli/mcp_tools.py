@@ -16,7 +16,7 @@ a target that names that pane on the daemon's tmux server now (one ``list-panes`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,18 @@ JSON = dict[str, Any]
 
 class AgentTools:
     """The check-in tools of one agent: ``state`` is the state directory (as the command line
-    finds it), ``env`` the agent's environment (``TMUX_PANE``)."""
+    finds it), or how to find it, ``env`` the agent's environment (``TMUX_PANE``)."""
 
-    def __init__(self, state: Path, env: Mapping[str, str]) -> None:
-        self.state = state
+    def __init__(self, state: Path | Callable[[], Path], env: Mapping[str, str]) -> None:
+        self._state = state
         self.env = env
+
+    @property
+    def state(self) -> Path:
+        """The state directory. Found again at each use when given as a function: the server
+        lives as long as the agent's session, and a daemon started meanwhile (which publishes
+        its state directory: asched/daemon/published.py) must be the one the tools write to."""
+        return self._state() if callable(self._state) else self._state
 
     # -- writing -------------------------------------------------------------------------------
 

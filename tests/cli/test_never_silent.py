@@ -171,3 +171,25 @@ def test_a_pointer_to_no_live_daemon_is_ignored(home: dict[str, str], short_tmp:
 def test_a_daemon_started_by_hand_publishes_nothing(tmp_path: Path) -> None:
     assert published.publish(tmp_path, {}) is None
     assert published.publish(tmp_path, {"RUNTIME_DIRECTORY": "relative"}) is None
+
+
+def test_the_mcp_tools_warn_and_find_a_daemon_started_later(
+    home: dict[str, str], spawner: Spawner, short_tmp: Path
+) -> None:
+    """The MCP server lives as long as the agent's session: a daemon started after it is found
+    at the next tool call; before that, the result says that nothing will deliver."""
+    from tests.cli.mcpclient import McpClient
+
+    client = McpClient({**home, "TMUX_PANE": "%5"}, short_tmp / "mcp.stderr", ())
+    try:
+        first = client.ok("set_next_checkin", delay="30m", message="first")
+        assert first["warning"].startswith(f"no daemon is running on {default_dir(home)}, ")
+        runtime = Path(home["XDG_RUNTIME_DIR"]) / "asched"
+        runtime.mkdir(mode=0o700)
+        served = short_tmp / "served"
+        spawner.spawn(served, env={"RUNTIME_DIRECTORY": str(runtime)}).wait_ready()
+        second = client.ok("set_next_checkin", delay="30m", message="second")
+        assert "warning" not in second, second
+        assert [c.message for c in stored(served)] == ["second"]
+    finally:
+        client.close()
