@@ -82,6 +82,17 @@ def stored(state: Path) -> list[CheckIn]:
         return store.list_checkins()
 
 
+NO_DAEMON = "asched: no daemon is running on "  # the warning of add, next and import-legacy
+
+
+def without_no_daemon(text: str) -> str:
+    """``text`` (stderr, or a pane's output) without the line that says no daemon runs: the
+    tests that run with no daemon on purpose look at the rest."""
+    return "".join(
+        line for line in text.splitlines(keepends=True) if not line.startswith(NO_DAEMON)
+    )
+
+
 def assert_usage_error(result: Result) -> None:
     """Exit 2, nothing on stdout, one line on stderr beginning "asched: ", no traceback."""
     assert result.code == 2, result

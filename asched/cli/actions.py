@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from asched.cli.selection import find, not_found
-from asched.cli.shared import open_existing, open_for_write, wake
+from asched.cli.shared import open_existing, open_for_write, wake, wake_or_warn
 from asched.core.errors import NotFoundError
 from asched.core.models import CheckIn, Delivery, NewCheckIn
 
 __all__ = [
+    "Stored",
     "none_for",
     "pause_ids",
     "pause_one",
@@ -31,15 +33,21 @@ __all__ = [
 ]
 
 
-def store_checkin(state: Path, new: NewCheckIn) -> tuple[CheckIn, bool]:
-    """Store a planned check-in (an upsert when it has a key) and wake the daemon; returns the
-    stored check-in and whether it replaced one with the same key."""
+class Stored(NamedTuple):
+    """What :func:`store_checkin` stored."""
+
+    checkin: CheckIn
+    replaced: bool  # it replaced the check-in with the same key
+    no_daemon: str | None  # the warning when no daemon runs on the state directory
+
+
+def store_checkin(state: Path, new: NewCheckIn) -> Stored:
+    """Store a planned check-in (an upsert when it has a key) and wake the daemon."""
     with open_for_write(state) as store:
         # Only for the wording ("replaced"); the upsert itself is one atomic statement.
         replaced = new.key is not None and store.get_by_key(new.key) is not None
         stored = store.add_checkin(new)
-    wake(state)
-    return stored, replaced
+    return Stored(stored, replaced, wake_or_warn(state))
 
 
 def read_checkins(state: Path, target: str | None) -> list[CheckIn]:

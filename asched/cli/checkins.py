@@ -18,7 +18,7 @@ from asched.cli.actions import read_checkins, read_history_with_messages, remove
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.pausing import cmd_pause, cmd_resume
 from asched.cli.selection import canonical_target, next_text, parse_id, selector, whole
-from asched.cli.shared import current_time, state_dir, warn_if_nowhere
+from asched.cli.shared import current_time, state_dir, warn_if_no_daemon, warn_if_nowhere
 from asched.cli.views import (
     checkin_json,
     checkins_table,
@@ -271,7 +271,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
     )
     new = plan_checkin(request, now)
     state = state_dir(args)
-    stored, replaced = store_checkin(state, new)
+    stored, replaced, no_daemon = store_checkin(state, new)
+    warn_if_no_daemon(no_daemon)
     warn_if_nowhere(state, stored.target)
     if args.json:
         print_json({**checkin_json(stored), "replaced": replaced})

@@ -14,6 +14,7 @@ import sys
 
 from asched.cli.shared import error_line, state_dir, tmux_socket
 from asched.cli.views import delivery_json
+from asched.core import paths
 from asched.core.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, UsageError
 from asched.core.paths import config_file
 from asched.core.states import DeliveryState
@@ -172,7 +173,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     from asched.daemon.wiring import scheduling
 
     options = daemon.DaemonOptions(
-        state_dir=state_dir(args),
+        # The daemon's own rule: it never follows another daemon's published state directory.
+        state_dir=paths.state_dir(args.state_dir),
         config_path=config_file(args.config),
         lock_timeout_s=args.lock_timeout,
         loop=args.loop,

@@ -15,7 +15,14 @@ from typing import Any, Final
 
 from asched.cli.legacy_plan import GONE, ORIGIN, ROW_KEY, Outcome, Status, pile_ups, plan_import
 from asched.cli.legacy_source import read_tasks, source_id
-from asched.cli.shared import current_time, open_existing, open_for_write, state_dir, wake
+from asched.cli.shared import (
+    current_time,
+    open_existing,
+    open_for_write,
+    state_dir,
+    wake_or_warn,
+    warn_if_no_daemon,
+)
 from asched.cli.views import (
     checkin_json,
     iso,
@@ -133,7 +140,7 @@ def _cmd_import_legacy(args: argparse.Namespace) -> int:
     if not args.dry_run:
         outcomes = _write(state, outcomes)
         if any(o.status is Status.IMPORTED for o in outcomes):
-            wake(state)
+            warn_if_no_daemon(wake_or_warn(state))
     warnings = pile_ups(outcomes)
     if args.json:
         _print_json(path, ident, args.dry_run, outcomes, warnings)

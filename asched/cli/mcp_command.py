@@ -78,7 +78,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     if args.action is None:
         if args.claude is not None or args.force:
             raise UsageError("mcp: --claude and --force go with install or uninstall")
-        state = state_dir(args)
+        state_dir(args)  # a bad --state-dir is refused now, not at the first tool call
         if sys.stdin.isatty():
             print(
                 "asched mcp: serving MCP on stdin/stdout (an agent runs this; to register it:"
@@ -87,7 +87,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
             )
         from asched.cli import mcp_server  # lazy: the SDK (see the module's docstring)
 
-        return mcp_server.serve(state)
+        return mcp_server.serve(lambda: state_dir(args))
     if args.agent is None:
         raise UsageError(f"mcp {args.action}: name the agent: claude or gemini")
     if args.force and args.action == "uninstall":

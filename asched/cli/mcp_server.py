@@ -220,7 +220,7 @@ def _add_pause_tool(server: MCPServer, tools: AgentTools, paused: bool, verb: st
     )
 
 
-def serve(state: Path) -> int:
+def serve(state: Path | Callable[[], Path]) -> int:
     """Serve the tools on stdin/stdout until the client closes them; the agent's environment
     (``$TMUX_PANE``) is this process's."""
     build_server(AgentTools(state, os.environ)).run("stdio")

@@ -16,7 +16,7 @@ a target that names that pane on the daemon's tmux server now (one ``list-panes`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,18 @@ JSON = dict[str, Any]
 
 class AgentTools:
     """The check-in tools of one agent: ``state`` is the state directory (as the command line
-    finds it), ``env`` the agent's environment (``TMUX_PANE``)."""
+    finds it), or how to find it, ``env`` the agent's environment (``TMUX_PANE``)."""
 
-    def __init__(self, state: Path, env: Mapping[str, str]) -> None:
-        self.state = state
+    def __init__(self, state: Path | Callable[[], Path], env: Mapping[str, str]) -> None:
+        self._state = state
         self.env = env
+
+    @property
+    def state(self) -> Path:
+        """The state directory. Found again at each use when given as a function: the server
+        lives as long as the agent's session, and a daemon started meanwhile (which publishes
+        its state directory: asched/daemon/published.py) must be the one the tools write to."""
+        return self._state() if callable(self._state) else self._state
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -82,11 +89,11 @@ class AgentTools:
             when_idle=when_idle,
         )
         new = replace(plan_checkin(request, now), origin=ORIGIN)
-        stored, replaced = actions.store_checkin(self.state, new)
+        stored, replaced, no_daemon = actions.store_checkin(self.state, new)
         verb = "replaced" if replaced else "added"
         summary = f"{verb} check-in {stored.id} for {stored.target}, {next_text(stored, now)}"
         result = {**checkin_json(stored), "replaced": replaced, "summary": summary}
-        return _with_warning(result, nowhere_text(self.state, stored.target))
+        return _with_warning(result, no_daemon, nowhere_text(self.state, stored.target))
 
     def set_next(self, delay: str, message: str, target: str | None = None) -> JSON:
         """``asched next DUR MESSAGE [--target T]``: the target's one next check-in."""
@@ -102,9 +109,10 @@ class AgentTools:
             f" {duration_text((due - now).total_seconds())}, at {local_time(due)}{paused}"
         )
         result = {**checkin_json(stored), "replaced": done.replaced, "summary": summary}
-        if done.found is None:  # a pane id: tmux was not asked (as by `asched next`)
-            return result
-        return _with_warning(result, nowhere_text(self.state, stored.target, done.found))
+        nowhere = None  # a pane id: tmux was not asked (as by `asched next`)
+        if done.found is not None:
+            nowhere = nowhere_text(self.state, stored.target, done.found)
+        return _with_warning(result, done.no_daemon, nowhere)
 
     def cancel(self, checkin_id: int | None = None, key: str | None = None) -> JSON:
         """``asched rm ID`` or ``asched rm --key KEY``."""
@@ -208,5 +216,7 @@ def _id_text(checkin_id: int | None) -> str | None:
     return None if checkin_id is None else str(checkin_id)
 
 
-def _with_warning(result: JSON, warning: str | None) -> JSON:
-    return result if warning is None else {**result, "warning": warning}
+def _with_warning(result: JSON, *warnings: str | None) -> JSON:
+    """``result`` with a ``warning``: the warnings that there are, in one line."""
+    text = "; ".join(w for w in warnings if w is not None)
+    return {**result, "warning": text} if text else result

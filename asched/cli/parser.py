@@ -12,6 +12,7 @@ from asched import __version__
 from asched.cli.checkins import add_checkin_commands
 from asched.cli.completion import add_completion_command
 from asched.cli.daemonctl import add_config, add_daemon, add_demo, add_reload, add_send, add_status
+from asched.cli.doctor import add_doctor
 from asched.cli.hook import add_hook_command
 from asched.cli.hooks_install import add_hooks_commands
 from asched.cli.legacy import add_legacy_command
@@ -31,6 +32,7 @@ EPILOG = """\
 examples:
   asched daemon                      run the scheduler in the foreground (JSON logs on stderr)
   asched status                      is a daemon running on this state directory?
+  asched doctor                      check daemon, state, config, tmux, targets; say what to fix
   asched add work:0.1 "status report please" --in 30m
                                      type that into pane 1 of window 0 of session work, once
   asched add work:0 "check the build" --every 1h --key build
@@ -48,7 +50,8 @@ examples:
   asched COMMAND --help              each command's options and examples
 
 state directory: --state-dir, else $ASCHED_STATE_DIR, else $STATE_DIRECTORY (systemd),
-else $XDG_STATE_HOME/asched (~/.local/state/asched).
+else $XDG_STATE_HOME/asched (~/.local/state/asched) when a daemon runs there, else the one
+a running daemon of yours published (asched@USER: /var/lib/asched/USER), else the default.
 exit codes: 0 ok, 1 runtime error, 2 bad usage, 3 not running (status),
 4 database replaced under the running daemon, 75 lock held.
 """
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = state_dir_option()
     add_daemon(sub, common)
     add_status(sub, common)
+    add_doctor(sub, common)
     add_checkin_commands(sub, common)  # add, ls, rm, pause, resume, history
     add_next_command(sub, common)
     add_mcp_command(sub, common)

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asched.cli.addplan import AddRequest, plan_checkin
-from asched.cli.shared import current_time, open_for_write, state_dir, wake, warn_if_nowhere
+from asched.cli.shared import (
+    current_time,
+    open_for_write,
+    state_dir,
+    wake_or_warn,
+    warn_if_no_daemon,
+    warn_if_nowhere,
+)
 from asched.cli.views import checkin_json, duration_text, local_time, one_line, print_json
 from asched.core.errors import EXIT_OK, UsageError
 from asched.core.models import CheckIn, NewCheckIn
@@ -160,6 +167,7 @@ class NextStored:
     stored: CheckIn
     replaced: bool  # it took the place of the target's previous next check-in
     found: Found | None  # what tmux said about a target that is not a pane id (None: not asked)
+    no_daemon: str | None  # the warning when no daemon runs on the state directory
 
 
 def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored:
@@ -189,8 +197,7 @@ def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored
             # landing between this read and the write below is lost; the window is a few ms.)
             new = replace(new, paused=True)
         stored = store.add_checkin(new)
-    wake(state)
-    return NextStored(stored, previous is not None, found)
+    return NextStored(stored, previous is not None, found, wake_or_warn(state))
 
 
 def _cmd_next(args: argparse.Namespace) -> int:
@@ -200,6 +207,7 @@ def _cmd_next(args: argparse.Namespace) -> int:
     result = set_next(state, new, args.any_case)
     stored, due = result.stored, new.next_due
     assert due is not None
+    warn_if_no_daemon(result.no_daemon)
     if result.found is not None:
         warn_if_nowhere(state, stored.target, result.found)
     if args.json:

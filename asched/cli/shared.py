@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asched.core import paths
-from asched.core.errors import StoreError
+from asched.core.errors import AschedError, StoreError
+from asched.daemon import published
 
 if TYPE_CHECKING:
     from asched.cli.lookup import Found
@@ -54,8 +56,9 @@ def state_dir_option() -> argparse.ArgumentParser:
 
 
 def state_dir(args: argparse.Namespace) -> Path:
-    """The state directory of a command line's ``--state-dir`` (else the environment's)."""
-    return paths.state_dir(args.state_dir)
+    """The state directory of a command line's ``--state-dir``, else the environment's, else
+    the one a running daemon of this user published (:mod:`asched.daemon.published`)."""
+    return published.cli_state_dir(args.state_dir)
 
 
 def tmux_socket(args: argparse.Namespace) -> str | None:
@@ -105,8 +108,57 @@ def warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> Non
         print(f"asched: {text}", file=sys.stderr)
 
 
-def wake(state: Path) -> None:
-    """Tell a running daemon to re-plan. Best-effort: without one, nothing is lost."""
+def wake(state: Path) -> bool:
+    """Tell a running daemon to re-plan; True when one answered. Best-effort: a running daemon
+    that did not answer re-reads the schedule within 30 s anyway."""
     from asched.daemon import control  # lazy: see the module's docstring
 
-    control.send(state, "wake")
+    return control.send(state, "wake")
+
+
+def wake_or_warn(state: Path) -> str | None:
+    """:func:`wake`; then None when a daemon runs on ``state``, else :func:`no_daemon_text`."""
+    return None if wake(state) else no_daemon_text(state)
+
+
+def no_daemon_text(state: Path) -> str | None:
+    """None when a daemon holds ``state``'s lock; else one line: nothing will deliver what was
+    just stored there until a daemon starts, and how to start the right one."""
+    if published.serves_us(state):
+        return None
+    return (
+        f"no daemon is running on {state}, so nothing will deliver this yet;"
+        f" start one: {start_hint(state)}"
+    )
+
+
+def warn_if_no_daemon(text: str | None) -> None:
+    """A :func:`wake_or_warn` warning on stderr, when there is one."""
+    if text is not None:
+        print(f"asched: {text}", file=sys.stderr)
+
+
+def start_hint(state: Path) -> str:
+    """The command that starts the daemon for ``state``: the installed unit's when the state
+    directory is that unit's, else ``asched daemon`` (with ``--state-dir`` when needed)."""
+    from asched.install.scope import scope_for  # lazy: only when warning
+
+    try:
+        scope = scope_for(None)
+    except AschedError:  # a uid with no passwd entry: no unit can be ours
+        return f"asched daemon --state-dir {shlex.quote(str(state))}"
+    template = Path(f"/var/lib/asched/{scope.user}")  # StateDirectory= of asched@USER
+    if state == template:
+        return f"sudo systemctl start asched@{scope.user}"
+    if state != paths.default_state_dir():
+        return f"asched daemon --state-dir {shlex.quote(str(state))}"
+    if scope.unit_file.is_file():
+        return "systemctl --user start asched"
+    if template.is_dir():
+        # The template's daemon is stopped, so this went to the default directory, which that
+        # daemon never reads: say so, or the user starts it and waits for nothing.
+        return (
+            f"asched daemon; or sudo systemctl start asched@{scope.user}, then add it again"
+            f" (that daemon reads {template})"
+        )
+    return "asched daemon (or as a service: asched install-service --user)"

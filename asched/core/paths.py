@@ -35,9 +35,11 @@ def path_arg(text: str, what: str) -> str:
     return text
 
 
-def state_dir(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The state directory: ``--state-dir``, ASCHED_STATE_DIR, $STATE_DIRECTORY (systemd),
-    $XDG_STATE_HOME/asched, else ~/.local/state/asched. Always absolute."""
+def state_dir_setting(
+    explicit: str | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The state directory a setting names: ``--state-dir``, ASCHED_STATE_DIR, else
+    $STATE_DIRECTORY (systemd); None when nothing names one. Always absolute."""
     e = _env(env)
     if explicit:
         chosen = Path(path_arg(explicit, "--state-dir"))
@@ -46,14 +48,42 @@ def state_dir(explicit: str | None = None, env: Mapping[str, str] | None = None)
     elif e.get("STATE_DIRECTORY"):
         # systemd joins several StateDirectory= entries with ':'; ours is the first.
         chosen = Path(e["STATE_DIRECTORY"].split(":")[0])
-    elif e.get("XDG_STATE_HOME", "").startswith("/"):
-        chosen = Path(e["XDG_STATE_HOME"]) / "asched"
     else:
-        chosen = _home(e) / ".local" / "state" / "asched"
+        return None
     if not chosen.is_absolute():
         # A relative path would depend on the cwd of whoever runs asched: resolve it once, here.
         chosen = Path.cwd() / chosen
     return chosen
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The state directory when nothing names one: $XDG_STATE_HOME/asched, else
+    ~/.local/state/asched."""
+    e = _env(env)
+    if e.get("XDG_STATE_HOME", "").startswith("/"):
+        return Path(e["XDG_STATE_HOME"]) / "asched"
+    home = _home(e)
+    return (home if home.is_absolute() else Path.cwd() / home) / ".local" / "state" / "asched"
+
+
+def state_dir(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The state directory: ``--state-dir``, ASCHED_STATE_DIR, $STATE_DIRECTORY (systemd),
+    $XDG_STATE_HOME/asched, else ~/.local/state/asched. Always absolute.
+
+    The daemon's rule. The command line's (:mod:`asched.cli.shared`) also follows a running
+    daemon's published state directory when no setting names one (:mod:`asched.daemon.published`).
+    """
+    setting = state_dir_setting(explicit, env)
+    return setting if setting is not None else default_state_dir(env)
+
+
+def user_runtime_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The user's runtime directory: $XDG_RUNTIME_DIR, else where systemd-logind puts it
+    (/run/user/UID; a shell from su or setpriv may lack the variable)."""
+    e = _env(env)
+    if e.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        return Path(e["XDG_RUNTIME_DIR"])
+    return Path("/run/user") / str(os.geteuid())
 
 
 def runtime_socket(state: Path, env: Mapping[str, str] | None = None) -> Path:

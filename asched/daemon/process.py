@@ -31,7 +31,7 @@ from asched.core.errors import EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, AschedError, 
 from asched.core.logs import configure as configure_logs
 from asched.core.logs import get_logger
 from asched.core.paths import DB_NAME, ensure_state_dir
-from asched.daemon import config
+from asched.daemon import config, published
 from asched.daemon.config import Config
 from asched.daemon.lock import (
     DEFAULT_POLL_S,
@@ -109,6 +109,7 @@ class Daemon:
         self._exit_code = EXIT_OK
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._pointer: Path | None = None
 
     # -- state and signals -------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class Daemon:
             log.error("daemon.failed", error=str(exc))
             return exc.exit_code
         finally:
+            published.withdraw(self._pointer, self.options.state_dir)
             lock.release()
             self._finish(reason=self._stop_signal or "error")
 
@@ -260,6 +262,12 @@ class Daemon:
         }
         lock.write_info(self._lock_info)
         log.info("lock.acquired", path=str(path), pid=os.getpid())
+        try:  # so that the user's command line finds this daemon (daemon/published.py)
+            self._pointer = published.publish(self.options.state_dir)
+        except OSError as exc:  # the command line then needs --state-dir; the daemon runs on
+            log.warning("state.publish_failed", error=str(exc))
+        if self._pointer is not None:
+            log.info("state.published", pointer=str(self._pointer))
         return lock
 
     async def _serve(self, lock: InstanceLock, cfg: config.Config) -> int:

@@ -113,8 +113,8 @@ def _read(path: Path) -> str | None:
 def _hints(scope: Scope, out: TextIO) -> None:
     if scope.system:
         print(
-            f"state directory: {scope.state_dir}; run the CLI as {scope.user} with"
-            f" ASCHED_STATE_DIR={scope.state_dir} (or --state-dir) to use this daemon's schedule",
+            f"state directory: {scope.state_dir}; the CLI run as {scope.user} finds it while"
+            f" the daemon runs (or name it: ASCHED_STATE_DIR={scope.state_dir}, --state-dir)",
             file=out,
         )
     elif not (LINGER_DIR / scope.user).exists():

@@ -143,6 +143,10 @@ def check(ran: Ran, allowed: set[int] = DOCUMENTED - {3, 75}) -> None:
     no_traceback(ran.out)
     no_traceback(ran.err)
     delivered = ran.argv[0] == "send" and ran.code == 1 and ran.out.startswith(SEND_OUTCOMES)
+    # doctor's exit 1 is its report of what is wrong (stdout), and one line on stderr.
+    delivered |= (
+        ran.argv[0] == "doctor" and ran.code == 1 and ran.out.startswith(("ok ", "FAIL ", "{"))
+    )
     if ran.code == 3:  # status says so on stdout, reload on stderr: one line at most
         assert len(ran.err.splitlines()) <= 1, where
     if ran.code in (1, 2) and not delivered:
@@ -255,6 +259,9 @@ SLOTS: dict[str, list[str]] = {
     "send --config": ["send", "--grace", "0", f"--config={X}", "w:0", "m"],
     "import-legacy PATH": ["import-legacy", "--", X],
     "status --state-dir": ["status", f"--state-dir={X}"],
+    "doctor --state-dir": ["doctor", f"--state-dir={X}"],
+    "doctor --config": ["doctor", f"--config={X}"],
+    "doctor --tmux-socket": ["doctor", f"--tmux-socket={X}"],
     "reload --state-dir": ["reload", f"--state-dir={X}"],
     "config check FILE": ["config", "check", "--", X],
     "daemon --lock-timeout": ["daemon", f"--lock-timeout={X}"],

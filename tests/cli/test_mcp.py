@@ -133,7 +133,11 @@ def test_schedule_checkin(mcp: McpClient, agent_env: dict[str, str]) -> None:
     c = checkins(agent_env)[r["id"]]
     assert (c.target, c.rule) == ("work:0.1", Cron("0 9 * * MON-FRI", "Europe/Berlin"))
     assert (c.grace_s, c.catch_up, c.idle_s, c.idle_wait) == (600.0, CatchUp.ONCE, 120.0, True)
-    assert "warning" not in r  # no tmux server answered: nothing to warn about
+    # No tmux server answered: nothing to say about the target. No daemon runs: that is said.
+    assert r["warning"] == (
+        f"no daemon is running on {agent_env['ASCHED_STATE_DIR']}, so nothing will deliver this"
+        f" yet; start one: asched daemon --state-dir {agent_env['ASCHED_STATE_DIR']}"
+    )
 
     at = soon(timedelta(hours=2)).replace(microsecond=0)
     r = mcp.ok("schedule_checkin", message="later", at=at.isoformat())
@@ -304,7 +308,7 @@ def test_own_pane_by_any_name(start: Start, agent_env: dict[str, str], server: S
         "agent:0": True, "other:0": False, "agent:0.0": True,
     }  # fmt: skip
     r = mcp.ok("schedule_checkin", message="x", delay="5m", target="agent:nowhere")
-    assert r["warning"].startswith("warning: agent:nowhere names no pane on ")
+    assert "; warning: agent:nowhere names no pane on " in r["warning"]
 
 
 @pytest.mark.timeout(90)

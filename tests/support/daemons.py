@@ -27,8 +27,9 @@ from tests.support.notify import NotifyListener
 
 PYTHON = sys.executable
 # Variables a daemon must not inherit: systemd's (it would answer a foreign NOTIFY_SOCKET or
-# believe it runs under a unit) and asched's own (a developer's state dir or tmux socket).
-SYSTEMD_ENV = ("NOTIFY_", "WATCHDOG_", "ASCHED_", "JOURNAL_", "INVOCATION_")
+# believe it runs under a unit, and publish its state directory in the unit's runtime
+# directory) and asched's own (a developer's state dir or tmux socket).
+SYSTEMD_ENV = ("NOTIFY_", "WATCHDOG_", "ASCHED_", "JOURNAL_", "INVOCATION_", "RUNTIME_DIRECTORY")
 
 
 def config_home(tmp: Path) -> Path:
