@@ -165,6 +165,23 @@ def test_journal_lines_are_json_and_priorities_filter(svc: Svc, python: str) -> 
     assert any(json.loads(e["MESSAGE"])["event"] == "daemon.ready" for e in all_entries)
 
 
+def test_a_failed_delivery_shows_under_journalctl_p_warning(svc: Svc) -> None:
+    # A target that names no pane (in the box no tmux server answers the unit at all), with
+    # little grace to wait for one: the delivery fails, and says so at warning.
+    svc.systemctl("start", UNIT)
+    invocation = svc.invocation()
+    svc.cli("add", "no-such-session:0", "to nobody", "--in", "1s", "--grace", "1s")
+    svc.wait_event("checkin.outcome", 20, f"_SYSTEMD_INVOCATION_ID={invocation}")
+    warned = [
+        json.loads(e["MESSAGE"])
+        for e in svc.journal_json(f"_SYSTEMD_INVOCATION_ID={invocation}", priority="warning")
+        if e.get("_SYSTEMD_UNIT") == UNIT
+    ]
+    failed = [r for r in warned if r["event"] == "checkin.outcome" and r["state"] == "failed"]
+    assert failed and failed[0]["reason"] and failed[0]["level"] == "warning", warned
+    assert [r["state"] for r in svc.history()] == ["failed"]
+
+
 def test_security_exposure(svc: Svc) -> None:
     out = svc.box.run(["systemd-analyze", "security", "--no-pager", UNIT], timeout=60).stdout
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", out)
