@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
+from asched.store.async_store import AsyncStore
 from tests.cliharness import run, state, wakes  # noqa: F401 - fixtures for the CLI tests
 from tests.support.daemons import Spawner, spawner_fixture
 from tests.support.tmux import Server
@@ -66,3 +67,14 @@ def server() -> Iterator[Server]:
     finally:
         srv.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    """A store the daemon's way (AsyncStore, its own thread) on a fresh file; modules that
+    mean another store define their own ``store``."""
+    s = await AsyncStore.open(tmp_path / "asched.db")
+    try:
+        yield s
+    finally:
+        await s.aclose()

@@ -8,7 +8,7 @@ journal against the agent's own record of its prompts (tests/agents/uis.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,12 +29,9 @@ Launch = Callable[..., Agent]
 
 
 @pytest.fixture
-def spawner(short_tmp: Path) -> Iterator[Spawner]:
-    s = Spawner(short_tmp, "uvloop")
-    try:
-        yield s
-    finally:
-        s.cleanup()
+def loop_name() -> str:
+    """The daemon on uvloop only (the conftest's spawner otherwise runs every test under both)."""
+    return "uvloop"
 
 
 def _hooked(state: Path) -> Callable[[dict[str, str]], None]:

@@ -8,22 +8,21 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.daemons import Spawner, spawner_fixture
+from tests.support.daemons import Spawner
 from tests.support.tmux import Server
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def spawner(short_tmp: Path) -> Iterator[Spawner]:
-    """One loop is enough here (the conftest's spawner runs every test under both)."""
-    yield from spawner_fixture(short_tmp, "asyncio")
+def loop_name() -> str:
+    """One loop is enough here (the conftest's spawner otherwise runs every test under both)."""
+    return "asyncio"
 
 
 @pytest.fixture

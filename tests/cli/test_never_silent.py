@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,15 @@ import pytest
 from asched.daemon import published
 from tests.cli.test_legacy import make_db, row
 from tests.cliharness import NO_DAEMON, stored
-from tests.support.daemons import Spawner, spawner_fixture
+from tests.support.daemons import Spawner
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def spawner(short_tmp: Path) -> Iterator[Spawner]:
-    """One loop is enough here (the conftest's spawner runs every test under both)."""
-    yield from spawner_fixture(short_tmp, "asyncio")
+def loop_name() -> str:
+    """One loop is enough here (the conftest's spawner otherwise runs every test under both)."""
+    return "asyncio"
 
 
 @pytest.fixture

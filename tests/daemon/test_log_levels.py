@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from asched.core.paths import DB_NAME
 from asched.core.states import DeliveryState
 from asched.daemon.control import send as control_send
 from asched.store.store import Store
-from tests.support.daemons import Spawner, spawner_fixture, wait_until
+from tests.support.daemons import Spawner, wait_until
 from tests.support.tmux import Server
 
 pytestmark = [
@@ -29,13 +28,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def one_loop(short_tmp: Path) -> Iterator[Spawner]:
+def loop_name() -> str:
     """Daemons on one event loop: the levels do not depend on it."""
-    yield from spawner_fixture(short_tmp, "asyncio")
+    return "asyncio"
 
 
 def test_failed_is_a_warning_and_a_recurring_skip_is_said_once(
-    one_loop: Spawner, short_tmp: Path, server: Server
+    spawner: Spawner, short_tmp: Path, server: Server
 ) -> None:
     state = short_tmp / "state"
     state.mkdir(mode=0o700)
@@ -55,7 +54,7 @@ def test_failed_is_a_warning_and_a_recurring_skip_is_said_once(
                 target="nosuch:0", message="to nobody", rule=Once(now), next_due=now, grace_s=1.0
             )
         )
-    d = one_loop.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
+    d = spawner.spawn(state, extra=["--tmux-socket", server.sock], lock_timeout=5)
     d.notify.wait_for("READY", "1", timeout=15)
     assert control_send(state, "wake")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,15 +68,6 @@ class Recorder:
 
     def due_times(self) -> list[datetime]:
         return [d.due_at for _, d in self.got]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    s = await AsyncStore.open(tmp_path / "asched.db")
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 def every(seconds: int, first: datetime, **kw: object) -> NewCheckIn:

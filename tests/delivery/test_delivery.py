@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,23 +25,13 @@ from asched.delivery.settings import DeliverySettings, with_prefix
 from asched.store.async_store import AsyncStore
 from asched.tmux.client import TmuxClient
 from asched.tmux.targets import parse_target
+from tests.support.delivery import FAST
 from tests.support.tmux import Server
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
-
-FAST = DeliverySettings(settle_s=0.05, verify_delay_s=0.05, min_gap_s=0.0, retry_base_s=0.05)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    s = await AsyncStore.open(tmp_path / "asched.db")
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 def engine_for(

@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,26 +17,15 @@ from asched.core.models import Every, NewCheckIn
 from asched.core.states import DeliveryState
 from asched.delivery.engine import DeliveryEngine
 from asched.delivery.outcomelog import OutcomeLog
-from asched.delivery.settings import DeliverySettings
 from asched.store.async_store import AsyncStore
 from asched.tmux.client import TmuxClient
+from tests.support.delivery import FAST
 from tests.support.tmux import Server
 
 pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
-
-FAST = DeliverySettings(settle_s=0.05, verify_delay_s=0.05, min_gap_s=0.0, retry_base_s=0.05)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    s = await AsyncStore.open(tmp_path / "asched.db")
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 class Clock:
