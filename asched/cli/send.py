@@ -50,7 +50,10 @@ async def send_now(
         checkin, delivery = await store.add_claimed(new, now)
         settings = settings or DeliverySettings()
         engine = DeliveryEngine(
-            store, tmux_client(tmux_socket, settings), settings, spool=state_dir / SPOOL_NAME
+            store,
+            tmux_client(tmux_socket, settings, control=False),
+            settings,
+            spool=state_dir / SPOOL_NAME,
         )
         # The caller prints the outcome: a log line on stderr (a warning for a failure) would
         # say it a second time.

@@ -6,7 +6,7 @@ errors, so that a typo never passes silently.
 
     [daemon]      drain_timeout_s, log_level
     [delivery]    prefix, settle_s, settle_by_program, shells, copy_mode, min_gap_s,
-                  rate_per_s, burst
+                  rate_per_s, burst, control_client
     [agents.NAME] an agent profile (delivery/profiles.py): programs, command, prompt, continuation,
                   placeholder, collapsed, busy, above, above_rows, tail_rows, settle_s,
                   enters; a built-in NAME (claude, gemini, codex, ipython, python) changes
@@ -51,6 +51,8 @@ class Delivery:
     min_gap_s: float = 0.5
     rate_per_s: float = 50.0
     burst: int = 500
+    # One persistent tmux control-mode client per server (read at start; see asched/tmux).
+    control_client: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,9 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
     settle = _number(table, "settle_s", where, 0.0, 30.0)
     gap = _number(table, "min_gap_s", where, 0.0, 3600.0)
     rate = _number(table, "rate_per_s", where, 0.01, 10_000.0)
+    control_client = table.get("control_client", d.control_client)
+    if not isinstance(control_client, bool):
+        raise UsageError(f"{where}: control_client must be true or false")
     prefix = _text(table, "prefix", where, d.prefix) or ""
     if prefix:
         try:
@@ -199,6 +204,7 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
         min_gap_s=d.min_gap_s if gap is None else gap,
         rate_per_s=d.rate_per_s if rate is None else rate,
         burst=d.burst if burst is None else int(burst),
+        control_client=control_client,
     )
 
 

@@ -54,18 +54,24 @@ def clear_spool(spool: Path) -> None:
                 leftover.unlink()
 
 
-def tmux_client(socket_path: str | None, settings: DeliverySettings) -> TmuxClient:
-    """A client for ``--tmux-socket`` (or ASCHED_TMUX_SOCKET), else tmux's default server."""
+def tmux_client(
+    socket_path: str | None, settings: DeliverySettings, *, control: bool = True
+) -> TmuxClient:
+    """A client for ``--tmux-socket`` (or ASCHED_TMUX_SOCKET), else tmux's default server; with
+    a persistent control-mode client unless ``control`` is off (``[delivery] control_client``)."""
     return TmuxClient(
         socket_path or os.environ.get("ASCHED_TMUX_SOCKET") or None,
         max_calls=settings.max_parallel,
+        control=control,
     )
 
 
 async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     """Recover in-flight deliveries, serve the control socket, run the loop until stopping."""
     settings = delivery_settings(ctx.config)
-    tmux = tmux_client(ctx.options.tmux_socket, settings)
+    tmux = tmux_client(
+        ctx.options.tmux_socket, settings, control=ctx.config.delivery.control_client
+    )
     spool = ctx.options.state_dir / SPOOL_NAME
     clear_spool(spool)
     engine = DeliveryEngine(ctx.store, tmux, settings, spool=spool)
@@ -96,6 +102,9 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     # (systemd would time it out). The scheduler starts after the recovery, and a check-in with
     # a row still in flight is not claimed again anyway (Store.due_checkins).
     started.set()
+    # The control client attaches in the background (one process start, off the READY path);
+    # calls take one-shot clients until it is attached.
+    tmux.attach_control()
     fleet: asyncio.Task[None] | None = None
     try:
         recovered = await engine.recover()
@@ -128,7 +137,10 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
             fleet.cancel()
         await engine.cancel_all()
         await control.close()
-        tmux.close()
+        # Its stdin closed, the control client detaches at once; shielded, as the drain may be
+        # ending by cancellation.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.shield(tmux.aclose())
 
 
 def take_hook(engine: DeliveryEngine, tmux: TmuxClient, payload: str) -> str | None:

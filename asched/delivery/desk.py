@@ -17,7 +17,7 @@ from asched.core.states import DeliveryState
 from asched.delivery.hookbook import HookBook
 from asched.delivery.ledger import Ledger
 from asched.delivery.outcomes import Deferred
-from asched.delivery.pacing import TokenBucket
+from asched.delivery.pacing import Instants, TokenBucket
 from asched.delivery.settings import DeliverySettings
 from asched.delivery.typist import Typist
 from asched.tmux.client import TmuxClient
@@ -70,6 +70,7 @@ class Desk:
         self.hooks = HookBook()  # what the agents' hooks reported (confirmations, turns)
         self._settings = settings
         self.bucket = TokenBucket(settings.rate_per_s, settings.burst)
+        self.instants = Instants(lambda: wall().timestamp())
 
     @property
     def settings(self) -> DeliverySettings:

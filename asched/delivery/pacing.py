@@ -1,4 +1,4 @@
-"""Pacing: a global rate budget and one queue per pane or target."""
+"""Pacing: a global rate budget, one queue per pane or target, and typing on the due instant."""
 
 from __future__ import annotations
 
@@ -6,6 +6,60 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+
+# The loop's timers count whole milliseconds (libuv under uvloop; epoll's timeout under the
+# stdlib loop), so a sleep until an instant ends up to about a millisecond late, or under libuv
+# early. A paste sleeps until this long before its instant, then yields to the loop until it has
+# come: at most this much CPU per due instant, for a due -> pasted of tenths of a millisecond
+# rather than one (docs/BENCHMARKS.md).
+SPIN_S = 0.002
+
+
+async def sleep_until(when: float, wall: Callable[[], float]) -> None:
+    """Sleep until the wall-clock instant ``when`` (seconds since the epoch), to within the loop's
+    turn (tens of microseconds) rather than its timer's millisecond."""
+    left = when - wall()
+    if left > SPIN_S:
+        await asyncio.sleep(left - SPIN_S)
+        left = when - wall()
+    # Timed on the monotonic clock: a wall clock set back meanwhile cannot make this spin on.
+    end = time.monotonic() + min(max(left, 0.0), SPIN_S * 2)
+    while time.monotonic() < end:  # noqa: ASYNC110 (no event marks an instant: the clock does)
+        await asyncio.sleep(0)
+
+
+class Instants:
+    """:func:`sleep_until` shared by every task waiting for the same instant.
+
+    One task per instant yields to the loop through its last milliseconds, and all its waiters
+    wake in the same loop turn: 100 pastes due at once then reach the typist's batch together.
+    (When each of 100 waiters yielded by itself, a loop turn took about a millisecond, and the
+    pastes of one instant were split over batches milliseconds apart.)
+    """
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._rings: dict[float, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def wait(self, when: float) -> None:
+        """Return at the wall-clock instant ``when``."""
+        ring = self._rings.get(when)
+        if ring is None:
+            loop = asyncio.get_running_loop()
+            ring = self._rings[when] = loop.create_future()
+            task = loop.create_task(self._ring(when, ring), name="instant")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(ring)
+
+    async def _ring(self, when: float, ring: asyncio.Future[None]) -> None:
+        try:
+            await sleep_until(when, self._wall)
+        finally:
+            del self._rings[when]
+            if not ring.done():
+                ring.set_result(None)
 
 
 class TokenBucket:

@@ -106,7 +106,7 @@ class PasteStep:
         # (the drain waits for it); a crash leaves it to the next start.
         self.ledger.fires[fire_at] += 1
         try:
-            await asyncio.sleep(max(0.0, fire_at - self.desk.wall().timestamp()))
+            await self.desk.instants.wait(fire_at)
             return await self._paste_and_submit(checkin, delivery, pane, paste, fg, fire_at)
         finally:
             self.ledger.fires[fire_at] -= 1

@@ -2,7 +2,9 @@
 
 Mechanics only: no retries, no journal, no policy. The delivery engine builds on this.
 
-Every tmux call is one client process (see runner.py). The client is run as
+Every tmux call is one command line of a persistent control-mode client when one is attached
+(``control=True``, the daemon: see control.py), else one client process (see runner.py); both
+give the same reply, and the engine cannot tell them apart. Clients are run as
 ``tmux -N -u [-S socket]``:
 
 - ``-N``: never start a server, even by mistake. A server forked from the daemon would live in the
@@ -35,6 +37,8 @@ from pathlib import Path
 
 from asched.core.childenv import child_env
 from asched.core.errors import UsageError
+from asched.core.logs import get_logger
+from asched.tmux.control import ControlConnection, control_line
 from asched.tmux.errors import (
     BufferMissing,
     ServerMissing,
@@ -58,6 +62,11 @@ from asched.tmux.runner import CompletedCall, join_groups, pack_groups, run_in_t
 from asched.tmux.targets import Target, check_body, check_pane_id
 
 _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# After a failed attempt to attach a control client, the next waits this long (doubling).
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 60.0
+
+log = get_logger()
 
 
 class TmuxClient:
@@ -74,6 +83,8 @@ class TmuxClient:
         timeout_s: float = 5.0,
         tmux_bin: str = "tmux",
         max_calls: int = 16,
+        control: bool = False,
+        attach_first: bool = False,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -92,6 +103,17 @@ class TmuxClient:
         env.pop("TMUX", None)
         env.pop("TMUX_PANE", None)
         self._env = env
+        # The control client (control=True): attached on demand, in the background; until it
+        # is, and whenever it is gone, calls take one-shot clients.
+        self._control_wanted = control
+        # Wait for the attach before a call rather than let it take a one-shot client (tests;
+        # a daemon must not make a delivery wait on it).
+        self._attach_first = attach_first
+        self._control: ControlConnection | None = None
+        self._attaching: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
+        self._retry_s = _RETRY_FIRST_S
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"TmuxClient(socket_path={self.socket_path!r}, timeout_s={self.timeout_s})"
@@ -106,8 +128,98 @@ class TmuxClient:
         return os.path.join(base, f"tmux-{os.getuid()}", "default")
 
     def close(self) -> None:
-        """Start no more clients; the ones running end within their (bounded) time."""
+        """Start no more clients; the ones running end within their (bounded) time, the control
+        client at once."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._attaching is not None:
+            self._attaching.cancel()
+        if self._control is not None:
+            self._control.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and wait until the control client has exited."""
+        conn = self._control
+        self.close()
+        if conn is not None:
+            await conn.aclose()
+
+    @property
+    def control_pid(self) -> int | None:
+        """The pid of the attached control client, if one is attached."""
+        conn = self._control
+        return conn.pid if conn is not None and conn.alive else None
+
+    def attach_control(self) -> None:
+        """Attach the control client now, in the background, if it is wanted and not attached
+        (calls do this by themselves; the daemon calls it once it is ready)."""
+        if not self._control_wanted or self._closed:
+            return
+        if self._control is not None and self._control.alive:
+            return
+        if self._attaching is not None and not self._attaching.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at:
+            return
+        self._attaching = loop.create_task(self._attach())
+
+    async def connect_control(self) -> bool:
+        """Attach the control client now and wait for it (past any back-off); True when it is
+        attached. For tools and tests: the daemon lets calls attach it in the background."""
+        self._retry_at = 0.0
+        self.attach_control()
+        if self._attaching is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._attaching)
+        return self.control_pid is not None
+
+    async def _attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            session = await self._session_to_attach()
+            conn = await ControlConnection.open(self._prefix, session, self._env, self.timeout_s)
+        except TmuxError as exc:
+            # No server, no session, or a server that does not answer: one-shot clients do the
+            # work meanwhile, and say what is wrong in their own errors.
+            self._retry_at = loop.time() + self._retry_s
+            self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
+            log.debug("tmux.control_unavailable", socket=self.socket, reason=exc.reason)
+            return
+        except OSError as exc:
+            self._retry_at = loop.time() + _RETRY_MAX_S
+            log.warning("tmux.control_unavailable", socket=self.socket, reason=str(exc))
+            return
+        if self._closed:
+            await conn.aclose()
+            return
+        self._control = conn
+        self._retry_s = _RETRY_FIRST_S
+        log.info("tmux.control_attached", socket=self.socket, session=session, pid=conn.pid)
+
+    async def _session_to_attach(self) -> str:
+        """A session for the control client that attaching to changes nothing the user relies
+        on: one a client is attached to already, if any, so that no session turns from
+        unattached to attached; never one with ``destroy-unattached`` (we would keep it alive);
+        and none at all under ``exit-unattached`` (we would keep the server alive)."""
+        call = await self._run_once(
+            (
+                "list-sessions",
+                "-F",
+                "#{session_attached} #{destroy-unattached} #{exit-unattached} #{session_id}",
+            )
+        )
+        if call.rc != 0:
+            raise TmuxError(f"list-sessions: {call.err or f'exit {call.rc}'}")
+        rows = [line.split(" ", 3) for line in call.out.splitlines()]
+        rows = [row for row in rows if len(row) == 4]
+        if any(row[2] == "1" for row in rows):
+            raise TmuxError("exit-unattached is on: no control client (it would keep the server)")
+        usable = [(row[0] != "0", row[3]) for row in rows if row[1] != "1"]
+        if not usable:
+            raise TmuxError("no session a control client may attach to")
+        attached = [sid for busy, sid in usable if busy]
+        return (attached or [usable[0][1]])[0]
 
     # -- the one place that starts processes ----------------------------------------------
 
@@ -120,8 +232,24 @@ class TmuxClient:
         failure is left to the caller in ``rc``/``stderr``. stdin is ``input`` when given, else
         /dev/null.
         """
-        argv = (*self._prefix, *args)
         limit = self.timeout_s if timeout_s is None else timeout_s
+        conn = self._control
+        if conn is not None and conn.alive and input is None:
+            line = control_line(args)
+            if line is not None:
+                return await conn.run((*self._prefix, *args), line, limit)
+        elif self._control_wanted:
+            if self._attach_first and input is None and await self.connect_control():
+                return await self.run(*args, timeout_s=timeout_s)
+            self.attach_control()
+        return await self._run_once(args, input, limit)
+
+    async def _run_once(
+        self, args: Sequence[str], input: bytes | None = None, limit: float | None = None
+    ) -> CompletedCall:
+        """Run ``args`` in a client process of its own."""
+        argv = (*self._prefix, *args)
+        limit = self.timeout_s if limit is None else limit
         rc, stdout, stderr = await run_in_thread(
             self._pool, argv, input, limit, self._env, self.tmux_bin
         )

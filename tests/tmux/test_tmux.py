@@ -14,7 +14,7 @@ import shutil
 import signal
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import psutil
@@ -47,9 +47,15 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def client(server: Server) -> TmuxClient:
-    return TmuxClient(server.sock, timeout_s=5.0)
+@pytest.fixture(params=["one-shot", "control"])
+async def client(server: Server, request: pytest.FixtureRequest) -> AsyncIterator[TmuxClient]:
+    """A client on the private server: one-shot clients, or the control client (attached at the
+    first call), which must give the same answers."""
+    c = TmuxClient(
+        server.sock, timeout_s=5.0, control=request.param == "control", attach_first=True
+    )
+    yield c
+    await c.aclose()
 
 
 async def until(pred: Callable[[], Awaitable[bool]], what: str, timeout: float = 5.0) -> None:
@@ -650,8 +656,10 @@ async def test_shell_guard(server: Server, client: TmuxClient) -> None:
         await wait_command(client, panes[key], name)
 
     async def child_started() -> bool:
+        # Started and exec'd: a child forked a moment ago is still "sh" (the control client
+        # answers fast enough to see that moment).
         info = await client.resolve(Target(pane_id=panes["sh-parent"]))
-        return bool(psutil.Process(info.pane_pid).children())
+        return any(c.name() == "python3" for c in psutil.Process(info.pane_pid).children())
 
     await until(child_started, "python3 under sh")
     for key, pane in panes.items():
