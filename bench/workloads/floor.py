@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.common import ASCHED, PYTHON, bench_env, run_timed
 from bench.peers.tmux_argv import enter_args, paste_args, prefix
+from bench.peers.tmux_control import RawControl
 from bench.receivers import body
 from bench.workloads.context import Ctx, ms
 from tests.support.stats import summary
@@ -58,6 +59,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
         if toks <= got.pasted.keys():
             fan.append(max(got.pasted[t] for t in toks) - t0)
         time.sleep(0.1)
+    ctl_one, ctl_fan = _control_floors(ctx, tmux)
     env = bench_env(recv.root)
     starts: dict[str, list[float]] = {}
     for name, cmd in (
@@ -71,9 +73,55 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "tmux_paste_and_enter_two_calls": summary(ms(two)),
         "tmux_bare_client": summary(ms(bare)),
         "tmux_100_pastes_one_call": summary(ms(fan)),
+        "tmux_control_paste": summary(ms(ctl_one)),
+        "tmux_control_100_pastes": summary(ms(ctl_fan)),
         "python_start": summary(ms(starts["python -c pass"])),
         "asched_version": summary(ms(starts["asched --version"])),
         "pane": last,
     }
     ctx.floors.update({k: v for k, v in out.items() if isinstance(v, dict)})
     return out
+
+
+def _guarded(pane_id: str, buffer: str) -> str:
+    """The paste as asched makes it, guarded by ``#{pane_dead}`` in the same command (one line
+    of a control client; ids and names need no quoting)."""
+    return (
+        f"if-shell -F -t {pane_id} '#{{pane_dead}}' "
+        f"'delete-buffer -b {buffer} ; display-message -p asched:pane-dead' "
+        f"'paste-buffer -p -d -b {buffer} -t {pane_id}'"
+    )
+
+
+def _control_floors(ctx: Ctx, tmux: list[str]) -> tuple[list[float], list[float]]:
+    """Through an attached control client: one staged, guarded paste -> readable; and 100 of
+    them (one per pane) in one line -> the last readable. Staging (set-buffer) is untimed, as
+    asched stages ahead of the due time."""
+    recv = ctx.recv()
+    ctl = RawControl(tmux, recv.pane_ids[0])
+    one: list[float] = []
+    fan: list[float] = []
+    try:
+        pane = recv.pane_ids[-1]
+        for i in range(ctx.n(10, 30) + 1):
+            tok = f"m-floorc-{i}"
+            ctl.send(f"set-buffer -b fc{i} '{body(tok)}'")
+            t0 = time.time()
+            ctl.send(_guarded(pane, f"fc{i}"))
+            got = recv.wait_for({tok}, 5)
+            if i and tok in got.pasted:
+                one.append(got.pasted[tok] - t0)
+            time.sleep(0.02)
+        for r in range(ctx.n(3, 5)):
+            toks = {f"m-floorcf{r}-{k}": k for k in range(len(recv.pane_ids))}
+            ctl.send(" ; ".join(f"set-buffer -b fcf{k} '{body(t)}'" for t, k in toks.items()))
+            line = " ; ".join(_guarded(p, f"fcf{k}") for k, p in enumerate(recv.pane_ids))
+            t0 = time.time()
+            ctl.send(line)
+            got = recv.wait_for(set(toks), 10)
+            if set(toks) <= got.pasted.keys():
+                fan.append(max(got.pasted[t] for t in toks) - t0)
+            time.sleep(0.1)
+    finally:
+        ctl.close()
+    return one, fan
