@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from asched.core.models import NewCheckIn, Once
@@ -203,3 +204,64 @@ def test_cli_add_in_one_second_lands_on_time(
 
 def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _control_clients(server: Server) -> list[int]:
+    """The pids of the server's control-mode clients."""
+    rows = server.tmux("list-clients", "-F", "#{client_control_mode} #{client_pid}").splitlines()
+    return [int(row.split()[1]) for row in rows if row.startswith("1 ")]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_one_control_client_delivers_and_dies_with_the_daemon(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    """The daemon attaches one control client of its own (its child), delivers through it, and
+    leaves none behind even when SIGKILLed (the client reads the end of its stdin and detaches)."""
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    out = server.root / "out"
+    server.new_session("w", f"cat > {out}")
+    d = _start(spawner, state, server)
+    assert wait_until(lambda: len(_control_clients(server)) == 1, timeout=10)
+    (client,) = _control_clients(server)
+    assert psutil.Process(client).ppid() == d.pid
+    with Store.open(state / DB_NAME) as store:
+        store.add_many(
+            [_once("w:0", "through-control", datetime.now(UTC) + timedelta(seconds=0.5))]
+        )
+    control_send(state, "wake")
+    assert wait_until(lambda: "through-control" in out.read_text(), timeout=10)
+    assert _control_clients(server) == [client]  # the same one: no attach per call
+    d.signal(signal.SIGKILL)
+    d.wait()
+    assert wait_until(lambda: _control_clients(server) == [] and _gone(client), timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_control_client_off_in_the_config(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    """``[delivery] control_client = false``: no control client; deliveries as before."""
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    cfg = short_tmp / "config.toml"
+    cfg.write_text("[delivery]\ncontrol_client = false\n")
+    out = server.root / "out"
+    server.new_session("w", f"cat > {out}")
+    d = spawner.spawn(state, extra=["--tmux-socket", server.sock, "--config", str(cfg)])
+    d.notify.wait_for("READY", "1", timeout=15)
+    with Store.open(state / DB_NAME) as store:
+        store.add_many([_once("w:0", "one-shot-only", datetime.now(UTC) + timedelta(seconds=0.3))])
+    control_send(state, "wake")
+    assert wait_until(lambda: "one-shot-only" in out.read_text(), timeout=10)
+    assert _control_clients(server) == []
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0

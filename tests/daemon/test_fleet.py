@@ -62,6 +62,7 @@ def test_parse_good_file() -> None:
         ('[[checkin]]\nname="a"\nevery="1m"\nmessage="m"\ntz="Mars/Base"\n', 1, "Mars/Base"),
         ('[delivery]\nsettle = 1\n', 1, "unknown key"),
         ('[delivery]\ncopy_mode = "drop"\n', 1, "copy_mode"),
+        ('[delivery]\ncontrol_client = "yes"\n', 1, "control_client"),
         ('[daemon]\nlog_level = "loud"\n', 1, "log_level"),
         ('[[checkin]]\nname="a b"\nevery="1m"\nmessage="m"\n', 1, "name"),
         ("[daemon\n", 1, "line 1"),
