@@ -138,9 +138,13 @@ class TmuxClient:
             self._control.close()
 
     async def aclose(self) -> None:
-        """:meth:`close`, and wait until the control client has exited."""
-        conn = self._control
+        """:meth:`close`, and wait until the control client has exited (one being attached
+        too: its process is ended before this returns)."""
+        conn, attaching = self._control, self._attaching
         self.close()
+        if attaching is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await attaching
         if conn is not None:
             await conn.aclose()
 

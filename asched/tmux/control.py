@@ -244,6 +244,11 @@ class ControlConnection:
             self._lines = []
         elif line == b"%exit" or line.startswith(b"%exit "):
             self.lost(line.decode("utf-8", "replace"))
+        elif not line.startswith(b"%") and self._calls:
+            # A file that load-buffer could not read is reported after its reply's %end, on a
+            # line of its own (docs/TMUX-CONTROL.md): it belongs to the call in flight, whose
+            # mark comes only after the read.
+            self._calls[0].err.append(line)
         # Any other line outside a block is a notification (%session-changed, %window-add...):
         # nothing of ours depends on them.
 

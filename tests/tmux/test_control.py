@@ -245,3 +245,19 @@ async def test_never_keeps_a_session_or_server_alive(server: Server) -> None:
         if holder.returncode is None:
             holder.kill()
         await holder.wait()
+
+
+async def test_a_file_load_buffer_cannot_read_fails_the_call(
+    client: TmuxClient, tmp_path: Path
+) -> None:
+    """load-buffer reports a file it cannot read after its reply, on a line of its own: the call
+    still fails (rc 1, the message), and a burst's load is undone."""
+    call = await client.run("load-buffer", "-b", "nofile", str(tmp_path / "missing"))
+    assert call.rc == 1 and "No such file" in call.err, call
+    assert "nofile" not in await client.buffer_names()
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    await client.load_buffers([("one", "first"), ("two", "second")], spool)
+    assert {"one", "two"} <= await client.buffer_names()
+    assert list(spool.iterdir()) == []  # the bodies' files are removed once loaded
+    assert client.control_pid is not None
