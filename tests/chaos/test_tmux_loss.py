@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psutil
 import pytest
 
 from asched.core.models import NewCheckIn, Once
@@ -19,7 +17,7 @@ from asched.daemon.control import send as control_send
 from asched.store.store import Store
 from tests.chaos.conftest import tracebacks
 from tests.chaos.ledger import all_final, reconcile, seen_lines
-from tests.chaos.receivers import open_receivers, start_daemon
+from tests.chaos.receivers import open_receivers, sigkill_server, start_daemon
 from tests.support.daemons import Spawner, wait_until
 from tests.support.stats import percentile
 from tests.support.tmux import Server
@@ -28,16 +26,6 @@ ROUNDS = 5
 PANES = 5
 PER_ROUND = 30  # due every 100 ms: the server dies about a third of the way through
 OUTAGE_S = 1.5
-
-
-def _sigkill_server(server: Server) -> None:
-    """Kill the tmux server by pid (no goodbye to its clients), and wait until it is gone."""
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGKILL)
-    assert wait_until(lambda: not psutil.pid_exists(server.pid or 0), timeout=5) or (
-        psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
-    )
-    server.pid = None
 
 
 @pytest.mark.timeout(600)
@@ -65,7 +53,7 @@ def test_tmux_server_killed_mid_delivery_and_restarted(
             )
         control_send(state, "wake")
         time.sleep(0.5 + 0.1 * PER_ROUND / 3)
-        _sigkill_server(server)
+        sigkill_server(server)
         time.sleep(OUTAGE_S)
         restarted = time.monotonic()
         open_receivers(server, PANES)
