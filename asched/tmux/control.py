@@ -23,8 +23,10 @@ Facts this module relies on (tmux 3.3a, docs/TMUX-CONTROL.md has the experiments
   and command number.
 - A command line goes through tmux's command parser. Inside single quotes every character is
   literal, ``$ ~ # { } ; \\`` included; inside double quotes only ``\\``, ``"`` and ``$`` need a
-  backslash, and a leading ``~`` is still a home directory. A line break or a NUL cannot be
-  carried at all: a call with such an argument takes the one-shot path (client.py).
+  backslash, and a leading ``~`` is still a home directory. A raw line break ends the command
+  line even inside quotes (the rest would run as a command of its own) and a NUL cuts an
+  argument short: a call with either takes the one-shot path (client.py). (Octal escapes could
+  carry them; a one-shot client is simpler and these calls are rare.)
 - Commands written while the server is frozen (SIGSTOP) run when it resumes, in order: a call
   that timed out may still happen, exactly as with a one-shot client whose process was killed.
 """
