@@ -17,6 +17,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import NoReturn
 
     Handler = Callable[[argparse.Namespace], int]
 
@@ -103,6 +104,21 @@ def _daemon_flag(args: Sequence[str]) -> int | None:
     return None
 
 
+def exit_process(code: int) -> NoReturn:
+    """End the process with ``code``, for the entry points (the console script, ``python -m``).
+
+    While Python shuts down it collects garbage once more, walking every object the imports made:
+    about 5 ms for a command that loaded the parser and the store, more than its own work.
+    Frozen objects are left out of that walk (:func:`gc.freeze`); nothing here waits for it:
+    files, sockets and the store are closed where they are used, and the interpreter still
+    flushes stdout and stderr and runs atexit handlers.
+    """
+    import gc  # built in: costs nothing
+
+    gc.freeze()
+    sys.exit(code)
+
+
 def console() -> None:
     """The ``asched`` console script."""
-    sys.exit(main())
+    exit_process(main())
