@@ -14,8 +14,11 @@ The order of :data:`FAMILIES` is the order of the commands in ``asched --help``.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import sys
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from asched import __version__
 from asched.cli.shared import error_line, state_dir_option
@@ -83,12 +86,37 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+def help_width() -> int:
+    """The width argparse's help formatter takes, ``shutil.get_terminal_size().columns - 2``
+    ($COLUMNS, else the terminal's, else 80), worked out as shutil does it but without importing
+    shutil, which argparse does to ask (shutil imports zlib, bz2 and lzma: 2 ms of every command).
+    """
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns - 2
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors, like every other error of asched (exit 2).
 
     argparse prints the whole usage block and then the error; and "unrecognized arguments"
-    repeats the user's words raw, newlines and all. Subparsers inherit this class.
+    repeats the user's words raw, newlines and all. Subparsers inherit this class. Its
+    formatters are given their width (:func:`help_width`).
     """
+
+    def __init__(self, *, formatter_class: Any = argparse.HelpFormatter, **kwargs: Any) -> None:
+        # argparse makes a formatter for every add_argument (to check the metavar), and an
+        # unsized one imports shutil to size itself.
+        sized = functools.partial(formatter_class, width=help_width())
+        super().__init__(formatter_class=sized, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(
@@ -115,7 +143,7 @@ def _build(families: Iterable[str], only: str | None = None) -> argparse.Argumen
     )
     parser.add_argument("--version", action="version", version=f"asched {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = state_dir_option()
+    common = state_dir_option(_Parser)
     for family in families:
         _add_family(family, sub, common, only)
     return parser

@@ -42,9 +42,11 @@ def current_time() -> datetime:
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
-def state_dir_option() -> argparse.ArgumentParser:
-    """The ``--state-dir`` option every subcommand takes (a parent parser)."""
-    common = argparse.ArgumentParser(add_help=False)
+def state_dir_option(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The ``--state-dir`` option every subcommand takes (a parent parser of ``parser_class``)."""
+    common = parser_class(add_help=False)
     common.add_argument(
         "--state-dir",
         metavar="DIR",

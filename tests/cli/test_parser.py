@@ -117,3 +117,18 @@ def test_version_reads_as_argparse_prints_it(capsys: pytest.CaptureFixture[str])
     assert exc.value.code == 0
     assert capsys.readouterr() == fast
     assert fast.out.startswith("asched ") and fast.err == ""
+
+
+@pytest.mark.parametrize("columns", [None, "100", "0", "-5", "abc", " 70 "])
+def test_the_help_width_is_the_one_argparse_would_take(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argparse sizes help with shutil.get_terminal_size(); the parser works it out without
+    importing shutil, and must get the same (pytest's stdout is no terminal: the fallback)."""
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli_parser.help_width() == shutil.get_terminal_size().columns - 2
