@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 from asched import __version__
-from asched.cli.shared import error_line, state_dir_option
+from asched.cli.shared import error_line, help_width, state_dir_option
 from asched.core.errors import EXIT_USAGE
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
@@ -86,30 +84,12 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def help_width() -> int:
-    """The width argparse's help formatter takes, ``shutil.get_terminal_size().columns - 2``
-    ($COLUMNS, else the terminal's, else 80), worked out as shutil does it but without importing
-    shutil, which argparse does to ask (shutil imports zlib, bz2 and lzma: 2 ms of every command).
-    """
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-        columns = columns or 80
-    return columns - 2
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors, like every other error of asched (exit 2).
 
     argparse prints the whole usage block and then the error; and "unrecognized arguments"
     repeats the user's words raw, newlines and all. Subparsers inherit this class. Its
-    formatters are given their width (:func:`help_width`).
+    formatters are given their width (:func:`asched.cli.shared.help_width`).
     """
 
     def __init__(self, *, formatter_class: Any = argparse.HelpFormatter, **kwargs: Any) -> None:

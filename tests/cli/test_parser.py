@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from asched.cli import parser as cli_parser
+from asched.cli import shared
 from asched.cli.main import main
 
 
@@ -131,4 +132,4 @@ def test_the_help_width_is_the_one_argparse_would_take(
         monkeypatch.delenv("COLUMNS", raising=False)
     else:
         monkeypatch.setenv("COLUMNS", columns)
-    assert cli_parser.help_width() == shutil.get_terminal_size().columns - 2
+    assert shared.help_width() == shutil.get_terminal_size().columns - 2
