@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from asched.cli.main import run_module
+from asched.cli.main import exit_process, run_module
 
 if __name__ == "__main__":
-    sys.exit(run_module())
+    exit_process(run_module())

@@ -13,6 +13,7 @@ root only), each typing through asched's own tmux calls into the same receiver p
   idle     4. 10,000 stored: CPU seconds and wake-ups per minute, RSS
   scale    5. 100,000 stored: start -> READY, adding one from another process, RSS
   stop     6. SIGTERM -> exit, idle and with 10 deliveries in flight
+  cli      spawn -> exit of asched --version, next, add and ls --json beside python -c pass
 
 Prints the table, writes DIR/results.json and DIR/latency.png (with ``-quick`` in both names under
 --quick); ``python -m bench.report DIR/results.json`` prints the markdown. --quick takes under
@@ -53,7 +54,7 @@ from typing import Any  # noqa: E402
 from bench import plot, report  # noqa: E402
 from bench.common import Cleanup, git_state, print_table, write_json  # noqa: E402
 from bench.peers import apscheduler  # noqa: E402
-from bench.workloads import fanout, floor, idle, latency, restart, scale, stop  # noqa: E402
+from bench.workloads import cli, fanout, floor, idle, latency, restart, scale, stop  # noqa: E402
 from bench.workloads.context import Ctx  # noqa: E402
 
 WORKLOADS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
@@ -64,6 +65,7 @@ WORKLOADS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "idle": idle.run,
     "scale": scale.run,
     "stop": stop.run,
+    "cli": cli.run,
 }
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 from asched.cli.views import iso
-from asched.core.cron import parse_cron
 from asched.core.errors import UsageError
 from asched.core.models import CatchUp, Cron, Every, NewCheckIn, Once, Rule, utc
 from asched.core.paths import validate_name
@@ -20,6 +19,9 @@ from asched.core.triggers import next_due, parse_duration, parse_time, parse_zon
 from asched.core.zones import local_zone_name
 from asched.store.rows import checkin_params
 from asched.tmux.targets import check_body, parse_target
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 __all__ = ["AddRequest", "plan_checkin"]
 
@@ -117,6 +119,8 @@ def _rule(
     """The rule and its first occurrence."""
     first = _first_time(req, now, zone)
     if req.cron is not None:
+        from asched.core.cron import parse_cron  # lazy: `add --in` does not need it
+
         parse_cron(req.cron)  # a syntax error names the field; next_due would say less
         rule: Rule = Cron(req.cron, req.tz if req.tz is not None else local_zone())
         try:

@@ -8,28 +8,18 @@ and ``resume`` are in :mod:`asched.cli.pausing`.
 Order of work in every handler: parse and validate everything, then open the store. A usage error
 (exit 2) therefore never creates the state directory or the database, and the read-only commands
 never create anything either: no database means an empty schedule.
+
+Each handler imports what it uses when it runs: the parser loads this module for any of its six
+commands, and ``ls --json`` needs neither the planning of ``add`` (time zones, cron) nor the
+tables (tests/cli/test_imports.py).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from asched.cli.actions import read_checkins, read_history_with_messages, remove, store_checkin
-from asched.cli.addplan import AddRequest, plan_checkin
-from asched.cli.pausing import cmd_pause, cmd_resume
-from asched.cli.selection import canonical_target, next_text, parse_id, selector, whole
-from asched.cli.shared import current_time, state_dir, warn_if_no_daemon, warn_if_nowhere
-from asched.cli.views import (
-    checkin_json,
-    checkins_table,
-    deliveries_table,
-    delivery_json,
-    print_json,
-    print_lines,
-    terminal_width,
-)
+from asched.cli.shared import current_time, state_dir
 from asched.core.errors import EXIT_OK
-from asched.core.zones import local_zone_name
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
@@ -124,24 +114,36 @@ the check-in is removed); --json gives it whole, as "message".
 
 
 def add_checkin_commands(
-    sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser
+    sub: Subparsers[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    only: str | None = None,
 ) -> None:
-    """Add the data commands to the CLI's subparsers; ``common`` carries ``--state-dir``."""
-    _add_parser(sub, common)
-    _ls_parser(sub, common)
-
-    rm = _parser(sub, common, "rm", "remove a check-in", RM_EPILOG)
-    _selector_args(rm)
-    rm.set_defaults(handler=_cmd_rm)
-
+    """Add the data commands to the CLI's subparsers; ``common`` carries ``--state-dir``.
+    ``only``: that command alone (the parser of one command line: :mod:`asched.cli.parser`)."""
+    if only in (None, "add"):
+        _add_parser(sub, common)
+    if only in (None, "ls"):
+        _ls_parser(sub, common)
+    if only in (None, "rm"):
+        rm = _parser(sub, common, "rm", "remove a check-in", RM_EPILOG)
+        _selector_args(rm)
+        rm.set_defaults(handler=_cmd_rm)
     for name, verb in (("pause", "pause"), ("resume", "resume")):
+        if only not in (None, name):
+            continue
         p = _parser(sub, common, name, f"{verb} a check-in, or all of one target's", PAUSE_EPILOG)
         _selector_args(p)
         p.add_argument(
             "--target", metavar="T", help=f"{verb} every check-in of this target, instead of one"
         )
-        p.set_defaults(handler=cmd_pause if name == "pause" else cmd_resume)
+        p.set_defaults(handler=_cmd_pause if name == "pause" else _cmd_resume)
+    if only in (None, "history"):
+        _history_parser(sub, common)
 
+
+def _history_parser(
+    sub: Subparsers[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     history = _parser(sub, common, "history", "show the delivery journal", HISTORY_EPILOG)
     history.add_argument("id", nargs="?", metavar="ID", help="only this check-in's deliveries")
     history.add_argument("--target", metavar="T", help="only deliveries to this target")
@@ -251,6 +253,14 @@ def _ls_parser(sub: Subparsers[argparse.ArgumentParser], common: argparse.Argume
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
+    # Lazy, here and in the other handlers: see the module's docstring.
+    from asched.cli import lookup
+    from asched.cli.actions import store_checkin
+    from asched.cli.addplan import AddRequest, plan_checkin
+    from asched.cli.selection import next_text
+    from asched.cli.shared import warn_if_no_daemon, warn_if_nowhere
+    from asched.cli.views import checkin_json, print_json
+
     now = current_time()
     request = AddRequest(
         target=args.target,
@@ -271,9 +281,12 @@ def _cmd_add(args: argparse.Namespace) -> int:
     )
     new = plan_checkin(request, now)
     state = state_dir(args)
-    stored, replaced, no_daemon = store_checkin(state, new)
+    # tmux lists its panes while the check-in is stored: the look-up adds little to the wait.
+    with lookup.Listing(lookup.tmux_socket(state, lookup.environ())) as listing:
+        stored, replaced, no_daemon = store_checkin(state, new)
+        found = lookup.look_up(stored.target, listing.socket, listing)
     warn_if_no_daemon(no_daemon)
-    warn_if_nowhere(state, stored.target)
+    warn_if_nowhere(state, stored.target, found)
     if args.json:
         print_json({**checkin_json(stored), "replaced": replaced})
     else:
@@ -283,6 +296,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
+    from asched.cli.actions import read_checkins
+    from asched.cli.selection import canonical_target
+    from asched.cli.views import checkin_json, print_json
+
     target = canonical_target(args.target)
     now = current_time()
     checkins = read_checkins(state_dir(args), target)
@@ -290,6 +307,9 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json([checkin_json(c) for c in shown])
     else:
+        from asched.cli.views import checkins_table, print_lines, terminal_width
+        from asched.core.zones import local_zone_name
+
         hidden = len(checkins) - len(shown)
         zone = local_zone_name()
         print_lines(checkins_table(shown, now, terminal_width(args.full), zone, hidden=hidden))
@@ -297,6 +317,10 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
+    from asched.cli.actions import remove
+    from asched.cli.selection import selector
+    from asched.cli.views import checkin_json, print_json
+
     checkin_id, key = selector(args)
     gone = remove(state_dir(args), checkin_id, key)
     if args.json:
@@ -307,6 +331,16 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from asched.cli.actions import read_history_with_messages
+    from asched.cli.selection import canonical_target, parse_id, whole
+    from asched.cli.views import (
+        deliveries_table,
+        delivery_json,
+        print_json,
+        print_lines,
+        terminal_width,
+    )
+
     checkin_id = None if args.id is None else parse_id(args.id)
     target = canonical_target(args.target)
     limit = whole(args.limit, "--limit", "a number of rows, at least 1")
@@ -317,3 +351,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
         width = terminal_width(args.full)
         print_lines(deliveries_table(rows, width, messages, full=args.full))
     return EXIT_OK
+
+
+def _cmd_pause(args: argparse.Namespace) -> int:
+    from asched.cli.pausing import cmd_pause
+
+    return cmd_pause(args)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from asched.cli.pausing import cmd_resume
+
+    return cmd_resume(args)

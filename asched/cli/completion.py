@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from asched.core.errors import EXIT_OK
 
@@ -35,9 +35,11 @@ _PATH_METAVARS = {"FILE": "FILE", "PATH": "FILE", "DIR": "DIRECTORY"}
 
 
 def add_completion_command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], root: argparse.ArgumentParser
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    whole: Callable[[], argparse.ArgumentParser],
 ) -> None:
-    """Add ``completion SHELL``; ``root`` is the whole parser, the one the script describes."""
+    """Add ``completion SHELL``; ``whole`` builds the whole parser, the one the script describes
+    (the one that parsed the command line may have only this command: asched.cli.parser)."""
     p = sub.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh or fish)",
@@ -48,7 +50,7 @@ def add_completion_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shell", metavar="SHELL", choices=SHELLS, help="one of: " + ", ".join(SHELLS))
-    p.set_defaults(handler=functools.partial(_cmd_completion, root))
+    p.set_defaults(handler=functools.partial(_cmd_completion, whole))
 
 
 def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
@@ -72,6 +74,6 @@ def script(parser: argparse.ArgumentParser, shell: str) -> str:
     return shtab.complete(parser, shell=shell)
 
 
-def _cmd_completion(root: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    sys.stdout.write(script(root, args.shell))
+def _cmd_completion(whole: Callable[[], argparse.ArgumentParser], args: argparse.Namespace) -> int:
+    sys.stdout.write(script(whole(), args.shell))
     return EXIT_OK

@@ -1,9 +1,9 @@
 """The commands that run the daemon or work beside it: ``daemon``, ``status``, ``send``,
 ``config check``, ``reload`` and ``demo``.
 
-Their handlers import the daemon's modules when they run, not at the top: the parser loads this
-module for every command, and the daemon, the delivery engine and the status probe bring in
-asyncio, structlog and psutil (``asched --version`` would take about 120 ms more).
+Their handlers import what they use when they run, not at the top: the parser loads this module
+for any of its commands, and the daemon, the delivery engine and the status probe bring in
+asyncio, structlog and psutil (each of these commands would pay for the others').
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import json
 import sys
 
 from asched.cli.shared import error_line, state_dir, tmux_socket
-from asched.cli.views import delivery_json
 from asched.core import paths
 from asched.core.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, UsageError
 from asched.core.paths import config_file
-from asched.core.states import DeliveryState
-from asched.core.triggers import format_duration
-from asched.core.zones import local_zone_name
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
@@ -188,7 +184,9 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 def _cmd_send(args: argparse.Namespace) -> int:
     # Lazy: see the module's docstring.
     from asched.cli.send import run_send
+    from asched.cli.views import delivery_json
     from asched.core.logs import configure as configure_logs
+    from asched.core.states import DeliveryState
     from asched.daemon import config
     from asched.daemon.wiring import delivery_settings
 
@@ -210,7 +208,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from asched.daemon import config  # lazy: see the module's docstring
+    from asched.core.ruletext import format_duration  # lazy: see the module's docstring
+    from asched.core.zones import local_zone_name
+    from asched.daemon import config
 
     path = config_file(args.file)
     try:
@@ -267,6 +267,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st.as_json(), indent=2))
     elif st.running:
+        from asched.core.ruletext import format_duration
+
         facts = [f"pid {st.pid if st.pid is not None else 'unknown'}"]
         if st.uptime_s is not None:
             facts.append(f"up {format_duration(st.uptime_s)}")

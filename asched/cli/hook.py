@@ -13,12 +13,13 @@ standard library and asched's light modules only.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 from collections.abc import Mapping
 
-from asched.cli.shared import state_dir, state_dir_option
+from asched.cli.shared import help_width, state_dir, state_dir_option
 from asched.daemon import control
 from asched.delivery.hookbook import HookEvent
 
@@ -55,7 +56,11 @@ def add_hook_command(
 def main(argv: list[str]) -> int:
     """``asched hook [--state-dir DIR]`` without the rest of the command line (see cli/main.py)."""
     parser = argparse.ArgumentParser(
-        prog="asched hook", parents=[state_dir_option()], description=DESCRIPTION
+        prog="asched hook",
+        parents=[state_dir_option()],
+        description=DESCRIPTION,
+        # Sized here: argparse would import shutil to ask (see shared.help_width).
+        formatter_class=functools.partial(argparse.HelpFormatter, width=help_width()),
     )
     return _cmd_hook(parser.parse_args(argv))
 

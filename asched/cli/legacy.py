@@ -36,7 +36,7 @@ from asched.cli.views import (
 from asched.core.errors import EXIT_OK
 from asched.core.models import Every
 from asched.core.paths import path_arg
-from asched.core.triggers import format_duration
+from asched.core.ruletext import format_duration
 
 __all__ = ["add_legacy_command"]
 

@@ -12,20 +12,30 @@ else the server of the tmux the command runs in (``$TMUX``), else tmux's default
 
 from __future__ import annotations
 
-import asyncio
 import os
+import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from asched.core.childenv import child_env
 from asched.core.errors import UsageError
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
-from asched.tmux.client import TmuxClient
-from asched.tmux.errors import ServerMissing, TargetAmbiguous, TargetMissing, TmuxError
-from asched.tmux.panes import select_pane
+from asched.tmux.errors import (
+    ServerMissing,
+    TargetAmbiguous,
+    TargetMissing,
+    TmuxError,
+    TmuxMissing,
+    TmuxTimeout,
+    server_missing,
+)
+from asched.tmux.panes import PaneInfo, pane_format, parse_panes, select_pane
 from asched.tmux.targets import parse_target
 
 TIMEOUT_S = 1.0  # a frozen or slow server must not hold up the command for longer
+TMUX = "tmux"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,52 +66,107 @@ def tmux_socket(state: Path, env: Mapping[str, str]) -> str | None:
     return inside or None
 
 
-def look_up(target: str, socket: str | None) -> Found:
-    """Ask the server on ``socket`` (None: the default) which pane ``target`` names."""
-    return asyncio.run(_look_up(target, socket))
+class Listing:
+    """One ``list-panes -a`` of the server on ``socket`` (None: tmux's default), under way from
+    its creation until :meth:`panes` reads its answer; a context manager that ends the client.
+
+    ``add`` starts it before storing and reads it afterwards, so that the tmux client runs while
+    the check-in is stored. It is one blocking client started with :mod:`subprocess` rather than
+    :class:`asched.tmux.client.TmuxClient`, whose event loop and thread pool (asyncio: about
+    25 ms of imports) would cost more than the question. The client's rules hold: ``-N`` (never
+    start a server), no ``$TMUX`` inherited, a bounded wait (:data:`TIMEOUT_S`).
+    """
+
+    def __init__(self, socket: str | None) -> None:
+        self.socket = socket
+        fmt, self._marker = pane_format()
+        argv = [TMUX, "-N", "-u", *(["-S", socket] if socket is not None else [])]
+        env = child_env()
+        # The server asked is `socket`'s, not the one this command may run in.
+        env.pop("TMUX", None)
+        env.pop("TMUX_PANE", None)
+        self._deadline = time.monotonic() + TIMEOUT_S
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._missing: str | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [*argv, "list-panes", "-a", "-F", fmt],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            self._missing = f"cannot run {TMUX!r}: {exc.strerror or exc}"
+
+    def panes(self) -> list[PaneInfo]:
+        """Every pane of the server. Raises :class:`TmuxMissing`, :class:`ServerMissing`,
+        :class:`TmuxTimeout` or :class:`TmuxError`."""
+        if self._proc is None:
+            raise TmuxMissing(self._missing or "tmux did not start")
+        try:
+            out, err_bytes = self._proc.communicate(
+                timeout=max(self._deadline - time.monotonic(), 0.0)
+            )
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise TmuxTimeout(f"tmux list-panes took more than {TIMEOUT_S:g} s") from None
+        if self._proc.returncode != 0:
+            err = " ".join(err_bytes.decode("utf-8", "replace").split())
+            if server_missing(err):
+                raise ServerMissing(err)
+            raise TmuxError(f"list-panes: {err or f'exit {self._proc.returncode}'}")
+        return parse_panes(out.decode("utf-8", "replace"), self._marker)
+
+    def close(self) -> None:
+        """End the client if it still runs, and reap it."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            self._proc.communicate()
+
+    def __enter__(self) -> Listing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-async def _look_up(target: str, socket: str | None) -> Found:
-    client = TmuxClient(socket, timeout_s=TIMEOUT_S, max_calls=1)
+def look_up(target: str, socket: str | None, listing: Listing | None = None) -> Found:
+    """Ask the server on ``socket`` (None: the default) which pane ``target`` names; from
+    ``listing`` when one was started already."""
     wanted = parse_target(target)
     try:
-        try:
-            pane = await client.resolve(wanted)
-            key = pane.pane_id
-            if wanted.pane_id is None and wanted.pane is None:
-                panes = await client.list_panes()
-                mates = [
-                    p
-                    for p in panes
-                    if (p.session, p.window_index) == (pane.session, pane.window_index)
-                ]
-                if len(mates) > 1:
-                    key = str(parse_target(f"{pane.session}:{pane.window_index}"))
-            return Found(True, pane.pane_id, key=key)
-        except TargetAmbiguous:
-            return Found(True, ambiguous=True)
-        except TargetMissing:
-            return Found(True, near=await _near(client, target))
-        except (ServerMissing, TmuxError):
-            return Found(False)
-    finally:
-        client.close()
+        if listing is not None:
+            panes = listing.panes()
+        else:
+            with Listing(socket) as own:
+                panes = own.panes()
+    except TmuxError:  # no server, no tmux, a timeout
+        return Found(False)
+    try:
+        pane = select_pane(wanted, panes)
+    except TargetAmbiguous:
+        return Found(True, ambiguous=True)
+    except TargetMissing:
+        return Found(True, near=_near(panes, target))
+    key = pane.pane_id
+    if wanted.pane_id is None and wanted.pane is None:
+        mates = [
+            p for p in panes if (p.session, p.window_index) == (pane.session, pane.window_index)
+        ]
+        if len(mates) > 1:
+            key = str(parse_target(f"{pane.session}:{pane.window_index}"))
+    return Found(True, pane.pane_id, key=key)
 
 
 def panes_named(targets: Iterable[str], socket: str | None) -> dict[str, str] | None:
     """The pane each of ``targets`` names now, from one listing of the server on ``socket``;
     a target that names no pane (or several windows) is left out. None: no server answered."""
-    return asyncio.run(_panes_named(list(targets), socket))
-
-
-async def _panes_named(targets: list[str], socket: str | None) -> dict[str, str] | None:
-    client = TmuxClient(socket, timeout_s=TIMEOUT_S, max_calls=1)
     try:
-        panes = await client.list_panes()
+        with Listing(socket) as listing:
+            panes = listing.panes()
     except TmuxError:  # no server, no tmux, a timeout
         return None
-    finally:
-        client.close()
     named: dict[str, str] = {}
     for target in targets:
         try:
@@ -111,15 +176,11 @@ async def _panes_named(targets: list[str], socket: str | None) -> dict[str, str]
     return named
 
 
-async def _near(client: TmuxClient, target: str) -> tuple[str, ...]:
+def _near(panes: list[PaneInfo], target: str) -> tuple[str, ...]:
     """Windows whose name equals the target's but for case (``orch:developer`` for a window
     named ``Developer``), as targets."""
     wanted = parse_target(target)
     if not isinstance(wanted.window, str) or wanted.session is None:
-        return ()
-    try:
-        panes = await client.list_panes()
-    except TmuxError:
         return ()
     names = {
         p.window_name

@@ -173,12 +173,12 @@ class NextStored:
 def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored:
     """Store ``new`` (from :func:`plan_next`) as its target's one next check-in, keyed on the pane
     the target names now, and wake the daemon. ``any_case``: see ``--any-case``."""
-    # Lazy: the look-up loads asyncio and the tmux client (about 50 ms), and `next` from inside
-    # the agent's own pane ($TMUX_PANE, a pane id) never asks tmux.
-    from asched.cli import lookup
-
     found = None
     if not new.target.startswith("%"):
+        # Lazy: `next` from inside the agent's own pane ($TMUX_PANE, a pane id) never asks tmux,
+        # and the look-up loads subprocess and the tmux modules.
+        from asched.cli import lookup
+
         # One next check-in per pane, however it is named: %5, orch:0 and orch:0.0 share the key
         # of the pane they name now (the target itself stays as given).
         socket = lookup.tmux_socket(state, lookup.environ())

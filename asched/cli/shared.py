@@ -1,16 +1,15 @@
 """What the command families share: the clock, the state directory and its database, waking the
 daemon, the tmux socket option, and one-line error text.
 
-The store, the daemon's control socket and the tmux look-up are imported inside the functions
-that use them: the parser loads this module, and ``asched --version``, ``--help`` and ``status``
-need none of them (the store costs about 10 ms, the look-up's asyncio and tmux client 50 ms).
+The store, the daemon's control socket, the published state directory and the tmux look-up are
+imported inside the functions that use them: the parser loads this module for every command
+line, and each command needs only some of them (the store costs about 10 ms, the look-up a few).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from asched.core import paths
 from asched.core.errors import AschedError, StoreError
-from asched.daemon import published
 
 if TYPE_CHECKING:
     from asched.cli.lookup import Found
@@ -44,9 +42,29 @@ def current_time() -> datetime:
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
-def state_dir_option() -> argparse.ArgumentParser:
-    """The ``--state-dir`` option every subcommand takes (a parent parser)."""
-    common = argparse.ArgumentParser(add_help=False)
+def help_width() -> int:
+    """The width argparse's help formatter takes, ``shutil.get_terminal_size().columns - 2``
+    ($COLUMNS, else the terminal's, else 80), worked out as shutil does it but without importing
+    shutil, which argparse does to ask (shutil imports zlib, bz2 and lzma: 2 ms of every command).
+    """
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns - 2
+
+
+def state_dir_option(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The ``--state-dir`` option every subcommand takes (a parent parser of ``parser_class``)."""
+    common = parser_class(add_help=False)
     common.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -58,6 +76,8 @@ def state_dir_option() -> argparse.ArgumentParser:
 def state_dir(args: argparse.Namespace) -> Path:
     """The state directory of a command line's ``--state-dir``, else the environment's, else
     the one a running daemon of this user published (:mod:`asched.daemon.published`)."""
+    from asched.daemon import published  # lazy: see the module's docstring
+
     return published.cli_state_dir(args.state_dir)
 
 
@@ -124,6 +144,8 @@ def wake_or_warn(state: Path) -> str | None:
 def no_daemon_text(state: Path) -> str | None:
     """None when a daemon holds ``state``'s lock; else one line: nothing will deliver what was
     just stored there until a daemon starts, and how to start the right one."""
+    from asched.daemon import published  # lazy: see the module's docstring
+
     if published.serves_us(state):
         return None
     return (
@@ -141,7 +163,9 @@ def warn_if_no_daemon(text: str | None) -> None:
 def start_hint(state: Path) -> str:
     """The command that starts the daemon for ``state``: the installed unit's when the state
     directory is that unit's, else ``asched daemon`` (with ``--state-dir`` when needed)."""
-    from asched.install.scope import scope_for  # lazy: only when warning
+    import shlex  # lazy: only when warning
+
+    from asched.install.scope import scope_for
 
     try:
         scope = scope_for(None)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from asched.core.models import PAUSED, REMOVED, CheckIn, Delivery, Every, Once, Rule, utc
-from asched.core.triggers import format_duration, rule_to_text
+from asched.core.ruletext import format_duration, rule_to_text
 
 __all__ = [
     "checkin_json",

@@ -27,24 +27,28 @@ from any instant before the answer gives the same answer.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from datetime import UTC, datetime, time, timedelta
-from fractions import Fraction
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
-from asched.core.cron import CronSpec, next_wall_match, parse_cron
 from asched.core.errors import UsageError
 from asched.core.models import Cron, Every, Once, Rule, utc
+from asched.core.ruletext import format_duration, rule_to_text
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from asched.core.cron import CronSpec
+
+# zoneinfo and the cron parser are imported by the functions that use them: `asched next 30m`
+# and `asched add --in` need neither (tests/cli/test_imports.py).
 
 __all__ = [
     "DURATION_FORMS",
     "MAX_DURATION_S",
     "TIME_FORMS",
-    "CronSpec",
     "format_duration",
     "next_due",
-    "parse_cron",
     "parse_duration",
     "parse_time",
     "parse_zone",
@@ -54,22 +58,27 @@ __all__ = [
 MAX_DURATION_S = 3660 * 86400
 """The longest duration :func:`parse_duration` accepts: ten years (of 366 days)."""
 
-_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 # Parsed here rather than with a library (pytimeparse, humanfriendly): none reads systemd's
 # spellings together with asched's refusals (a bare number, "M", a fraction of a second).
-# The time span units of systemd.time(7), each spelling -> seconds (a Fraction below 1 s). "M"
-# (months there) is refused: it is one key away from "m" (minutes), and a month is no fixed span.
-_SPELLINGS: dict[str, Fraction] = {
-    **dict.fromkeys(("years", "year", "y"), Fraction(31_557_600)),  # 365.25 days, as systemd
-    **dict.fromkeys(("months", "month"), Fraction(2_629_800)),  # 30.44 days, as systemd
-    **dict.fromkeys(("weeks", "week", "w"), Fraction(7 * 86400)),
-    **dict.fromkeys(("days", "day", "d"), Fraction(86400)),
-    **dict.fromkeys(("hours", "hour", "hr", "h"), Fraction(3600)),
-    **dict.fromkeys(("minutes", "minute", "min", "m"), Fraction(60)),
-    **dict.fromkeys(("seconds", "second", "sec", "s"), Fraction(1)),
-    **dict.fromkeys(("msec", "ms"), Fraction(1, 1000)),
-    **dict.fromkeys(("usec", "us", "\u00b5s", "\u03bcs"), Fraction(1, 1_000_000)),
+_US = 1_000_000
+# The time span units of systemd.time(7), each spelling -> microseconds (each unit is a whole
+# number of them). "M" (months there) is refused: it is one key away from "m" (minutes), and a
+# month is no fixed span.
+_SPELLINGS: dict[str, int] = {
+    **dict.fromkeys(("years", "year", "y"), 31_557_600 * _US),  # 365.25 days, as systemd
+    **dict.fromkeys(("months", "month"), 2_629_800 * _US),  # 30.44 days, as systemd
+    **dict.fromkeys(("weeks", "week", "w"), 7 * 86400 * _US),
+    **dict.fromkeys(("days", "day", "d"), 86400 * _US),
+    **dict.fromkeys(("hours", "hour", "hr", "h"), 3600 * _US),
+    **dict.fromkeys(("minutes", "minute", "min", "m"), 60 * _US),
+    **dict.fromkeys(("seconds", "second", "sec", "s"), _US),
+    **dict.fromkeys(("msec", "ms"), 1000),
+    **dict.fromkeys(("usec", "us", "\u00b5s", "\u03bcs"), 1),
 }
+# A number is at most 24 characters (parse_duration), so it has fewer decimals than this: scaled
+# by 10**_DECIMALS it is a whole number, and the sum below is exact in integers. (Fraction would
+# do the same; it imports decimal and numbers, ~2 ms of every `asched add` and `next`.)
+_DECIMALS = 24
 _UNIT = "|".join(sorted(map(re.escape, _SPELLINGS), key=len, reverse=True))  # longest first
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 _DURATION_PART = re.compile(rf"[ \t]*({_NUMBER})[ \t]*({_UNIT})(?![A-Za-z])[ \t]*")
@@ -113,7 +122,7 @@ def parse_duration(text: str) -> int:
     if re.fullmatch(_NUMBER, stripped, re.ASCII):
         raise UsageError(f"duration {text!r} needs a unit (s, min, h, d or w), e.g. {stripped}s")
     parts = _split_duration(text)
-    total, previous = Fraction(0), Fraction(-1)
+    total, previous = 0, -1  # total: in units of 10**-_DECIMALS microseconds
     for number, unit in parts:
         size = _SPELLINGS[unit]
         if previous >= 0 and size >= previous:
@@ -122,14 +131,16 @@ def parse_duration(text: str) -> int:
                 " (w to s), each at most once"
             )
         previous = size
-        if len(number.partition(".")[0]) > 12 or len(number) > 24:
+        whole, _, decimals = number.partition(".")
+        if len(whole) > 12 or len(number) > 24:
             raise UsageError(f"duration {text!r} is too long (at most 10 years)")
-        total += Fraction(number) * size
-    if total > MAX_DURATION_S:
+        total += int((whole or "0") + decimals.ljust(_DECIMALS, "0")) * size
+    one_second: int = _US * 10**_DECIMALS  # (10**n is "Any" to mypy: n might be negative)
+    if total > MAX_DURATION_S * one_second:
         raise UsageError(f"duration {text!r} is too long (at most 10 years)")
-    if total.denominator != 1:
+    if total % one_second:
         raise UsageError(f"bad duration {text!r}: asched counts whole seconds")
-    return int(total)
+    return total // one_second
 
 
 def _split_duration(text: str) -> list[tuple[str, str]]:
@@ -149,33 +160,14 @@ def _split_duration(text: str) -> list[tuple[str, str]]:
     return parts
 
 
-def format_duration(seconds: float) -> str:
-    """A compact duration that :func:`parse_duration` reads back: ``1h30m``, ``45s``, ``2d``.
-
-    Whole seconds from 10 s up; shorter non-integral values keep up to three decimals (``0.25s``),
-    which is what a jitter or a grace window may need.
-    """
-    if not math.isfinite(seconds):
-        raise ValueError(f"not a finite duration: {seconds}")
-    if seconds < 0:
-        return "-" + format_duration(-seconds)
-    if seconds < 10 and seconds != int(seconds):
-        return f"{round(seconds, 3):g}s"
-    rest = round(seconds)
-    parts = []
-    for unit, size in _UNITS.items():
-        count, rest = divmod(rest, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
-
-
 def parse_zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name`` (``Europe/Berlin``); UsageError if unknown or not a zone name."""
     # zoneinfo treats the key as a relative path; refuse anything that is not plainly a zone name
     # before it ever reaches the file system.
     if _ZONE_NAME.fullmatch(name) is None:
         raise UsageError(f"bad time zone {name!r}: expected an IANA name like Europe/Berlin")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # lazy: see the imports above
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -272,7 +264,11 @@ def _next_time_of_day(text: str, at: time, now: datetime, tz: ZoneInfo | None) -
     raise UsageError(f"time {text!r} does not occur in the next days")
 
 
-_cached_cron = functools.lru_cache(maxsize=256)(parse_cron)
+@functools.lru_cache(maxsize=256)
+def _cached_cron(expr: str) -> CronSpec:
+    from asched.core.cron import parse_cron  # lazy: see the imports above
+
+    return parse_cron(expr)
 
 
 def next_due(rule: Rule, after: datetime) -> datetime | None:
@@ -332,6 +328,8 @@ def _first_cron_instant(
     real slots just after the gap; so a shifted candidate is only kept as the best so far until
     the walk passes its shifted wall time.
     """
+    from asched.core.cron import next_wall_match  # lazy: see the imports above
+
     best: datetime | None = None
     best_wall: datetime | None = None
     wall = next_wall_match(spec, start)
@@ -347,17 +345,3 @@ def _first_cron_instant(
         # hourly-style job, or a later gap time (shifted further than the one we hold).
         wall = next_wall_match(spec, wall + _MINUTE)
     return best
-
-
-def _iso_utc(ts: datetime) -> str:
-    spec = "seconds" if ts.microsecond == 0 else "microseconds"
-    return utc(ts).isoformat(timespec=spec).replace("+00:00", "Z")
-
-
-def rule_to_text(rule: Rule) -> str:
-    """A short description for listings: ``every 30m``, ``cron '0 9 * * 1-5' Europe/Berlin``."""
-    if isinstance(rule, Once):
-        return f"once at {_iso_utc(rule.at)}"
-    if isinstance(rule, Every):
-        return f"every {format_duration(rule.interval_s)}"
-    return f"cron '{rule.expr}' {rule.tz}"

@@ -14,7 +14,7 @@ Facts this module relies on, all measured on tmux 3.3a:
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,7 +133,9 @@ def pane_format() -> tuple[str, str]:
 
     The marker is unguessable, so no process name can forge a record boundary.
     """
-    marker = f"\x1e{secrets.token_hex(8)}\x1e"
+    # os.urandom is what secrets.token_hex reads; secrets itself would import hmac, hashlib and
+    # random into every `asched add` that looks its target up (about 3 ms).
+    marker = f"\x1e{os.urandom(8).hex()}\x1e"
     return marker + "\t".join(f"#{{{name}}}" for name in _FIELDS), marker
 
 
