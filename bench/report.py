@@ -86,8 +86,8 @@ def floor_rows(floor: dict[str, Any]) -> list[list[str]]:
         "tmux_paste_and_enter_two_calls": "two tmux client calls (paste, then Enter): wall",
         "tmux_bare_client": "one bare tmux client (display-message -p): wall",
         "tmux_100_pastes_one_call": "100 pastes in one tmux client: call -> last readable",
-        "tmux_control_paste": "one staged guarded paste via a control client (tmux -C): -> readable",
-        "tmux_control_100_pastes": "100 staged guarded pastes, one control-client line: -> last readable",
+        "tmux_control_paste": "one staged guarded paste, control client (tmux -C): -> readable",
+        "tmux_control_100_pastes": "100 staged guarded pastes, one control-client line: -> last",
         "python_start": "python -c pass: spawn -> exit",
         "asched_version": "asched --version: spawn -> exit",
     }

@@ -13,7 +13,7 @@ import time
 
 
 class RawControl:
-    """``tmux -C attach -t SESSION -f no-output,ignore-size`` on ``sock``, ended by :meth:`close`."""
+    """``tmux -C attach -t SESSION -f no-output,ignore-size``, ended by :meth:`close`."""
 
     def __init__(self, tmux_prefix: list[str], session: str) -> None:
         argv = [*tmux_prefix, "-C", "attach-session", "-t", session, "-f", "no-output,ignore-size"]
