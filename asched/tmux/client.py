@@ -65,6 +65,8 @@ _BUFFER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # After a failed attempt to attach a control client, the next waits this long (doubling).
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 60.0
+# A control client that lived this long was not refused: after it ends, attach again at once.
+_STABLE_S = 30.0
 
 log = get_logger()
 
@@ -138,15 +140,17 @@ class TmuxClient:
             self._control.close()
 
     async def aclose(self) -> None:
-        """:meth:`close`, and wait until the control client has exited (one being attached
-        too: its process is ended before this returns)."""
-        conn, attaching = self._control, self._attaching
-        self.close()
-        if attaching is not None:
+        """:meth:`close`, but the control client is let go cleanly: its stdin is closed, it
+        detaches, and this returns once it has exited (killed after a grace). One being
+        attached is ended too."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._attaching is not None:
+            self._attaching.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await attaching
-        if conn is not None:
-            await conn.aclose()
+                await self._attaching
+        if self._control is not None:
+            await self._control.aclose()
 
     @property
     def control_pid(self) -> int | None:
@@ -154,25 +158,36 @@ class TmuxClient:
         conn = self._control
         return conn.pid if conn is not None and conn.alive else None
 
-    def attach_control(self) -> None:
+    def attach_control(self, *, force: bool = False) -> None:
         """Attach the control client now, in the background, if it is wanted and not attached
         (calls do this by themselves; the daemon calls it once it is ready)."""
         if not self._control_wanted or self._closed:
             return
-        if self._control is not None and self._control.alive:
+        conn = self._control
+        if conn is not None and conn.alive:
             return
         if self._attaching is not None and not self._attaching.done():
             return
         loop = asyncio.get_running_loop()
-        if loop.time() < self._retry_at:
+        if conn is not None and conn.lost_at is not None:
+            # The first call after a connection ended. One that lived long enough was a good
+            # one: attach again now. One that ended within moments (a hook that detaches new
+            # clients, a session being torn down) counts as a failed attach: back off, so that
+            # the user's hooks do not run in a loop.
+            self._control = None
+            if conn.lost_at - conn.attached_at >= _STABLE_S:
+                self._retry_s = _RETRY_FIRST_S
+            else:
+                self._retry_at = conn.lost_at + self._retry_s
+                self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
+        if not force and loop.time() < self._retry_at:
             return
         self._attaching = loop.create_task(self._attach())
 
     async def connect_control(self) -> bool:
         """Attach the control client now and wait for it (past any back-off); True when it is
         attached. For tools and tests: the daemon lets calls attach it in the background."""
-        self._retry_at = 0.0
-        self.attach_control()
+        self.attach_control(force=True)
         if self._attaching is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._attaching)
@@ -198,7 +213,6 @@ class TmuxClient:
             await conn.aclose()
             return
         self._control = conn
-        self._retry_s = _RETRY_FIRST_S
         log.info("tmux.control_attached", socket=self.socket, session=session, pid=conn.pid)
 
     async def _session_to_attach(self) -> str:
@@ -241,7 +255,7 @@ class TmuxClient:
         if conn is not None and conn.alive and input is None:
             line = control_line(args)
             if line is not None:
-                return await conn.run((*self._prefix, *args), line, limit)
+                return await conn.run((*self._prefix, *args), line, limit, " ".join(args[:3]))
         elif self._control_wanted:
             if self._attach_first and input is None and await self.connect_control():
                 return await self.run(*args, timeout_s=timeout_s)
@@ -255,7 +269,7 @@ class TmuxClient:
         argv = (*self._prefix, *args)
         limit = self.timeout_s if limit is None else limit
         rc, stdout, stderr = await run_in_thread(
-            self._pool, argv, input, limit, self._env, self.tmux_bin
+            self._pool, argv, input, limit, self._env, self.tmux_bin, " ".join(args[:3])
         )
         call = CompletedCall(argv, rc, stdout, stderr)
         if rc != 0 and server_missing(call.err):

@@ -133,6 +133,10 @@ class ControlConnection:
         self._seq = 0
         self.alive = False
         self.why_lost = ""
+        # Loop times of the attach and of the end: a client that lives only moments makes its
+        # owner back off before the next attach (a hook that detaches every new client).
+        self.attached_at = 0.0
+        self.lost_at: float | None = None
 
     @classmethod
     async def open(
@@ -162,11 +166,21 @@ class ControlConnection:
         conn._transport = transport
         conn.pid = transport.get_pid()
         try:
-            await asyncio.wait_for(asyncio.shield(conn._attached), timeout_s)
+            try:
+                await asyncio.wait_for(asyncio.shield(conn._attached), timeout_s)
+            except TimeoutError:
+                raise TmuxTimeout(
+                    f"tmux control client: no attach within {timeout_s:g} s"
+                ) from None
+            if conn.why_lost:
+                # It ended in the turns between its attach and now (a hook detached it, its
+                # session went): never hand out a connection that is already gone.
+                raise TmuxError(f"tmux control client ended at once: {conn.why_lost}")
         except BaseException:
             await conn.aclose()
             raise
         conn.alive = True
+        conn.attached_at = loop.time()
         return conn
 
     def reaped(self) -> None:
@@ -197,7 +211,9 @@ class ControlConnection:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.exited), grace_s)
 
-    async def run(self, args: tuple[str, ...], line: bytes, timeout_s: float) -> CompletedCall:
+    async def run(
+        self, args: tuple[str, ...], line: bytes, timeout_s: float, what: str = ""
+    ) -> CompletedCall:
         """Send ``line`` (made by :func:`control_line` from ``args``); its reply as a one-shot
         client would give it: the commands' output, rc 1 and the error text when one failed.
 
@@ -209,17 +225,23 @@ class ControlConnection:
         self._seq += 1
         mark = f"asched-{self._token}-{self._seq}".encode()
         future: asyncio.Future[CompletedCall] = asyncio.get_running_loop().create_future()
-        call = _Call(args, mark, future)
-        self._calls.append(call)
         # uvloop's pipe transports do not derive from asyncio's classes: no isinstance check.
-        stdin = cast(asyncio.WriteTransport, self._transport.get_pipe_transport(0))
-        stdin.write(line + b"\ndisplay-message -p '" + mark + b"'\n")
+        stdin = cast(asyncio.WriteTransport | None, self._transport.get_pipe_transport(0))
+        try:
+            if stdin is None or stdin.is_closing():
+                raise ConnectionError("its stdin is closed")
+            stdin.write(line + b"\ndisplay-message -p '" + mark + b"'\n")
+        except (ConnectionError, RuntimeError) as exc:
+            # Nothing was written: the call did not happen; the connection is over.
+            self.lost(f"write failed: {exc}")
+            raise ControlLost(f"tmux control client gone ({self.why_lost})") from None
+        self._calls.append(_Call(args, mark, future))
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             # The call stays queued: its reply, when tmux wakes, is read and dropped in order.
             raise TmuxTimeout(
-                f"tmux {' '.join(args[:3])} took more than {timeout_s:g} s (control client)"
+                f"tmux {what or ' '.join(args[:3])} took more than {timeout_s:g} s (control client)"
             ) from None
 
     # -- reading ------------------------------------------------------------------------------
@@ -270,7 +292,8 @@ class ControlConnection:
                     self._attached.set_result(None)
             return
         if not self._calls:
-            self._desync("a reply with no call waiting")
+            if not self.why_lost:  # after the end, late replies have no call left: expected
+                self._desync("a reply with no call waiting")
             return
         call = self._calls[0]
         if not error and lines == [call.mark]:
@@ -293,6 +316,8 @@ class ControlConnection:
             return
         self.why_lost = why
         self.alive = False
+        with contextlib.suppress(RuntimeError):
+            self.lost_at = asyncio.get_running_loop().time()
         if not self._attached.done():
             self._attached.set_exception(TmuxError(f"tmux control client ended: {why}"))
             self._attached.exception()  # retrieved: nobody may be waiting any more

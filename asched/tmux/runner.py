@@ -59,6 +59,7 @@ async def run_in_thread(
     limit: float,
     env: dict[str, str],
     tmux_bin: str,
+    what: str = "",
 ) -> tuple[int, bytes, bytes]:
     """Run one client in the pool; on timeout or cancellation its process group is killed.
 
@@ -104,7 +105,9 @@ async def run_in_thread(
     except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
         raise TmuxMissing(f"cannot run {tmux_bin!r}: {e.strerror or e}") from None
     except subprocess.TimeoutExpired:
-        raise TmuxTimeout(f"tmux {' '.join(argv[1:4])} took more than {limit:g} s") from None
+        raise TmuxTimeout(
+            f"tmux {what or ' '.join(argv[1:4])} took more than {limit:g} s"
+        ) from None
     except asyncio.CancelledError:
         # Do not leave a client (or a zombie) behind: kill the group, let the worker reap it.
         cancelled.set()

@@ -261,3 +261,30 @@ async def test_a_file_load_buffer_cannot_read_fails_the_call(
     assert {"one", "two"} <= await client.buffer_names()
     assert list(spool.iterdir()) == []  # the bodies' files are removed once loaded
     assert client.control_pid is not None
+
+
+async def test_a_hook_that_detaches_every_client_neither_sticks_nor_loops(
+    server: Server, tmp_path: Path
+) -> None:
+    """A client-attached hook that detaches the new client: the control client ends at once.
+    Calls keep working (one-shot), no dead connection is kept, and attaches back off rather
+    than run the user's hooks in a loop."""
+    server.new_session("main", "cat")
+    seen = tmp_path / "attaches"
+    server.tmux(
+        "set-hook", "-g", "client-attached", f"detach-client ; run-shell 'echo x >> {seen}'"
+    )
+    c = TmuxClient(server.sock, timeout_s=3.0, control=True)
+    try:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 3.0
+        calls = 0
+        while loop.time() < end:
+            assert (await c.run("display-message", "-p", "ok")).out == "ok\n"
+            calls += 1
+            await asyncio.sleep(0.02)
+        attaches = len(seen.read_text().splitlines()) if seen.exists() else 0
+        assert 1 <= attaches <= 4, attaches  # 1 s, then 2 s of back-off
+        assert calls > 50
+    finally:
+        await c.aclose()
