@@ -90,6 +90,9 @@ class DaemonContext:
     fail: Callable[[int, str], None]
     # Called with the new config after a successful reload (services adopt it).
     reload_hooks: list[Callable[[Config], None]] = field(default_factory=list)
+    # Called at every reload request (SIGHUP, ``asched reload``), before the file is read and
+    # whether or not it turns out valid: the scheduler re-reads the store then.
+    reload_requests: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Daemon:
@@ -152,6 +155,8 @@ class Daemon:
         keep the running configuration. A reload asked for while one runs runs again after it,
         so the last edit is always the one read."""
         ctx = self._ctx
+        for request in ctx.reload_requests if ctx is not None else ():
+            request()
         if self.state is RunState.RELOADING:
             self._reload_again = True
             return

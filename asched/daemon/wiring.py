@@ -81,9 +81,12 @@ async def scheduling(ctx: DaemonContext, started: asyncio.Event) -> None:
     def adopt(cfg: config.Config) -> None:
         engine.settings = delivery_settings(cfg)
         poke_fleet.set()
-        scheduler.wake()
 
     ctx.reload_hooks.append(adopt)
+    # Any reload request re-reads the store, a valid config file or not: it is how a write
+    # made without the command line (sqlite3 by hand) reaches a scheduler that sleeps until
+    # the next due time (scheduler.py).
+    ctx.reload_requests.append(scheduler.wake)
     control = ControlServer(
         runtime_socket(ctx.options.state_dir),
         {"wake": scheduler.wake, "reload": ctx.reload},
