@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import os
 import signal
 import sys
@@ -37,14 +38,11 @@ from asched.core.logs import get_logger
 from asched.core.paths import DB_NAME, ensure_state_dir
 from asched.daemon import config, published
 from asched.daemon.config import Config
-from asched.daemon.lock import (
-    DEFAULT_POLL_S,
-    DEFAULT_TIMEOUT_S,
-    LOCK_NAME,
-    HolderInfo,
-    InstanceLock,
-)
+from asched.daemon.lock import LOCK_NAME, HolderInfo, InstanceLock
 from asched.daemon.notify import Notifier
+from asched.daemon.options import DaemonOptions
+
+__all__ = ["Daemon", "DaemonContext", "DaemonOptions", "RunState", "Service", "exit_now", "run"]
 
 log = get_logger()
 
@@ -62,20 +60,6 @@ class RunState(enum.StrEnum):
     RELOADING = "reloading"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
-    """Everything the daemon is started with (from the command line and the environment)."""
-
-    state_dir: Path
-    config_path: Path
-    lock_timeout_s: float = DEFAULT_TIMEOUT_S
-    lock_poll_s: float = DEFAULT_POLL_S
-    loop: str = "uvloop"
-    log_level: str | None = None  # None: the config file's, else "info"
-    tmux_socket: str | None = None
-    argv: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(slots=True)
@@ -104,9 +88,16 @@ class DaemonContext:
 class Daemon:
     """One run of the daemon; :meth:`run` returns the process exit code."""
 
-    def __init__(self, options: DaemonOptions, services: dict[str, Service] | None = None) -> None:
+    def __init__(
+        self,
+        options: DaemonOptions,
+        services: dict[str, Service] | None = None,
+        *,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.options = options
         self.services = dict(services or {})
+        self._on_ready = on_ready  # called once, right after READY=1
         self.notifier = Notifier()
         self.state = RunState.STARTING
         self._stop = asyncio.Event()
@@ -329,6 +320,8 @@ class Daemon:
                 self._set_state(RunState.RUNNING)
                 self.notifier.ready(self._status_line())
                 ctx.ready.set()
+                if self._on_ready is not None:
+                    self._on_ready()
                 log.info("daemon.ready", pid=os.getpid(), startup_s=self._elapsed())
                 await self._stop.wait()
                 await self._stop_services(tasks, ctx)
@@ -391,7 +384,8 @@ def run(options: DaemonOptions, services: dict[str, Service]) -> NoReturn:
     configure_logs(options.log_level or "info")
 
     async def main() -> int:
-        return await Daemon(options, services).run()
+        # The collector, which start.serve turns off for the imports, is on from READY.
+        return await Daemon(options, services, on_ready=gc.enable).run()
 
     if options.loop == "uvloop":
         import uvloop
