@@ -126,12 +126,15 @@ def spawn_daemon(
     loop: str = "uvloop",
     tmux_socket: str | None = None,
     name: str = "d",
+    extra_env: dict[str, str] | None = None,
 ) -> DaemonProc:
-    """Start ``asched daemon`` on ``state_dir`` in a session of its own (Ctrl-C reaches us only)."""
+    """Start ``asched daemon`` on ``state_dir`` in a session of its own (Ctrl-C reaches us only);
+    ``extra_env``: variables on top of :func:`bench_env` (a WATCHDOG_USEC, as systemd sets)."""
     cmd = [ASCHED, "daemon", "--state-dir", str(state_dir), "--loop", loop]
     if tmux_socket is not None:
         cmd += ["--tmux-socket", tmux_socket]
-    return spawn_process(cleanup, tmp, cmd, name=name)
+    env = {**bench_env(tmp), **extra_env} if extra_env else None
+    return spawn_process(cleanup, tmp, cmd, name=name, env=env)
 
 
 def spawn_process(

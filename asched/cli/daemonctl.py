@@ -165,10 +165,11 @@ def add_demo(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    from asched.daemon import process as daemon  # lazy: see the module's docstring
-    from asched.daemon.wiring import scheduling
+    # Lazy: see the module's docstring; serve imports the daemon (asched/daemon/start.py).
+    from asched.daemon.options import DaemonOptions
+    from asched.daemon.start import serve
 
-    options = daemon.DaemonOptions(
+    options = DaemonOptions(
         # The daemon's own rule: it never follows another daemon's published state directory.
         state_dir=paths.state_dir(args.state_dir),
         config_path=config_file(args.config),
@@ -178,7 +179,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         tmux_socket=tmux_socket(args),
         argv=tuple(sys.argv),
     )
-    return daemon.run(options, {"scheduling": scheduling})
+    return serve(options)
 
 
 def _cmd_send(args: argparse.Namespace) -> int:

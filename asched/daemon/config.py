@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asched.core.cron import parse_cron
 from asched.core.errors import UsageError
 from asched.core.logs import LEVELS
 from asched.core.models import CatchUp
-from asched.core.triggers import parse_duration, parse_zone
-from asched.delivery.profiles import BUILTIN, PATTERNS, Profile, merged
-from asched.tmux.targets import check_body
+
+# The daemon reads this file before READY. With no file (the defaults) or a short one, the
+# parsers of times, cron rules, agent profiles and message bodies are not needed, so they are
+# imported where a table uses them: about 6 ms less before READY (docs/ARCHITECTURE.md).
+if TYPE_CHECKING:
+    from asched.delivery.profiles import Profile
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -85,6 +86,12 @@ class Entry:
         )
 
 
+def _builtin_profiles() -> tuple[Profile, ...]:
+    from asched.delivery.profiles import BUILTIN  # lazy: see the imports
+
+    return BUILTIN
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole file, validated."""
@@ -93,7 +100,7 @@ class Config:
     log_level: str | None = None
     delivery: Delivery = field(default_factory=Delivery)
     checkins: tuple[Entry, ...] = ()
-    agents: tuple[Profile, ...] = BUILTIN
+    agents: tuple[Profile, ...] = field(default_factory=_builtin_profiles)
     agent_tables: tuple[str, ...] = ()  # the [agents.NAME] tables the file gives
     source: Path | None = None
 
@@ -141,6 +148,8 @@ def _duration(table: dict[str, Any], key: str, where: str) -> int | None:
     value = _text(table, key, where)
     if value is None:
         return None
+    from asched.core.triggers import parse_duration  # lazy: see the imports
+
     try:
         return parse_duration(value)
     except UsageError as exc:
@@ -191,6 +200,8 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
         raise UsageError(f"{where}: control_client must be true or false")
     prefix = _text(table, "prefix", where, d.prefix) or ""
     if prefix:
+        from asched.tmux.targets import check_body  # lazy: see the imports
+
         try:
             check_body(prefix)
         except UsageError as exc:
@@ -209,7 +220,6 @@ def _delivery(data: dict[str, Any], w: _Where) -> Delivery:
 
 
 _COUNTS = {"enters": (1, 5), "above_rows": (1, 10), "tail_rows": (0, 100)}
-_AGENT_KEYS = {*PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
 
 
 def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
@@ -217,13 +227,18 @@ def _agents(data: dict[str, Any], w: _Where) -> tuple[Profile, ...]:
     tables = data.get("agents", {})
     if not isinstance(tables, dict):
         raise UsageError(f"{w.name}: agents must be tables like [agents.myagent]")
+    if not tables:
+        return _builtin_profiles()
+    from asched.delivery.profiles import BUILTIN, PATTERNS, merged  # lazy: see the imports
+
+    agent_keys = {*PATTERNS, *_COUNTS, "programs", "placeholder", "settle_s"}
     builtin = {p.name for p in BUILTIN}
     overrides: dict[str, dict[str, object]] = {}
     for name, table in tables.items():
         where = w.table(f"[agents.{name}]")
         if not isinstance(table, dict) or not _NAME.fullmatch(name):
             raise UsageError(f"{where}: a table named 1-64 of A-Z a-z 0-9 _ . -")
-        _known(table, _AGENT_KEYS, where)
+        _known(table, agent_keys, where)
         keys: dict[str, object] = {}
         for key in PATTERNS:
             pattern = _text(table, key, where)
@@ -286,6 +301,10 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
     message = _text(raw, "message", where)
     if not message or not message.strip():
         raise UsageError(f"{where}: message is required")
+    from asched.core.cron import parse_cron  # lazy: see the imports
+    from asched.core.triggers import parse_zone
+    from asched.tmux.targets import check_body
+
     try:
         check_body(message)  # the daemon would refuse to type it: say so now, with the line
     except UsageError as exc:
@@ -334,6 +353,8 @@ def _entry(raw: Any, nth: int, w: _Where) -> Entry:
 
 def parse(text: str, source: Path | None = None) -> Config:
     """Validate TOML ``text``; raises UsageError naming the file and line."""
+    import tomllib  # lazy: see the imports (no file, no parser)
+
     w = _Where(text, source)
     try:
         data = tomllib.loads(text)

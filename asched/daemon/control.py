@@ -6,8 +6,11 @@ the daemon's own uid only (SO_PEERCRED). The daemon records the socket's path in
 so a CLI finds it whatever environment either was started with (a systemd unit has
 RUNTIME_DIRECTORY; a shell does not).
 
-Waking is an optimisation, never a requirement: the daemon re-reads the schedule at least every
-30 s, so a CLI that cannot reach it loses nothing.
+A ``wake`` is how a write reaches a daemon that sleeps until its next due time: the scheduler
+reads the store on a wake-up, at a due time and on a reload, never on a timer (scheduler.py).
+A CLI that cannot reach the daemon loses nothing either: no daemon listening means none is past
+its first read of the store (the socket listens before it), and the line of one that answered
+late is still read.
 """
 
 from __future__ import annotations

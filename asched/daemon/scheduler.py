@@ -2,15 +2,29 @@
 
 One pass: read the wall clock, notice clock jumps, fetch what is due, apply each check-in's misfire
 policy, claim the occurrence and advance ``next_due`` in one store transaction, and hand claimed
-deliveries to the dispatcher. Then sleep until the next due time, a wake-up (a CLI write, a
-reload) or at most ``max_sleep_s``. The loop never iterates over missed slots: the next occurrence
-is always computed from "now" by :func:`asched.core.triggers.next_due`, which jumps.
+deliveries to the dispatcher. Then sleep until the next due time, however far, or a wake-up. The
+loop never iterates over missed slots: the next occurrence is always computed from "now" by
+:func:`asched.core.triggers.next_due`, which jumps.
+
+An idle daemon wakes for nothing else: the store is read at the due time and when something may
+have changed it, never on a timer. What changes the schedule wakes the loop:
+
+- the command line (and the MCP server) write, then send ``wake`` on the control socket; a write
+  during a pass still cuts the next sleep short (the flag is cleared before the pass, not after);
+- the control socket listens before the first pass reads the store, so a write made while the
+  daemon starts is either read by that pass or followed by a wake it receives;
+- a delivery ending (``DeliveryEngine.on_finished``), the fleet changing rows, a reload;
+- a write by other means (``sqlite3`` by hand) is read after ``asched reload`` or SIGHUP, which
+  wake the loop whether or not the config file is valid.
+
+The sleep is a timerfd on the wall clock (:mod:`asched.daemon.wallclock`): it ends when the wall
+clock reaches the due time, however it got there, and at once when the clock is set, so a far due
+time needs no cap to survive an NTP step or a suspend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -23,12 +37,13 @@ from asched.core.logs import Repeats, get_logger
 from asched.core.models import LATE_S, CatchUp, CheckIn, Delivery, Every, Once
 from asched.core.states import DeliveryState
 from asched.core.triggers import next_due
+from asched.daemon.wallclock import WallTimer
 from asched.store.journal import Claim
 
 log = get_logger()
 
-MAX_SLEEP_S = 30.0
 JUMP_THRESHOLD_S = 2.0
+RETRY_S = 1.0  # after a failed pass (a full disk, a locked database)
 BATCH = 1000
 # Claim this long before the due time; the engine does its preflight meanwhile and waits for the
 # due time itself. Long enough for a burst's lookups and guards (100 panes take ~100 ms here).
@@ -37,36 +52,70 @@ _TICK = timedelta(milliseconds=1)
 
 
 class Clock(Protocol):
-    """Wall and monotonic time, and a sleep that an event can cut short."""
+    """Wall and monotonic time, and a sleep until a wall time that an event can cut short."""
 
     def wall(self) -> datetime:
         """Now, as aware UTC."""
         ...
 
     def mono(self) -> float:
-        """A monotonic reading in seconds."""
+        """A reading in seconds of a clock that is never set (the wall clock's jumps show
+        against it)."""
         ...
 
-    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
-        """Return after ``seconds`` or as soon as ``wake`` is set, whichever is first."""
+    async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
+        """Return when the wall clock reaches ``when`` (None: no time at all), as soon as
+        ``wake`` is set, or when the wall clock is set, whichever is first."""
         ...
 
 
 class SystemClock:
-    """The real clocks."""
+    """The real clocks; the sleep is a timerfd on the wall clock (asched/daemon/wallclock.py)."""
+
+    def __init__(self) -> None:
+        self._timer: WallTimer | None = None
 
     def wall(self) -> datetime:
         """``datetime.now(UTC)``."""
         return datetime.now(UTC)
 
     def mono(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
+        """``CLOCK_BOOTTIME``: monotonic, and counting time suspended, so that a resume is not
+        taken for a jump of the wall clock."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
 
-    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
-        """Wait on ``wake`` with a timeout."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=max(seconds, 0.0))
+    async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
+        """Watch the timerfd and ``wake`` together; no other wake-up, however far ``when`` is."""
+        if wake.is_set():
+            return
+        if self._timer is None:
+            self._timer = WallTimer()
+        timer = self._timer
+        timer.arm(None if when is None else when.timestamp())
+        loop = asyncio.get_running_loop()
+        rang: asyncio.Future[str] = loop.create_future()
+
+        def readable() -> None:
+            why = timer.collect()
+            if why is not None and not rang.done():
+                rang.set_result(why)
+
+        loop.add_reader(timer.fileno(), readable)
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((rang, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            loop.remove_reader(timer.fileno())
+            woken.cancel()
+            rang.cancel()
+        if rang.done() and not rang.cancelled() and rang.result() == "clock-set":
+            log.debug("clock.set")
+
+    def close(self) -> None:
+        """Close the timerfd (a later sleep opens a new one)."""
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
 
 
 class SchedulerStore(Protocol):
@@ -110,7 +159,6 @@ class Scheduler:
         dispatch: Dispatch,
         clock: Clock | None = None,
         *,
-        max_sleep_s: float = MAX_SLEEP_S,
         jump_threshold_s: float = JUMP_THRESHOLD_S,
         lead_s: float = LEAD_S,
         catching_up: Callable[[int, datetime], bool] = lambda _id, _due: False,
@@ -122,8 +170,11 @@ class Scheduler:
         # True for a check-in whose latest outcomes are the same skip (delivery/outcomelog.py):
         # its claims go to debug, with its outcomes, instead of flooding info every occurrence.
         self.repeating = repeating
-        self.clock: Clock = clock or SystemClock()
-        self.max_sleep_s = max_sleep_s
+        # The real clock when none is given; its timerfd is then this scheduler's to close.
+        self._system_clock: SystemClock | None = None
+        if clock is None:
+            clock = self._system_clock = SystemClock()
+        self.clock: Clock = clock
         self.jump_threshold_s = jump_threshold_s
         self.lead_s = lead_s
         self._wake = asyncio.Event()
@@ -143,7 +194,7 @@ class Scheduler:
                 # must still cut the following sleep short.
                 self._wake.clear()
                 try:
-                    delay = await self.run_once()
+                    wake_at = await self.run_once()
                 except StoreReplaced:
                     raise  # not a bad pass: every pass from now on would use the wrong file
                 except Exception as exc:  # one bad pass must not end the loop
@@ -154,22 +205,24 @@ class Scheduler:
                         log.error(
                             "scheduler.pass_failed", error=repr(exc), repeated=self._failures.count
                         )
-                    delay = 1.0
+                    wake_at = self.clock.wall() + timedelta(seconds=RETRY_S)
                 else:
                     if self._failures.count:
                         log.info("scheduler.pass_recovered", failed_passes=self._failures.clear())
                 if stopping.is_set():
                     break
-                await self.clock.sleep(delay, self._wake)
+                await self.clock.sleep_until(wake_at, self._wake)
         finally:
             stop_waiter.cancel()
+            if self._system_clock is not None:
+                self._system_clock.close()  # its timerfd; the next run opens another
 
     async def _forward(self, stopping: asyncio.Event) -> None:
         await stopping.wait()
         self._wake.set()
 
-    async def run_once(self) -> float:
-        """One pass; returns how long to sleep before the next."""
+    async def run_once(self) -> datetime | None:
+        """One pass; returns the wall time of the next pass (None: only a wake-up brings one)."""
         self.store.check_file()
         now = self.clock.wall()
         await self._check_clock(now)
@@ -190,11 +243,8 @@ class Scheduler:
                 lost_race=stats.lost_race,
             )
         nxt = await self.store.next_due_time()
-        if nxt is None:
-            return self.max_sleep_s
-        # Re-read the clock: the pass itself took time.
-        left = (nxt - self.clock.wall()).total_seconds() - self.lead_s
-        return min(max(left, 0.0), self.max_sleep_s)
+        # Due in the past (claimed late, or a check-in held back meanwhile): a pass at once.
+        return None if nxt is None else nxt - timedelta(seconds=self.lead_s)
 
     async def _check_clock(self, now: datetime) -> None:
         mono = self.clock.mono()

@@ -27,6 +27,7 @@ class AschedPeer:
         state: Path | None = None,
         name: str = "asched",
         loop: str = "uvloop",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.tmp = cu.tempdir("asched-d-")
         if state is None:
@@ -34,7 +35,7 @@ class AschedPeer:
             state.mkdir(mode=0o700)
         self.state = state
         self.proc: DaemonProc = spawn_daemon(
-            cu, self.tmp, state, loop=loop, tmux_socket=tmux_socket, name=name
+            cu, self.tmp, state, loop=loop, tmux_socket=tmux_socket, name=name, extra_env=extra_env
         )
 
     def wait_ready(self, timeout: float = 30.0) -> float:

@@ -14,7 +14,7 @@ import structlog.testing
 
 from asched.core.models import CatchUp, CheckIn, Cron, Delivery, Every, NewCheckIn, Once
 from asched.core.states import DeliveryState
-from asched.daemon.scheduler import Scheduler
+from asched.daemon.scheduler import Scheduler, SystemClock
 from asched.store.async_store import AsyncStore
 from asched.store.store import Store
 
@@ -22,12 +22,13 @@ T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
 class FakeClock:
-    """Wall and monotonic time that only move when the test says so."""
+    """Wall and monotonic time that only move when the test says so; a sleep returns at once
+    (``run_once`` is driven by the test) and records when it was asked to end."""
 
     def __init__(self, start: datetime = T0) -> None:
         self.now = start
         self.m = 1000.0
-        self.sleeps: list[float] = []
+        self.sleeps: list[datetime | None] = []
 
     def wall(self) -> datetime:
         return self.now
@@ -44,9 +45,45 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
         self.m += 0.01
 
-    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
-        self.sleeps.append(seconds)
+    async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
+        self.sleeps.append(when)
         await asyncio.sleep(0)
+
+
+class IdleClock(FakeClock):
+    """A sleep that lasts until the fake wall clock reaches its end, or a wake-up."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        super().__init__(start)
+        self.moved = asyncio.Event()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        self.moved.set()
+
+    async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
+        self.sleeps.append(when)
+        while not wake.is_set() and (when is None or self.now < when):
+            self.moved.clear()
+            waiters = [asyncio.ensure_future(e.wait()) for e in (wake, self.moved)]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
+
+class CountingStore:
+    """The store, counting the scheduler's reads of it."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+        self.passes = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def due_checkins(self, now: datetime, limit: int = 1000) -> list[CheckIn]:
+        self.passes += 1
+        return await self._store.due_checkins(now, limit)
 
 
 class Recorder:
@@ -83,14 +120,14 @@ async def test_fires_on_time_and_only_once(store: AsyncStore) -> None:
         NewCheckIn(target="work:0", message="hi", rule=Once(due), next_due=due)
     )
     sched = Scheduler(store, rec, clock)
-    assert await sched.run_once() == pytest.approx(10.0 - sched.lead_s)
+    assert await sched.run_once() == due - timedelta(seconds=sched.lead_s)
     assert rec.got == []
     clock.advance(10)
     await sched.run_once()
     assert [d.checkin_id for _, d in rec.got] == [c.id]
     assert rec.got[0][1].late is False
     clock.advance(10)
-    assert await sched.run_once() == sched.max_sleep_s  # nothing left
+    assert await sched.run_once() is None  # nothing left: only a wake-up brings a pass
     assert len(rec.got) == 1
     stored = await store.get_checkin(c.id)
     assert stored is not None and stored.next_due is None and stored.last_due == due
@@ -106,10 +143,72 @@ async def test_every_fires_each_slot(store: AsyncStore, tmp_path: Path) -> None:
     assert rec.due_times() == [T0 + timedelta(seconds=60 * k) for k in range(1, 11)]
 
 
-async def test_sleep_is_capped(store: AsyncStore) -> None:
+async def test_sleeps_until_the_next_due_time_however_far(store: AsyncStore) -> None:
+    # No cap (asched once re-read the store every 30 s): the wall-clock timer that ends the
+    # sleep also ends it when the clock is set, so a far due time is safe (wallclock.py).
     clock, rec = FakeClock(), Recorder()
+    sched = Scheduler(store, rec, clock)
+    await store.add_checkin(every(86400, T0 + timedelta(days=3)))
+    assert await sched.run_once() == T0 + timedelta(days=3, seconds=-sched.lead_s)
     await store.add_checkin(every(3600, T0 + timedelta(hours=1)))
-    assert await Scheduler(store, rec, clock).run_once() == 30.0
+    assert await sched.run_once() == T0 + timedelta(hours=1, seconds=-sched.lead_s)
+
+
+async def test_idle_the_store_is_read_only_when_due_or_woken(store: AsyncStore) -> None:
+    # An hour idle with one check-in due at its end: one pass at the start, one per wake-up
+    # (a CLI write), one at the due time; none in between, however much time passes.
+    clock, rec = IdleClock(), Recorder()
+    c = await store.add_checkin(every(3600, T0 + timedelta(hours=1)))
+    counting = CountingStore(store)
+    sched = Scheduler(counting, rec, clock)  # type: ignore[arg-type]
+    stopping = asyncio.Event()
+    task = asyncio.create_task(sched.run(stopping))
+
+    async def settled(sleeps: int) -> None:
+        async with asyncio.timeout(5):
+            while len(clock.sleeps) < sleeps:
+                await asyncio.sleep(0)
+        for _ in range(10):  # and nothing more comes of it
+            await asyncio.sleep(0)
+
+    await settled(1)
+    assert clock.sleeps == [T0 + timedelta(hours=1, seconds=-sched.lead_s)]
+    for _ in range(59 * 2):  # 59 minutes, in 30 s steps
+        clock.advance(30)
+        await asyncio.sleep(0)
+    await settled(1)
+    assert counting.passes == 1 and len(clock.sleeps) == 1
+    sched.wake()
+    await settled(2)
+    assert counting.passes == 2 and rec.got == []
+    clock.advance(60)
+    await settled(3)
+    assert counting.passes == 3 and [ch.id for ch, _ in rec.got] == [c.id]
+    stopping.set()
+    async with asyncio.timeout(5):
+        await task
+
+
+async def test_the_system_clock_sleeps_to_a_wall_time_or_a_wake() -> None:
+    # The real timerfd (wallclock.py): never returns before the wall time; a wake ends a sleep
+    # of an hour, or of no time at all, at once.
+    clock, wake = SystemClock(), asyncio.Event()
+    try:
+        for _ in range(3):
+            when = clock.wall() + timedelta(milliseconds=30)
+            async with asyncio.timeout(5):
+                await clock.sleep_until(when, wake)
+            assert clock.wall() >= when
+        for far in (clock.wall() + timedelta(hours=1), None):
+            asyncio.get_running_loop().call_later(0.02, wake.set)
+            async with asyncio.timeout(5):
+                await clock.sleep_until(far, wake)
+            assert wake.is_set()
+            wake.clear()
+        async with asyncio.timeout(5):  # a due time already past: at once
+            await clock.sleep_until(clock.wall() - timedelta(days=1), wake)
+    finally:
+        clock.close()
 
 
 async def test_late_within_grace_delivers_once_marked_late(store: AsyncStore) -> None:
@@ -275,7 +374,7 @@ async def test_a_failing_pass_is_logged_and_retried(store: AsyncStore) -> None:
     stopping.set()
     async with asyncio.timeout(5):
         await task
-    assert clock.sleeps[0] == 1.0  # the back-off after the failed pass
+    assert clock.sleeps[0] == T0 + timedelta(seconds=1)  # the back-off after the failed pass
 
 
 async def test_wakes_on_add_with_the_real_clock(store: AsyncStore) -> None:
@@ -287,7 +386,7 @@ async def test_wakes_on_add_with_the_real_clock(store: AsyncStore) -> None:
 
     sched = Scheduler(store, dispatch)
     task = asyncio.create_task(sched.run(stopping))
-    await asyncio.sleep(0.05)  # the loop is now asleep for up to 30 s
+    await asyncio.sleep(0.05)  # the loop is now asleep until woken (nothing is due)
     due = datetime.now(UTC) + timedelta(milliseconds=200)
     await store.add_checkin(NewCheckIn(target="w:0", message="x", rule=Once(due), next_due=due))
     sched.wake()
@@ -335,7 +434,7 @@ async def test_an_occurrence_in_flight_holds_the_next_one_back(
     assert len(rec.got) == 1
     for _ in range(10):
         clock.advance(60)
-        assert await sched.run_once() == sched.max_sleep_s
+        assert await sched.run_once() is None  # held back: woken when the delivery ends
     assert len(rec.got) == 1
     with Store.open(tmp_path / "asched.db") as s:
         s.transition(rec.got[0][1].id, DeliveryState.FAILED, reason="recorded")
