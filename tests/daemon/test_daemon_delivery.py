@@ -211,16 +211,52 @@ def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
+def test_a_write_by_hand_is_read_at_reload_whatever_the_config(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
+    # The scheduler reads the store when something wakes it, not every 30 s: a row written
+    # behind the command line's back (sqlite3 by hand) waits for `asched reload`, which
+    # re-reads the store even when the config file it also re-reads is broken.
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    out = server.root / "out"
+    server.new_session("agent", f"cat > {out}")
+    d = _start(spawner, state, server)
+    spawner.write_config("this is [not toml\n")  # read at the reload only: the start had none
+
+    def delivered(text: str = "written-by-hand") -> bool:
+        return out.exists() and text in out.read_text()
+
+    # One through the command line first; once it has ended (and woken the scheduler for one
+    # more pass), the scheduler sleeps with nothing due.
+    assert asched_process("add", "agent:0", "by-the-cli", "--in", "1s", state=state).returncode == 0
+    ended = ("checkin.delivered", "checkin.outcome")
+    assert wait_until(lambda: any(e["event"] in ended for e in d.events()), timeout=10)
+    time.sleep(0.3)
+    with Store.open(state / DB_NAME) as store:  # no wake
+        store.add_checkin(_once("agent:0", "written-by-hand", datetime.now(UTC)))
+    assert not wait_until(delivered, timeout=1.5)
+    reloaded = asched_process("reload", state=state)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert wait_until(delivered, timeout=10)
+    assert "config.invalid" in [e["event"] for e in d.events()]
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
 def _control_clients(server: Server) -> list[int]:
     """The pids of the server's control-mode clients."""
     rows = server.tmux("list-clients", "-F", "#{client_control_mode} #{client_pid}").splitlines()
     return [int(row.split()[1]) for row in rows if row.startswith("1 ")]
+
 
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
 @pytest.mark.timeout(60)
 def test_one_control_client_delivers_and_dies_with_the_daemon(
     spawner: Spawner, short_tmp: Path, server: Server
@@ -245,35 +281,25 @@ def test_one_control_client_delivers_and_dies_with_the_daemon(
     d.signal(signal.SIGKILL)
     d.wait()
     assert wait_until(lambda: _control_clients(server) == [] and _gone(client), timeout=10)
+
+
+@pytest.mark.timeout(60)
 def test_control_client_off_in_the_config(
+    spawner: Spawner, short_tmp: Path, server: Server
+) -> None:
     """``[delivery] control_client = false``: no control client; deliveries as before."""
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
     cfg = short_tmp / "config.toml"
     cfg.write_text("[delivery]\ncontrol_client = false\n")
+    out = server.root / "out"
+    server.new_session("w", f"cat > {out}")
     d = spawner.spawn(state, extra=["--tmux-socket", server.sock, "--config", str(cfg)])
     d.notify.wait_for("READY", "1", timeout=15)
+    with Store.open(state / DB_NAME) as store:
         store.add_many([_once("w:0", "one-shot-only", datetime.now(UTC) + timedelta(seconds=0.3))])
+    control_send(state, "wake")
     assert wait_until(lambda: "one-shot-only" in out.read_text(), timeout=10)
     assert _control_clients(server) == []
-def test_a_write_by_hand_is_read_at_reload_whatever_the_config(
-    # The scheduler reads the store when something wakes it, not every 30 s: a row written
-    # behind the command line's back (sqlite3 by hand) waits for `asched reload`, which
-    # re-reads the store even when the config file it also re-reads is broken.
-    server.new_session("agent", f"cat > {out}")
-    spawner.write_config("this is [not toml\n")  # read at the reload only: the start had none
-    def delivered(text: str = "written-by-hand") -> bool:
-        return out.exists() and text in out.read_text()
-    # One through the command line first; once it has ended (and woken the scheduler for one
-    # more pass), the scheduler sleeps with nothing due.
-    assert asched_process("add", "agent:0", "by-the-cli", "--in", "1s", state=state).returncode == 0
-    ended = ("checkin.delivered", "checkin.outcome")
-    assert wait_until(lambda: any(e["event"] in ended for e in d.events()), timeout=10)
-    time.sleep(0.3)
-    with Store.open(state / DB_NAME) as store:  # no wake
-        store.add_checkin(_once("agent:0", "written-by-hand", datetime.now(UTC)))
-    assert not wait_until(delivered, timeout=1.5)
-    reloaded = asched_process("reload", state=state)
-    assert reloaded.returncode == 0, reloaded.stderr
-    assert wait_until(delivered, timeout=10)
-    assert "config.invalid" in [e["event"] for e in d.events()]
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
