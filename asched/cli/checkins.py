@@ -1,7 +1,8 @@
 """The data commands: ``add``, ``ls``, ``rm``, ``pause``, ``resume`` and ``history``.
 
 They work on the database directly, whether a daemon runs or not; after a write they wake the
-daemon (best-effort) so that it re-plans at once instead of at its next 30 s look. The work
+daemon so that it re-plans at once (an idle daemon sleeps until its next due time; a write it is
+not told of waits for its next wake-up, and the command says so). The work
 itself is in :mod:`asched.cli.actions` (shared with the MCP server); the handlers of ``pause``
 and ``resume`` are in :mod:`asched.cli.pausing`.
 

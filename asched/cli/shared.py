@@ -129,16 +129,34 @@ def warn_if_nowhere(state: Path, target: str, found: Found | None = None) -> Non
 
 
 def wake(state: Path) -> bool:
-    """Tell a running daemon to re-plan; True when one answered. Best-effort: a running daemon
-    that did not answer re-reads the schedule within 30 s anyway."""
+    """Tell a running daemon to re-plan; True when one answered. An idle daemon sleeps until its
+    next due time, however far: what it is not told, it sees at its next wake-up (see
+    :func:`wake_or_warn`)."""
     from asched.daemon import control  # lazy: see the module's docstring
 
     return control.send(state, "wake")
 
 
 def wake_or_warn(state: Path) -> str | None:
-    """:func:`wake`; then None when a daemon runs on ``state``, else :func:`no_daemon_text`."""
-    return None if wake(state) else no_daemon_text(state)
+    """:func:`wake`; then None when a daemon runs on ``state`` and was told (or is starting, and
+    reads the store at its first pass), else one line: :func:`no_daemon_text`, or that the
+    running daemon did not answer (it would see the write only at its next wake-up)."""
+    if wake(state):
+        return None
+    text = no_daemon_text(state)
+    if text is not None:
+        return text
+    from asched.daemon.lock import LOCK_NAME, read_holder  # lazy: see the module's docstring
+
+    holder = read_holder(state / LOCK_NAME)
+    if not holder.socket:
+        return None  # starting: its control socket comes before its first read of the store
+    pid = f" (pid {holder.pid})" if holder.pid else ""
+    hup = f"kill -HUP {holder.pid}" if holder.pid else "asched reload"
+    return (
+        f"the daemon on {state}{pid} did not answer its wake-up, so it sees this only at its"
+        f" next one; {hup} makes it re-read the schedule now"
+    )
 
 
 def no_daemon_text(state: Path) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from asched.daemon import published
+from asched.daemon.lock import LOCK_NAME, read_holder
 from tests.cli.test_legacy import make_db, row
 from tests.cliharness import NO_DAEMON, stored
 from tests.support.daemons import Spawner
@@ -112,6 +113,23 @@ def test_a_running_daemon_means_no_warning(home: dict[str, str], spawner: Spawne
     for argv in (("add", "w:0", "x", "--in", "1h"), ("next", "1h", "y", "--target", "w:1")):
         done = asched(home, *argv)
         assert done.returncode == 0 and done.stderr == "", done
+
+
+def test_a_daemon_that_does_not_answer_the_wake_up_is_named(
+    home: dict[str, str], spawner: Spawner
+) -> None:
+    """An idle daemon sleeps until its next due time: a write it was not told of (its control
+    socket gone) would wait for its next wake-up. The command says so, with the way to wake it."""
+    state = default_dir(home)
+    d = spawner.spawn(state)
+    d.wait_ready()
+    sock = read_holder(state / LOCK_NAME).socket
+    assert sock
+    os.unlink(sock)
+    done = asched(home, "add", "w:0", "x", "--in", "1h")
+    assert done.returncode == 0, done
+    (line,) = done.stderr.splitlines()
+    assert "did not answer its wake-up" in line and f"kill -HUP {d.pid}" in line, line
 
 
 # -- the daemon that serves this user, found with no setting -------------------------------------
