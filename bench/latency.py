@@ -121,7 +121,8 @@ def single(runs: int, loop: str) -> list[float]:
     """Due -> pasted (ms) of single check-ins, rotating over 10 panes."""
     with bench(10, loop) as b:
         b.start_daemon()
-        start = datetime.now(UTC) + timedelta(seconds=1)
+        # A whole millisecond, as asched keeps due times (see bench/workloads/latency.py).
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         items = [(i % 10, f"m-s{i}", start + timedelta(seconds=0.25 * i)) for i in range(runs)]
         b.schedule(items)
         got = b.wait_for({m for _, m, _ in items}, 10, timeout=0.25 * runs + 15)
@@ -134,7 +135,7 @@ def fanout(rounds: int, loop: str) -> list[float]:
     with bench(100, loop) as b:
         b.start_daemon()
         for r in range(rounds):
-            due = datetime.now(UTC) + timedelta(seconds=1.5)
+            due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
             items = [(n, f"m-f{r}-{n}", due) for n in range(100)]
             b.schedule(items)
             got = b.wait_for({m for _, m, _ in items}, 100, timeout=20)

@@ -31,35 +31,38 @@ async def sleep_until(when: float, wall: Callable[[], float]) -> None:
 class Instants:
     """:func:`sleep_until` shared by every task waiting for the same instant.
 
-    One task per instant yields to the loop through its last milliseconds, and all its waiters
-    wake in the same loop turn: 100 pastes due at once then reach the typist's batch together.
-    (When each of 100 waiters yielded by itself, a loop turn took about a millisecond, and the
-    pastes of one instant were split over batches milliseconds apart.)
+    One task per instant yields to the loop through its last milliseconds, then wakes all its
+    waiters at once: their tasks run in the same loop turn, so 100 pastes due together reach the
+    typist's batch together. (When each of 100 waiters yielded by itself, a loop turn took about
+    a millisecond, and the pastes of one instant were split over batches milliseconds apart.)
+    Each waiter has a future of its own: one that is cancelled leaves the others be.
     """
 
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._rings: dict[float, asyncio.Future[None]] = {}
+        self._waiting: dict[float, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def wait(self, when: float) -> None:
         """Return at the wall-clock instant ``when``."""
-        ring = self._rings.get(when)
-        if ring is None:
-            loop = asyncio.get_running_loop()
-            ring = self._rings[when] = loop.create_future()
-            task = loop.create_task(self._ring(when, ring), name="instant")
+        loop = asyncio.get_running_loop()
+        mine: asyncio.Future[None] = loop.create_future()
+        waiters = self._waiting.get(when)
+        if waiters is None:
+            waiters = self._waiting[when] = []
+            task = loop.create_task(self._ring(when), name="instant")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(ring)
+        waiters.append(mine)
+        await mine
 
-    async def _ring(self, when: float, ring: asyncio.Future[None]) -> None:
+    async def _ring(self, when: float) -> None:
         try:
             await sleep_until(when, self._wall)
         finally:
-            del self._rings[when]
-            if not ring.done():
-                ring.set_result(None)
+            for waiter in self._waiting.pop(when, []):
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 class TokenBucket:

@@ -42,7 +42,7 @@ def _asched(cu: Cleanup, ctx: Ctx, per_pane: list[int]) -> list[dict[str, Any]]:
     peer.wait_ready()
     out = []
     for r, k in enumerate(per_pane):
-        due = time.time() + LEAD_S
+        due = round(time.time() + LEAD_S, 3)  # a whole millisecond (see latency.py)
         items = [(recv.targets[i % PANES], f"m-fa{r}-{i}", due) for i in range(PANES * k)]
         before = len(peer.outcomes())
         peer.schedule(items)

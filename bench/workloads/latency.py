@@ -31,8 +31,11 @@ def _block(kind: str, peer: AschedPeer | ApsPeer | None, ctx: Ctx, k: int, tag: 
     ``floor`` is a perfect scheduler: the bench itself makes the one paste call at each due time.
     """
     recv = ctx.recv()
-    start = time.time() + (0.2 if peer is None else LEAD_S)
-    due = [start + SPACING_S * i for i in range(k)]
+    # On a whole millisecond, as a person's times are (whole seconds or minutes): asched keeps
+    # due times to the millisecond, and a due time between two would add a random offset of up
+    # to 0.5 ms, the same for every item of a block (they are 0.2 s apart).
+    start = round(time.time() + (0.2 if peer is None else LEAD_S), 3)
+    due = [round(start + SPACING_S * i, 3) for i in range(k)]
     toks = [f"m-l{tag}-{i}" for i in range(k)]
     if isinstance(peer, AschedPeer):
         peer.schedule([(recv.targets[i % ROTATE], toks[i], due[i]) for i in range(k)])
