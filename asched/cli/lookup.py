@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from asched.core.childenv import child_env
 from asched.core.errors import UsageError
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
+from asched.tmux import client_env, client_prefix
 from asched.tmux.errors import (
     ServerMissing,
     TargetAmbiguous,
@@ -80,11 +80,8 @@ class Listing:
     def __init__(self, socket: str | None) -> None:
         self.socket = socket
         fmt, self._marker = pane_format()
-        argv = [TMUX, "-N", "-u", *(["-S", socket] if socket is not None else [])]
-        env = child_env()
-        # The server asked is `socket`'s, not the one this command may run in.
-        env.pop("TMUX", None)
-        env.pop("TMUX_PANE", None)
+        argv = client_prefix(TMUX, socket)
+        env = client_env()  # the server asked is `socket`'s, not the one we may run in
         self._deadline = time.monotonic() + TIMEOUT_S
         self._proc: subprocess.Popen[bytes] | None = None
         self._missing: str | None = None

@@ -87,11 +87,9 @@ def tmux_socket(socket_path: str | None) -> str:
     server the daemon delivers to); tests/daemon/test_wiring.py keeps it equal to
     ``TmuxClient.socket``.
     """
-    chosen = socket_path or os.environ.get("ASCHED_TMUX_SOCKET") or None
-    if chosen is not None:
-        return chosen
-    base = os.environ.get("TMUX_TMPDIR") or "/tmp"  # tmux's own default
-    return os.path.join(base, f"tmux-{os.getuid()}", "default")
+    from asched.tmux import default_socket  # light: no asyncio, no TmuxClient
+
+    return socket_path or os.environ.get("ASCHED_TMUX_SOCKET") or default_socket(os.environ)
 
 
 class Switchboard:

@@ -35,9 +35,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from asched.core.childenv import child_env
 from asched.core.errors import UsageError
 from asched.core.logs import get_logger
+from asched.tmux import client_env, client_prefix, default_socket
 from asched.tmux.control import ControlConnection, control_line
 from asched.tmux.errors import (
     BufferMissing,
@@ -96,15 +96,8 @@ class TmuxClient:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
         self.tmux_bin = tmux_bin
-        self._prefix: tuple[str, ...] = (tmux_bin, "-N", "-u") + (
-            ("-S", socket_path) if socket_path is not None else ()
-        )
-        env = child_env()
-        # Inside tmux, TMUX names the enclosing server and TMUX_PANE a pane of it; the client must
-        # talk to the server we were configured for, not the one we happen to run in.
-        env.pop("TMUX", None)
-        env.pop("TMUX_PANE", None)
-        self._env = env
+        self._prefix = client_prefix(tmux_bin, socket_path)
+        self._env = client_env()
         # The control client (control=True): attached on demand, in the background; until it
         # is, and whenever it is gone, calls take one-shot clients.
         self._control_wanted = control
@@ -122,12 +115,8 @@ class TmuxClient:
 
     @property
     def socket(self) -> str:
-        """The socket this client talks to: ``socket_path``, else tmux's default for this user
-        (``$TMUX_TMPDIR`` or /tmp, then ``tmux-UID/default``)."""
-        if self.socket_path is not None:
-            return self.socket_path
-        base = self._env.get("TMUX_TMPDIR") or "/tmp"  # tmux's own default
-        return os.path.join(base, f"tmux-{os.getuid()}", "default")
+        """The socket this client talks to: ``socket_path``, else tmux's default for this user."""
+        return self.socket_path if self.socket_path is not None else default_socket(self._env)
 
     def close(self) -> None:
         """Start no more clients; the ones running end within their (bounded) time, the control
@@ -178,11 +167,15 @@ class TmuxClient:
             if conn.lost_at - conn.attached_at >= _STABLE_S:
                 self._retry_s = _RETRY_FIRST_S
             else:
-                self._retry_at = conn.lost_at + self._retry_s
-                self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
+                self._back_off(conn.lost_at)
         if not force and loop.time() < self._retry_at:
             return
         self._attaching = loop.create_task(self._attach())
+
+    def _back_off(self, since: float) -> None:
+        """No attach before ``since`` plus the current back-off, which then doubles."""
+        self._retry_at = since + self._retry_s
+        self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
 
     async def connect_control(self) -> bool:
         """Attach the control client now and wait for it (past any back-off); True when it is
@@ -201,8 +194,7 @@ class TmuxClient:
         except TmuxError as exc:
             # No server, no session, or a server that does not answer: one-shot clients do the
             # work meanwhile, and say what is wrong in their own errors.
-            self._retry_at = loop.time() + self._retry_s
-            self._retry_s = min(self._retry_s * 2, _RETRY_MAX_S)
+            self._back_off(loop.time())
             log.debug("tmux.control_unavailable", socket=self.socket, reason=exc.reason)
             return
         except OSError as exc:
