@@ -17,7 +17,7 @@ have changed it, never on a timer. What changes the schedule wakes the loop:
 - a write by other means (``sqlite3`` by hand) is read after ``asched reload`` or SIGHUP, which
   wake the loop whether or not the config file is valid.
 
-The sleep is a timerfd on the wall clock (:mod:`asched.daemon.wallclock`): it ends when the wall
+The sleep is a timerfd on the wall clock (:mod:`asched.core.wallclock`): it ends when the wall
 clock reaches the due time, however it got there, and at once when the clock is set, so a far due
 time needs no cap to survive an NTP step or a suspend.
 """
@@ -37,7 +37,7 @@ from asched.core.logs import Repeats, get_logger
 from asched.core.models import LATE_S, CatchUp, CheckIn, Delivery, Every, Once
 from asched.core.states import DeliveryState
 from asched.core.triggers import next_due
-from asched.daemon.wallclock import WallTimer
+from asched.core.wallclock import WallTimer
 from asched.store.journal import Claim
 
 log = get_logger()
@@ -70,7 +70,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clocks; the sleep is a timerfd on the wall clock (asched/daemon/wallclock.py)."""
+    """The real clocks; the sleep is a timerfd on the wall clock (asched/core/wallclock.py)."""
 
     def __init__(self) -> None:
         self._timer: WallTimer | None = None
@@ -163,6 +163,7 @@ class Scheduler:
         lead_s: float = LEAD_S,
         catching_up: Callable[[int, datetime], bool] = lambda _id, _due: False,
         repeating: Callable[[int], bool] = lambda _id: False,
+        hold: Callable[[float], float] = lambda _at: 0.0,
     ) -> None:
         self.store = store
         self.dispatch = dispatch
@@ -170,6 +171,9 @@ class Scheduler:
         # True for a check-in whose latest outcomes are the same skip (delivery/outcomelog.py):
         # its claims go to debug, with its outcomes, instead of flooding info every occurrence.
         self.repeating = repeating
+        # How long a pass that would start at a wall time (epoch seconds) should wait: the
+        # engine keeps passes clear of an instant it pastes at (DeliveryEngine.hold).
+        self.hold = hold
         # The real clock when none is given; its timerfd is then this scheduler's to close.
         self._system_clock: SystemClock | None = None
         if clock is None:
@@ -193,6 +197,9 @@ class Scheduler:
                 # Cleared before the pass, not after: a CLI write that lands during the pass
                 # must still cut the following sleep short.
                 self._wake.clear()
+                held = self.hold(self.clock.wall().timestamp())
+                if held > 0:
+                    await asyncio.sleep(held)
                 try:
                     wake_at = await self.run_once()
                 except StoreReplaced:
@@ -211,6 +218,9 @@ class Scheduler:
                         log.info("scheduler.pass_recovered", failed_passes=self._failures.clear())
                 if stopping.is_set():
                     break
+                if wake_at is not None:
+                    # Not at an instant the engine pastes at: the pass would only wait then.
+                    wake_at += timedelta(seconds=self.hold(wake_at.timestamp()))
                 await self.clock.sleep_until(wake_at, self._wake)
         finally:
             stop_waiter.cancel()

@@ -167,6 +167,7 @@ async def run_scheduling(ctx: DaemonContext, board: Switchboard) -> None:
         engine.submit,
         catching_up=engine.catching_up,
         repeating=engine.outcomes.repeating,
+        hold=engine.hold,
     )
     engine.on_finished = scheduler.wake
     poke_fleet = asyncio.Event()

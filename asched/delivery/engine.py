@@ -25,6 +25,7 @@ Each outcome is logged by :mod:`asched.delivery.outcomelog`: levels, a recurring
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable, Coroutine
@@ -206,11 +207,24 @@ class DeliveryEngine:
         one's preflight start at the instant the current one pasted, and slowed that paste.
         """
         for _ in range(3):
-            now = self._desk.wall().timestamp()
-            near = [f for f in self.ledger.fires if f < fire_at and now - 0.005 <= f <= now + 0.02]
-            if not near:
+            wait = self._clear_of_pastes(self._desk.wall().timestamp(), before=fire_at)
+            if wait <= 0:
                 return
-            await asyncio.sleep(max(near) + PASTE_ROOM_S - now)
+            await asyncio.sleep(wait)
+
+    def hold(self, at: float) -> float:
+        """How long a scheduler pass due at wall time ``at`` (epoch seconds) should wait, so as
+        not to run (a store query, then the claimed deliveries' preflights) while a paste due
+        at that moment is on its way: the rule of the preflights, for the pass that starts
+        them. Check-ins due 0.2 s apart, the scheduler's lead, had each pass start at the
+        instant of the previous paste."""
+        return self._clear_of_pastes(at)
+
+    def _clear_of_pastes(self, at: float, before: float = math.inf) -> float:
+        """Seconds from ``at`` until the pastes due around then (due before ``before``) have
+        had :data:`PASTE_ROOM_S`; 0 when none is near."""
+        near = [f for f in self.ledger.fires if f < before and at - 0.005 <= f <= at + 0.02]
+        return max(near) + PASTE_ROOM_S - at if near else 0.0
 
     async def _resolve_and_type(
         self, checkin: CheckIn, delivery: Delivery, fire_at: float

@@ -7,17 +7,22 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+from asched.core.logs import get_logger
+from asched.core.wallclock import WallTimer
+
+log = get_logger()
+
 # The loop's timers count whole milliseconds (libuv under uvloop; epoll's timeout under the
-# stdlib loop), so a sleep until an instant ends up to about a millisecond late, or under libuv
-# early. A paste sleeps until this long before its instant, then yields to the loop until it has
-# come: at most this much CPU per due instant, for a due -> pasted of tenths of a millisecond
-# rather than one (docs/BENCHMARKS.md).
+# stdlib loop), so a loop sleep until an instant ends up to about a millisecond late, or under
+# libuv early. Where no timerfd can be had, a paste sleeps until this long before its instant,
+# then yields to the loop until it has come.
 SPIN_S = 0.002
 
 
 async def sleep_until(when: float, wall: Callable[[], float]) -> None:
     """Sleep until the wall-clock instant ``when`` (seconds since the epoch), to within the loop's
-    turn (tens of microseconds) rather than its timer's millisecond."""
+    turn (tens of microseconds) rather than its timer's millisecond, by yielding to the loop
+    through the last :data:`SPIN_S` (the way :class:`Instants` waits without a timerfd)."""
     left = when - wall()
     if left > SPIN_S:
         await asyncio.sleep(left - SPIN_S)
@@ -29,40 +34,104 @@ async def sleep_until(when: float, wall: Callable[[], float]) -> None:
 
 
 class Instants:
-    """:func:`sleep_until` shared by every task waiting for the same instant.
+    """One wake-up per instant for every task waiting for it, with the work of the instant
+    done in the loop step that sees it come.
 
-    One task per instant yields to the loop through its last milliseconds, then wakes all its
-    waiters at once: their tasks run in the same loop turn, so 100 pastes due together reach the
-    typist's batch together. (When each of 100 waiters yielded by itself, a loop turn took about
-    a millisecond, and the pastes of one instant were split over batches milliseconds apart.)
-    Each waiter has a future of its own: one that is cancelled leaves the others be.
+    Each instant has a timerfd on the wall clock (:class:`~asched.core.wallclock.WallTimer`),
+    which the kernel fires to the microsecond, while the loop sleeps: its reader runs the
+    instant's hooks (:meth:`on_ring`: the pastes armed for it are written to tmux there), then
+    wakes every waiter at once, so that their tasks run in the same loop turn. The daemon is
+    off the CPU up to the instant: a process that had spun through the last milliseconds was
+    the one the kernel preempted for the tmux client its write woke, on the same core, for
+    half a millisecond (docs/BENCHMARKS.md). A clock set back before the instant rings it at
+    once: a staged paste is never held back by the jump. Without a timerfd (not Linux), the
+    wait is :func:`sleep_until`. Each waiter has a future of its own: one that is cancelled
+    leaves the others be.
     """
 
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
         self._waiting: dict[float, list[asyncio.Future[None]]] = {}
+        self._hooks: dict[float, list[Callable[[float], None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def wait(self, when: float) -> None:
         """Return at the wall-clock instant ``when``."""
-        loop = asyncio.get_running_loop()
-        mine: asyncio.Future[None] = loop.create_future()
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ringing(when).append(mine)
+        await mine
+
+    def on_ring(self, when: float, hook: Callable[[float], None]) -> None:
+        """Call ``hook(now)`` when the instant ``when`` has come, before its waiters resume;
+        never when the wait for it is cancelled. A hook must not raise."""
+        self._ringing(when)
+        self._hooks.setdefault(when, []).append(hook)
+
+    def _ringing(self, when: float) -> list[asyncio.Future[None]]:
+        """The waiters of ``when``, with the task that rings it started."""
         waiters = self._waiting.get(when)
         if waiters is None:
             waiters = self._waiting[when] = []
-            task = loop.create_task(self._ring(when), name="instant")
+            task = asyncio.get_running_loop().create_task(self._ring(when), name="instant")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        waiters.append(mine)
-        await mine
+        return waiters
 
     async def _ring(self, when: float) -> None:
         try:
-            await sleep_until(when, self._wall)
+            timer = WallTimer()
+        except OSError:
+            timer = None
+        try:
+            if timer is None:
+                await sleep_until(when, self._wall)
+                self._sound(when)
+            else:
+                await self._on_timer(timer, when)
+        except BaseException:
+            self._hooks.pop(when, None)  # a cancelled wait does none of the instant's work
+            raise
         finally:
+            if timer is not None:
+                timer.close()
             for waiter in self._waiting.pop(when, []):
                 if not waiter.done():
                     waiter.set_result(None)
+
+    async def _on_timer(self, timer: WallTimer, when: float) -> None:
+        """Wait on ``timer`` armed for ``when``, and sound the instant from its reader."""
+        loop = asyncio.get_running_loop()
+        rang: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            # "due", or "clock-set": the instant counts as come (see the class docstring).
+            if timer.collect() is not None and not rang.done():
+                self._sound(when)
+                rang.set_result(None)
+
+        # Armed on the real clock: ``wall`` may be a test's clock, whose distance counts.
+        timer.arm(time.time() + (when - self._wall()))
+        loop.add_reader(timer.fileno(), readable)
+        try:
+            await rang
+        finally:
+            loop.remove_reader(timer.fileno())
+
+    def _sound(self, when: float) -> None:
+        """The instant has come: its hooks, then its waiters."""
+        hooks = self._hooks.pop(when, [])
+        if hooks:
+            now = self._wall()
+            for hook in hooks:
+                try:
+                    hook(now)
+                except Exception as exc:
+                    # A bug: the waiters must still wake (they do the instant's work their
+                    # usual way), and the other hooks still run.
+                    log.error("instant.hook_failed", error=repr(exc))
+        for waiter in self._waiting.pop(when, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class TokenBucket:

@@ -106,7 +106,14 @@ class PasteStep:
         # (the drain waits for it); a crash leaves it to the next start.
         self.ledger.fires[fire_at] += 1
         try:
-            await self.desk.instants.wait(fire_at)
+            # Sent by the instant itself, in the loop step that sees it come: no task switch
+            # lies between the due time and the paste (docs/BENCHMARKS.md, "near the floor").
+            self.desk.typist.arm(paste, fire_at, self._until(checkin, fire_at), self.desk.instants)
+            try:
+                await self.desk.instants.wait(fire_at)
+            except BaseException:
+                self.desk.typist.disarm(paste)
+                raise
             return await self._paste_and_submit(checkin, delivery, pane, paste, fg, fire_at)
         finally:
             self.ledger.fires[fire_at] -= 1
@@ -177,8 +184,9 @@ class PasteStep:
         # be typed, so that waits inside the window (copy mode, quiet, retries) and a jitter
         # never count against it.
         now = self.desk.wall().timestamp()
-        until = fire_at + max(checkin.grace_s, 0.0) + HELD_UP_SLACK_S
-        held_up = now > until
+        until = self._until(checkin, fire_at)
+        # A paste its instant sent was made in time, however late this task runs.
+        held_up = now > until and not self.desk.typist.sent(paste)
         if held_up and checkin.catch_up is CatchUp.SKIP:
             await self.desk.typist.unstage(paste)
             return await self.desk.finish(delivery.id, DeliveryState.SKIPPED, "missed")
@@ -255,6 +263,12 @@ class PasteStep:
             self.desk.wall().timestamp()
         )  # submitted by now, if ever
         return outcome
+
+    @staticmethod
+    def _until(checkin: CheckIn, fire_at: float) -> float:
+        """The latest wall time the paste of ``fire_at`` may be made at: later, it was held up
+        (a stopped process, a long queue) and a check-in that skips missed occurrences skips."""
+        return fire_at + max(checkin.grace_s, 0.0) + HELD_UP_SLACK_S
 
     async def _fail_or_retry(self, delivery_id: int, exc: TmuxError) -> Delivery:
         """A tmux error before anything was typed. A pane gone or replaced, a server gone or not

@@ -15,17 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from asched.core.errors import UsageError
+from asched.core.logs import get_logger
 from asched.core.models import NOT_CLAIMED
+from asched.delivery.pacing import Instants
 from asched.tmux.client import TmuxClient
 from asched.tmux.errors import PaneDead, PaneReplaced, TargetMissing, TmuxTimeout
 from asched.tmux.panes import Screen
 from asched.tmux.targets import Target, check_body
+
+log = get_logger()
+
+# How long before an instant the path its pastes take is woken up (:meth:`Typist._warm`): long
+# enough for the look to be through tmux (about 0.5 ms cold), short enough that nothing goes
+# back to sleep in between.
+WARM_S = 0.002
 
 Q = TypeVar("Q")
 R = TypeVar("R")
@@ -83,6 +93,15 @@ class TickBatcher(Generic[Q, R]):
 def _consume(done: asyncio.Future[Any]) -> None:
     if not done.cancelled():
         done.exception()
+
+
+async def _as_results(one: Awaitable[None]) -> list[BaseException | None]:
+    """A single paste's outcome as the one-item list of :meth:`Typist._send_now`."""
+    try:
+        await one
+    except Exception as exc:
+        return [exc]
+    return [None]
 
 
 class TypingJournal(Protocol):
@@ -145,6 +164,11 @@ class Typist:
         # (pane id, the pid of its program when the text was pasted, or None when not known)
         self._enters = TickBatcher[tuple[str, int | None], None](self._enter_batch)
         self._looks = TickBatcher[str, Screen](self._look_batch)
+        # Pastes armed for an instant (delivery id -> the paste and the latest wall time it may
+        # still be made at), and those already sent at their instant (delivery id -> the task
+        # of the instant's outcomes and the item's index in it).
+        self._armed: dict[float, dict[int, tuple[Paste, float]]] = {}
+        self._fired: dict[int, tuple[asyncio.Future[list[BaseException | None]], int]] = {}
 
     async def stage(self, paste: Paste) -> None:
         """Load the body into its buffer, then commit ``typing`` (batched with this loop turn's
@@ -154,8 +178,91 @@ class Typist:
 
     async def paste(self, paste: Paste) -> None:
         """``paste-buffer -d`` the staged body into its pane (only into the program the checks
-        saw); batched with this loop turn's other pastes into one tmux client."""
-        await self._pastes.submit(paste)
+        saw); batched with this loop turn's other pastes into one tmux client. A paste that was
+        :meth:`arm`-ed and sent at its instant is not sent again: this returns its outcome."""
+        fired = self._fired.pop(paste.delivery_id, None)
+        if fired is None:
+            await self._pastes.submit(paste)
+            return
+        outcomes, index = fired
+        result = (await asyncio.shield(outcomes))[index]
+        if result is not None:
+            raise result
+
+    def arm(self, paste: Paste, when: float, until: float, instants: Instants) -> None:
+        """Send ``paste`` in the loop step in which the wall-clock instant ``when`` comes (with
+        the other pastes armed for it, in one control-client write), unless that is past
+        ``until``. The delivery then calls :meth:`paste` as ever, which returns the outcome of
+        the paste already sent; when nothing could be sent (no control client attached), it
+        sends it itself."""
+        armed = self._armed.get(when)
+        if armed is None:
+            armed = self._armed[when] = {}
+            instants.on_ring(when - WARM_S, lambda _now: self._warm(when))
+            instants.on_ring(when, lambda now: self._fire(when, now))
+        armed[paste.delivery_id] = (paste, until)
+
+    def disarm(self, paste: Paste) -> None:
+        """Forget an armed paste that will not be waited for (its delivery was cancelled). One
+        already sent stays sent: a restart then finds its buffer gone, as after a crash."""
+        for armed in self._armed.values():
+            armed.pop(paste.delivery_id, None)
+        self._fired.pop(paste.delivery_id, None)
+
+    def sent(self, paste: Paste) -> bool:
+        """True when ``paste`` was sent at its instant (its outcome is pending or known)."""
+        return paste.delivery_id in self._fired
+
+    def _warm(self, when: float) -> None:
+        """Shortly before the instant ``when``: one look at a pane of its pastes, through the
+        control client, so that tmux's server, its client and this process have just run when
+        the pastes come (a paste into a server that had slept for the lead took 0.4 ms longer,
+        most of it cold caches: docs/BENCHMARKS.md). The answer is not needed."""
+        armed = self._armed.get(when)
+        if not armed:
+            return
+        paste = next(iter(armed.values()))[0]
+        sent = self.tmux.send_now("display-message", "-p", "-t", paste.pane_id, "#{pane_dead}")
+        if sent is not None:
+            sent.add_done_callback(_consume)
+
+    def _fire(self, when: float, now: float) -> None:
+        """The instant ``when`` has come: send its armed pastes, all in this step."""
+        armed = self._armed.pop(when, {})
+        due = [paste for paste, until in armed.values() if now <= until]
+        if not due:
+            return
+        try:
+            outcomes = self._send_now(due)
+        except Exception as exc:
+            # A bug, not a tmux answer: nothing was sent; the deliveries paste the usual way.
+            log.error("typist.fire_failed", error=repr(exc))
+            return
+        if outcomes is None:
+            return
+        # The write woke tmux's server on this core (a pipe's wake-up is "sync": the kernel
+        # expects the writer to sleep next). Let it run now, not after the bookkeeping below
+        # and the waiters' resumption: 0.3 ms of due -> pasted on two cores.
+        os.sched_yield()
+        outcomes.add_done_callback(_consume)
+        for index, paste in enumerate(due):
+            self._fired[paste.delivery_id] = (outcomes, index)
+
+    def _send_now(self, due: list[Paste]) -> asyncio.Future[list[BaseException | None]] | None:
+        """The pastes of ``due`` written to the control client now, and the task of their
+        outcomes (one exception or None each); None when nothing was sent."""
+        if len(due) == 1:
+            p = due[0]
+            one = self.tmux.paste_buffer_now(p.pane_id, p.buffer, p.pane_pid, target=p.target)
+            if one is None:
+                return None
+            return asyncio.ensure_future(_as_results(one))
+        many = self.tmux.paste_buffers_now(
+            [(p.pane_id, p.buffer, p.pane_pid) for p in due], [p.target for p in due]
+        )
+        if many is None:
+            return None
+        return asyncio.ensure_future(self._paste_many(due, many))
 
     async def enter(self, pane: tuple[str, int | None]) -> None:
         """Press Enter in ``(pane id, pid of its program when pasted, or None)``; batched."""
@@ -229,10 +336,14 @@ class Typist:
             return [await self._single(batch[0])]
         return await self._paste_many(batch)
 
-    async def _paste_many(self, batch: list[Paste]) -> list[BaseException | None]:
-        outcomes = await self.tmux.paste_buffers(
-            [(p.pane_id, p.buffer, p.pane_pid) for p in batch], [p.target for p in batch]
-        )
+    async def _paste_many(
+        self, batch: list[Paste], sent: Awaitable[list[str]] | None = None
+    ) -> list[BaseException | None]:
+        if sent is None:
+            sent = self.tmux.paste_buffers(
+                [(p.pane_id, p.buffer, p.pane_pid) for p in batch], [p.target for p in batch]
+            )
+        outcomes = await sent
         results: list[BaseException | None] = []
         for p, outcome in zip(batch, outcomes, strict=True):
             if outcome == "pasted":

@@ -38,7 +38,7 @@ from pathlib import Path
 from asched.core.errors import UsageError
 from asched.core.logs import get_logger
 from asched.tmux import client_env, client_prefix, default_socket
-from asched.tmux.control import ControlConnection, control_line
+from asched.tmux.control import ControlConnection, ControlLost, control_line
 from asched.tmux.errors import (
     BufferMissing,
     ServerMissing,
@@ -254,6 +254,24 @@ class TmuxClient:
             self.attach_control()
         return await self._run_once(args, input, limit)
 
+    def send_now(self, *args: str) -> asyncio.Future[CompletedCall] | None:
+        """:meth:`run`, its command line written to the control client before this returns (so
+        that a paste due at an instant leaves in that instant's loop step); the reply is the
+        returned task's. None when the control client is not up, or quoting cannot carry the
+        arguments: nothing was sent, and :meth:`run` takes the call."""
+        conn = self._control
+        if conn is None or not conn.alive:
+            return None
+        line = control_line(args)
+        if line is None:
+            return None
+        full = (*self._prefix, *args)
+        try:
+            sent = conn.send(full, line)
+        except ControlLost:
+            return None  # nothing written (the client is gone): the call did not happen
+        return asyncio.ensure_future(conn.reply(sent, full, self.timeout_s, " ".join(args[:3])))
+
     async def _run_once(
         self, args: Sequence[str], input: bytes | None = None, limit: float | None = None
     ) -> CompletedCall:
@@ -393,11 +411,34 @@ class TmuxClient:
         pane switched since the lookup raises :class:`PaneReplaced`): checked by the server in
         the same command, at the point of no return.
         """
-        check_pane_id(pane_id)
-        if not _BUFFER_NAME.fullmatch(buffer_name):
-            raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
-        # Safe in tmux's command parser: the pane id and the buffer name were checked above.
-        call = await self.run(*paste_command(pane_id, buffer_name, pane_pid, target))
+        cmd = _paste_args(pane_id, buffer_name, pane_pid, target)
+        await self._pasted(pane_id, buffer_name, pane_pid, await self.run(*cmd))
+
+    def paste_buffer_now(
+        self,
+        pane_id: str,
+        buffer_name: str,
+        pane_pid: int | None = None,
+        *,
+        target: Target | None = None,
+    ) -> Awaitable[None] | None:
+        """:meth:`paste_buffer`, its command written to the control client before this returns;
+        the task that reads its outcome (it raises as :meth:`paste_buffer` does). None when
+        nothing was sent (:meth:`send_now`)."""
+        cmd = _paste_args(pane_id, buffer_name, pane_pid, target)
+        sent = self.send_now(*cmd)
+        if sent is None:
+            return None
+
+        async def outcome() -> None:
+            await self._pasted(pane_id, buffer_name, pane_pid, await sent)
+
+        return asyncio.ensure_future(outcome())
+
+    async def _pasted(
+        self, pane_id: str, buffer_name: str, pane_pid: int | None, call: CompletedCall
+    ) -> None:
+        """What a paste's call printed, as :meth:`paste_buffer` raises it."""
         if call.rc != 0:
             if call.err.startswith("no buffer"):
                 raise BufferMissing(f"{pane_id}: {call.err}")
@@ -420,31 +461,39 @@ class TmuxClient:
         its client failed to run; the buffer is still loaded, and a single :meth:`paste_buffer`
         tells why) or ``"unknown"`` (its client timed out).
         """
-        batch = Tagged()
-        groups = []
-        for n, (pane_id, buffer_name, pid) in enumerate(items):
-            check_pane_id(pane_id)
-            if not _BUFFER_NAME.fullmatch(buffer_name):
-                raise UsageError(f"bad tmux buffer name {buffer_name!r}")
-            groups.append(
-                batch.paste(n, pane_id, buffer_name, pid, targets[n] if targets else None)
-            )
-        packs = pack_groups(groups)
+        batch, groups, packs = _paste_packs(items, targets)
         calls = await asyncio.gather(
             *(self.run(*join_groups(groups, pack)) for pack in packs), return_exceptions=True
         )
-        done: dict[int, str] = {}
-        for pack, call in zip(packs, calls, strict=True):
-            if isinstance(call, TmuxTimeout):
-                # That client may have pasted any of its items: unknown, never "not pasted".
-                done.update((n, "unknown") for n in pack)
-            elif isinstance(call, CompletedCall):
-                batch.read(call.out, PASTED, done)
-            elif not isinstance(call, Exception):
-                raise call  # a cancellation
-            # Any other failure of one client (no server, a failed connection): its items are
-            # "not-pasted", and a single call each tells more; the other clients' count.
-        return [done.get(n, "not-pasted") for n in range(len(items))]
+        return _pasted_many(batch, packs, calls, len(items))
+
+    def paste_buffers_now(
+        self,
+        items: Sequence[tuple[str, str, int | None]],
+        targets: Sequence[Target | None] | None = None,
+    ) -> Awaitable[list[str]] | None:
+        """:meth:`paste_buffers`, every command written to the control client before this
+        returns; the task of their outcomes. None when nothing was sent (:meth:`send_now`)."""
+        batch, groups, packs = _paste_packs(items, targets)
+        conn = self._control
+        lines = [control_line(join_groups(groups, pack)) for pack in packs]
+        if conn is None or not conn.alive or any(line is None for line in lines):
+            return None  # all or none: a half-sent batch would need two ways to read it
+        sent = [self.send_now(*join_groups(groups, pack)) for pack in packs]
+        if sent[0] is None:
+            return None  # the client went at the first write: nothing was sent
+        # A later write that failed (the client just ended) counts as a failed client: its
+        # items are "not-pasted", and a single paste each tells more.
+        waits = [
+            s if s is not None else _failed(TmuxError("tmux control client gone: not sent"))
+            for s in sent
+        ]
+
+        async def outcomes() -> list[str]:
+            calls = await asyncio.gather(*waits, return_exceptions=True)
+            return _pasted_many(batch, packs, calls, len(items))
+
+        return asyncio.ensure_future(outcomes())
 
     async def buffer_names(self, prefix: str = "", *, missing_ok: bool = True) -> set[str]:
         """The names of the server's buffers that start with ``prefix``: none without a server,
@@ -577,3 +626,53 @@ def _write_spool(spool: Path, bodies: list[tuple[str, bytes]], written: list[Pat
         written.append(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(body)
+
+
+def _paste_args(
+    pane_id: str, buffer_name: str, pane_pid: int | None, target: Target | None
+) -> list[str]:
+    """The guarded paste's arguments, once the pane id and buffer name are checked."""
+    check_pane_id(pane_id)
+    if not _BUFFER_NAME.fullmatch(buffer_name):
+        raise UsageError(f"bad tmux buffer name {buffer_name!r}: use [A-Za-z0-9_.-], 1-64")
+    # Safe in tmux's command parser: the pane id and the buffer name were checked above.
+    return paste_command(pane_id, buffer_name, pane_pid, target)
+
+
+def _paste_packs(
+    items: Sequence[tuple[str, str, int | None]], targets: Sequence[Target | None] | None
+) -> tuple[Tagged, list[list[str]], list[list[int]]]:
+    """The tagged guarded pastes of :meth:`TmuxClient.paste_buffers`, packed into calls."""
+    batch = Tagged()
+    groups = []
+    for n, (pane_id, buffer_name, pid) in enumerate(items):
+        check_pane_id(pane_id)
+        if not _BUFFER_NAME.fullmatch(buffer_name):
+            raise UsageError(f"bad tmux buffer name {buffer_name!r}")
+        groups.append(batch.paste(n, pane_id, buffer_name, pid, targets[n] if targets else None))
+    return batch, groups, pack_groups(groups)
+
+
+def _pasted_many(
+    batch: Tagged,
+    packs: list[list[int]],
+    calls: Sequence[CompletedCall | BaseException],
+    count: int,
+) -> list[str]:
+    """The outcome of each item of :meth:`TmuxClient.paste_buffers` from its calls' replies."""
+    done: dict[int, str] = {}
+    for pack, call in zip(packs, calls, strict=True):
+        if isinstance(call, TmuxTimeout):
+            # That client may have pasted any of its items: unknown, never "not pasted".
+            done.update((n, "unknown") for n in pack)
+        elif isinstance(call, CompletedCall):
+            batch.read(call.out, PASTED, done)
+        elif not isinstance(call, Exception):
+            raise call  # a cancellation
+        # Any other failure of one client (no server, a failed connection): its items are
+        # "not-pasted", and a single call each tells more; the other clients' count.
+    return [done.get(n, "not-pasted") for n in range(count)]
+
+
+async def _failed(exc: BaseException) -> CompletedCall:
+    raise exc

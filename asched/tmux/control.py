@@ -220,6 +220,14 @@ class ControlConnection:
         Raises :class:`TmuxTimeout` after ``timeout_s`` (the command may still run later) and
         :class:`ControlLost` when the client ends first.
         """
+        return await self.reply(self.send(args, line), args, timeout_s, what)
+
+    def send(self, args: tuple[str, ...], line: bytes) -> asyncio.Future[CompletedCall]:
+        """Write ``line`` now, before returning; the future of its reply (see :meth:`reply`).
+
+        Raises :class:`ControlLost` when the client is gone or the write fails: then nothing was
+        written, and the call did not happen.
+        """
         if not self.alive or self._transport is None:
             raise ControlLost(f"tmux control client gone ({self.why_lost})")
         self._seq += 1
@@ -232,10 +240,21 @@ class ControlConnection:
                 raise ConnectionError("its stdin is closed")
             stdin.write(line + b"\ndisplay-message -p '" + mark + b"'\n")
         except (ConnectionError, RuntimeError) as exc:
-            # Nothing was written: the call did not happen; the connection is over.
             self.lost(f"write failed: {exc}")
             raise ControlLost(f"tmux control client gone ({self.why_lost})") from None
         self._calls.append(_Call(args, mark, future))
+        return future
+
+    async def reply(
+        self,
+        future: asyncio.Future[CompletedCall],
+        args: tuple[str, ...],
+        timeout_s: float,
+        what: str = "",
+    ) -> CompletedCall:
+        """The reply of a call :meth:`send` made. Raises :class:`TmuxTimeout` after
+        ``timeout_s`` (the command may still run later) and :class:`ControlLost` when the client
+        ends first."""
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:

@@ -488,3 +488,29 @@ async def test_a_failure_on_every_pass_is_logged_in_full_once_then_counted(
     failed = [e for e in logs if e["event"] == "scheduler.pass_failed"]
     assert [("exc_info" in e, e.get("repeated")) for e in failed] == [(True, None), (False, 10)]
     assert [e["failed_passes"] for e in logs if e["event"] == "scheduler.pass_recovered"] == [12]
+
+
+async def test_a_pass_keeps_clear_of_a_paste_due_at_its_moment(store: AsyncStore) -> None:
+    """The engine says how long a pass at a given time should wait (a paste is due then):
+    the pass at the start waits that long, and the next sleep ends that much later."""
+    clock, rec = FakeClock(), Recorder()
+    due = T0 + timedelta(seconds=10)
+    await store.add_checkin(NewCheckIn(target="work:0", message="hi", rule=Once(due), next_due=due))
+    asked: list[float] = []
+
+    def hold(at: float) -> float:
+        asked.append(at)
+        return 0.004
+
+    sched = Scheduler(store, rec, clock, hold=hold)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(sched.run(stopping))
+    async with asyncio.timeout(5):
+        while not clock.sleeps:
+            await asyncio.sleep(0.001)
+    stopping.set()
+    async with asyncio.timeout(5):
+        await task
+    wake = due - timedelta(seconds=sched.lead_s)
+    assert asked[:2] == [T0.timestamp(), wake.timestamp()]
+    assert clock.sleeps[0] == wake + timedelta(seconds=0.004)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,13 @@ import pytest
 
 from asched.tmux.client import TmuxClient
 from asched.tmux.control import ControlLost, control_line
-from asched.tmux.errors import ServerMissing, TmuxTimeout
+from asched.tmux.errors import (
+    BufferMissing,
+    PaneDead,
+    PaneReplaced,
+    ServerMissing,
+    TmuxTimeout,
+)
 from tests.support.tmux import Server
 
 pytestmark = [
@@ -288,3 +295,96 @@ async def test_a_hook_that_detaches_every_client_neither_sticks_nor_loops(
         assert calls > 50
     finally:
         await c.aclose()
+
+
+# -- sent now: the instant's own write (delivery/typist.Typist.arm) -----------------------------
+
+
+async def test_sent_now_is_written_before_the_call_returns(
+    client: TmuxClient, server: Server
+) -> None:
+    """send_now writes in the caller's own step: with the loop blocked right after it, tmux has
+    the command already (a one-shot client sees the buffer it set)."""
+    sent = client.send_now("set-buffer", "-b", "now-1", "written at once")
+    assert sent is not None
+    deadline = time.monotonic() + 5
+    while "now-1" not in server.tmux("list-buffers", "-F", "#{buffer_name}"):
+        assert time.monotonic() < deadline, "the command never reached tmux"
+        time.sleep(0.01)  # blocking on purpose: no loop step may write it
+    assert (await sent).rc == 0
+
+
+async def test_nothing_is_sent_now_without_a_control_client(server: Server) -> None:
+    server.new_session("s", "cat")
+    one_shot = TmuxClient(server.sock, timeout_s=3.0)
+    assert one_shot.send_now("display-message", "-p", "x") is None
+    assert one_shot.paste_buffer_now("%0", "nb-1") is None
+    assert one_shot.paste_buffers_now([("%0", "nb-1", None), ("%0", "nb-2", None)]) is None
+    assert one_shot.control_pid is None  # and it started none
+
+
+async def test_what_quoting_cannot_carry_is_not_sent_now(client: TmuxClient) -> None:
+    assert client.send_now("set-buffer", "-b", "nq", "two\nlines") is None
+    assert client.control_pid is not None  # still attached: the caller takes the usual path
+
+
+async def test_a_paste_sent_now_arrives_once_and_fails_as_paste_buffer_does(
+    client: TmuxClient, server: Server, tmp_path: Path
+) -> None:
+    out = tmp_path / "now.txt"
+    pane = server.new_session("p", f"cat > {out}")
+    pid = int(server.tmux("display-message", "-p", "-t", pane, "#{pane_pid}").strip())
+    # A line end: cat reads a tty line by line.
+    await client.load_buffers([("pn-1", "pasted at its instant;\n")])
+    sent = client.paste_buffer_now(pane, "pn-1", pid)
+    assert sent is not None
+    await sent
+    await wait_for(lambda: out.exists() and out.read_text() == "pasted at its instant;\n")
+    assert await client.buffer_names("pn-") == set()
+    # No buffer (pasted already, or gone with its server): as paste_buffer says it.
+    again = client.paste_buffer_now(pane, "pn-1", pid)
+    assert again is not None
+    with pytest.raises(BufferMissing):
+        await again
+    # Another program than the checks saw: nothing pasted, the buffer deleted.
+    await client.load_buffers([("pn-2", "never")])
+    replaced = client.paste_buffer_now(pane, "pn-2", pid + 100_000)
+    assert replaced is not None
+    with pytest.raises(PaneReplaced):
+        await replaced
+    assert await client.buffer_names("pn-") == set()
+    server.tmux("set-option", "-g", "remain-on-exit", "on")
+    dead = server.new_window("p", "exit 0")
+    await wait_for(
+        lambda: server.tmux("display-message", "-p", "-t", dead, "#{pane_dead}") == "1\n"
+    )
+    await client.load_buffers([("pn-3", "never")])
+    refused = client.paste_buffer_now(dead, "pn-3")
+    assert refused is not None
+    with pytest.raises(PaneDead):
+        await refused
+    await asyncio.sleep(0.2)
+    assert out.read_text() == "pasted at its instant;\n"  # once, and nothing else
+    assert (await client.run("display-message", "-p", "alive")).out == "alive\n"  # no crash
+
+
+async def test_pastes_sent_now_together_report_each(
+    client: TmuxClient, server: Server, tmp_path: Path
+) -> None:
+    outs = [tmp_path / f"m{n}.txt" for n in range(3)]
+    panes = [server.new_session(f"m{n}", f"cat > {out}") for n, out in enumerate(outs)]
+    server.tmux("set-option", "-g", "remain-on-exit", "on")
+    dead = server.new_window("m0", "exit 0")
+    await wait_for(
+        lambda: server.tmux("display-message", "-p", "-t", dead, "#{pane_dead}") == "1\n"
+    )
+    items = [(panes[0], "pm-0"), (dead, "pm-d"), (panes[1], "pm-1"), (panes[2], "pm-2")]
+    await client.load_buffers([(name, f"text {name};\n") for _, name in items], tmp_path)
+    sent = client.paste_buffers_now([(pane, name, None) for pane, name in items])
+    assert sent is not None
+    assert await sent == ["pasted", "dead", "pasted", "pasted"]
+    for out, name in zip(outs, ["pm-0", "pm-1", "pm-2"], strict=True):
+        await wait_for(
+            lambda out=out, name=name: out.exists() and out.read_text() == f"text {name};\n"
+        )
+    assert await client.buffer_names("pm-") == set()
