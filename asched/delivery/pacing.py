@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 from asched.core.logs import get_logger
 from asched.core.wallclock import WallTimer
@@ -51,33 +52,33 @@ class Instants:
 
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._waiting: dict[float, list[asyncio.Future[None]]] = {}
-        self._hooks: dict[float, list[Callable[[float], None]]] = {}
+        # The instants not rung yet. Once one rings, a wait for the same time (a delivery
+        # late to its own instant) gets a slot and a ring of its own.
+        self._slots: dict[float, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def wait(self, when: float) -> None:
         """Return at the wall-clock instant ``when``."""
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ringing(when).append(mine)
+        self._slot(when).waiters.append(mine)
         await mine
 
     def on_ring(self, when: float, hook: Callable[[float], None]) -> None:
         """Call ``hook(now)`` when the instant ``when`` has come, before its waiters resume;
         never when the wait for it is cancelled. A hook must not raise."""
-        self._ringing(when)
-        self._hooks.setdefault(when, []).append(hook)
+        self._slot(when).hooks.append(hook)
 
-    def _ringing(self, when: float) -> list[asyncio.Future[None]]:
-        """The waiters of ``when``, with the task that rings it started."""
-        waiters = self._waiting.get(when)
-        if waiters is None:
-            waiters = self._waiting[when] = []
-            task = asyncio.get_running_loop().create_task(self._ring(when), name="instant")
+    def _slot(self, when: float) -> _Slot:
+        """The slot of ``when``, with the task that rings it started."""
+        slot = self._slots.get(when)
+        if slot is None:
+            slot = self._slots[when] = _Slot()
+            task = asyncio.get_running_loop().create_task(self._ring(when, slot), name="instant")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return waiters
+        return slot
 
-    async def _ring(self, when: float) -> None:
+    async def _ring(self, when: float, slot: _Slot) -> None:
         try:
             timer = WallTimer()
         except OSError:
@@ -85,20 +86,18 @@ class Instants:
         try:
             if timer is None:
                 await sleep_until(when, self._wall)
-                self._sound(when)
+                self._sound(when, slot)
             else:
-                await self._on_timer(timer, when)
+                await self._on_timer(timer, when, slot)
         except BaseException:
-            self._hooks.pop(when, None)  # a cancelled wait does none of the instant's work
+            slot.hooks.clear()  # a cancelled wait does none of the instant's work
             raise
         finally:
             if timer is not None:
                 timer.close()
-            for waiter in self._waiting.pop(when, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._sound(when, slot)  # no-op after a ring; after a cancel, the waiters go
 
-    async def _on_timer(self, timer: WallTimer, when: float) -> None:
+    async def _on_timer(self, timer: WallTimer, when: float, slot: _Slot) -> None:
         """Wait on ``timer`` armed for ``when``, and sound the instant from its reader."""
         loop = asyncio.get_running_loop()
         rang: asyncio.Future[None] = loop.create_future()
@@ -106,7 +105,7 @@ class Instants:
         def readable() -> None:
             # "due", or "clock-set": the instant counts as come (see the class docstring).
             if timer.collect() is not None and not rang.done():
-                self._sound(when)
+                self._sound(when, slot)
                 rang.set_result(None)
 
         # Armed on the real clock: ``wall`` may be a test's clock, whose distance counts.
@@ -117,9 +116,11 @@ class Instants:
         finally:
             loop.remove_reader(timer.fileno())
 
-    def _sound(self, when: float) -> None:
-        """The instant has come: its hooks, then its waiters."""
-        hooks = self._hooks.pop(when, [])
+    def _sound(self, when: float, slot: _Slot) -> None:
+        """The instant has come: its hooks, then its waiters (each once)."""
+        if self._slots.get(when) is slot:
+            del self._slots[when]
+        hooks, slot.hooks = slot.hooks, []
         if hooks:
             now = self._wall()
             for hook in hooks:
@@ -129,9 +130,18 @@ class Instants:
                     # A bug: the waiters must still wake (they do the instant's work their
                     # usual way), and the other hooks still run.
                     log.error("instant.hook_failed", error=repr(exc))
-        for waiter in self._waiting.pop(when, []):
+        waiters, slot.waiters = slot.waiters, []
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """What one instant does when it comes: its hooks, then its waiters."""
+
+    hooks: list[Callable[[float], None]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class TokenBucket:

@@ -182,6 +182,9 @@ class Typist:
         :meth:`arm`-ed and sent at its instant is not sent again: this returns its outcome."""
         fired = self._fired.pop(paste.delivery_id, None)
         if fired is None:
+            # Not sent by its instant (no control client, a late ring, held up): it never will
+            # be now, whatever rings later. A paste goes out once.
+            self.disarm(paste)
             await self._pastes.submit(paste)
             return
         outcomes, index = fired

@@ -80,6 +80,32 @@ async def test_a_cancelled_instant_runs_no_hook_and_lets_its_waiters_go() -> Non
     assert ran == []
 
 
+async def test_a_wait_for_an_instant_that_just_rang_gets_a_ring_of_its_own() -> None:
+    """A delivery late to its own instant arms it again (another check-in's paste had it):
+    its hook must run before it resumes, never be skipped by the first ring's end."""
+    instants = Instants(time.time)
+    when = time.time() + 0.05
+    order: list[str] = []
+    later: list[asyncio.Task[None]] = []
+
+    async def second() -> None:
+        await instants.wait(when)
+        order.append("second resumed")
+
+    def first_hook(_now: float) -> None:
+        order.append("first hook")
+        instants.on_ring(when, lambda _now: order.append("second hook"))
+        later.append(asyncio.create_task(second()))
+
+    instants.on_ring(when, first_hook)
+    async with asyncio.timeout(5):
+        await instants.wait(when)
+        while not later:
+            await asyncio.sleep(0.001)
+        await later[0]
+    assert order == ["first hook", "second hook", "second resumed"]
+
+
 async def test_the_instant_follows_the_given_clock() -> None:
     # A clock an hour ahead of the real one: the distance to the instant is what counts.
     ahead = 3600.0
@@ -136,6 +162,32 @@ async def test_an_armed_paste_is_sent_by_its_instant_and_a_disarmed_one_never(
             while not (out.exists() and out.read_text() == "armed\n"):
                 await asyncio.sleep(0.02)
         assert await tmux.buffer_names(typist.prefix) == {dropped.buffer, late.buffer}
+    finally:
+        await tmux.aclose()
+
+
+@needs_tmux
+async def test_a_paste_made_the_usual_way_is_never_sent_by_its_instant_as_well(
+    server: Server, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    pane = server.new_session("t", f"cat > {out}")
+    tmux = TmuxClient(server.sock, timeout_s=5.0, control=True, attach_first=True)
+    try:
+        assert await tmux.connect_control()
+        typist = Typist(_NoJournal(), tmux, tmp_path / "spool")
+        instants = Instants(time.time)
+        paste = typist.prepare(1, pane, "once\n")
+        await tmux.load_buffers([(paste.buffer, paste.text)])
+        when = time.time() + 0.2
+        typist.arm(paste, when, when + 60, instants)
+        await typist.paste(paste)  # before its instant (a late ring would do the same)
+        await tmux.load_buffers([(paste.buffer, "twice\n")])  # what a second paste would type
+        async with asyncio.timeout(5):
+            await instants.wait(when)
+        await asyncio.sleep(0.2)
+        assert out.read_text() == "once\n" and not typist.sent(paste)
+        assert await tmux.buffer_names(typist.prefix) == {paste.buffer}
     finally:
         await tmux.aclose()
 
