@@ -15,6 +15,9 @@ from asched.tmux.errors import PaneInMode, PaneReplaced, ServerMissing, TmuxErro
 
 log = get_logger()
 
+INPUT_UNKNOWN = "input-unknown"  # the verdict when the profile's input area is not on the screen
+UNREADABLE_LOOKS = 4  # looks after an Enter before an unreadable input area is the verdict
+
 
 class Verifier:
     """Presses Enter after a paste and judges, by looking, whether the text was submitted."""
@@ -117,13 +120,23 @@ class Verifier:
         until: float | None,
         pane_pid: int | None = None,
     ) -> str | None:
-        """:meth:`_judge`, and once more after tmux answers again if a look timed out."""
+        """:meth:`judge`, once more after tmux answers again if a look timed out, and again
+        while the input area cannot be read (up to :data:`UNREADABLE_LOOKS` looks)."""
         try:
-            return await self.judge(pane_id, text, profile, pane_pid)
+            verdict = await self.judge(pane_id, text, profile, pane_pid)
         except TmuxTimeout:
             if not await self.looks.await_answer(until):
                 raise
-            return await self.judge(pane_id, text, profile, pane_pid)
+            verdict = await self.judge(pane_id, text, profile, pane_pid)
+        for _ in range(UNREADABLE_LOOKS - 1):
+            if verdict != INPUT_UNKNOWN:
+                break
+            # An agent UI redraws its whole screen after a submit, and on a loaded machine the
+            # look can land mid-redraw (Gemini CLI, 1 run in 10 with a CPU hog beside it): an
+            # input area not found is not yet an answer.
+            await asyncio.sleep(self.desk.settings.verify_delay_s)
+            verdict = await self.judge(pane_id, text, profile, pane_pid)
+        return verdict
 
     async def judge(
         self, pane_id: str, text: str, profile: Profile, pane_pid: int | None = None
@@ -142,7 +155,7 @@ class Verifier:
             return SWALLOWED if tail and tail in screen.cursor_line else None
         area = read_input(profile, screen.rows)
         if area is None:
-            return "input-unknown"
+            return INPUT_UNKNOWN
         if area.empty:
             return None
         return SWALLOWED if holds(area, text) else "input-changed"

@@ -202,4 +202,6 @@ def _twenty(agents: list[Agent], spawner: Spawner, short_tmp: Path) -> None:
         assert got == messages[a.kind], (a.kind, got)
     with Store.open(state / DB_NAME) as store:
         rows = store.history(limit=100)
-    assert [r.state for r in rows] == [DeliveryState.VERIFIED] * 20 * len(agents), rows
+    assert [r.state for r in rows] == [DeliveryState.VERIFIED] * 20 * len(agents), [
+        (r.id, r.target, r.state, r.reason) for r in rows if r.state is not DeliveryState.VERIFIED
+    ]

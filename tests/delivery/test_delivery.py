@@ -1089,3 +1089,37 @@ async def test_copy_mode_entered_between_paste_and_enter_holds_the_enter(
 )
 def test_the_prefix_is_never_typed_twice(prefix: str, message: str, typed: str) -> None:
     assert with_prefix(prefix, message) == typed
+
+
+REDRAW_AGENT = """\
+import sys, time
+out, blank_s = sys.argv[1], float(sys.argv[2])
+while True:
+    print("agent> ", end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        break
+    with open(out, "a") as f:
+        f.write(line)
+    # A whole-screen redraw after the submit: no input area for a moment.
+    print("\\x1b[2J\\x1b[H", end="", flush=True)
+    time.sleep(blank_s)
+"""
+
+
+async def test_an_input_area_redrawn_after_the_enter_is_looked_at_again(
+    store: AsyncStore, server: Server
+) -> None:
+    """An agent UI that blanks its screen for a moment after a submit: the first look finds no
+    input area, a later one finds it empty, and the delivery is verified, not "input-unknown"."""
+    out = server.root / "got"
+    script = server.root / "redrawagent.py"
+    script.write_text(REDRAW_AGENT)
+    server.new_session("r", f"{sys.executable} {script} {out} 0.12")
+    engine = engine_for(store, server, with_profile(FAST, "redrawagent.py"))
+    row = await enqueue(store, engine, "r:0", "after the redraw")
+    async with asyncio.timeout(20):
+        await engine.wait_idle()
+    done = await final(store, row.id)
+    assert (done.state, done.reason) == (DeliveryState.VERIFIED, None)
+    assert out.read_text() == "after the redraw\n"
