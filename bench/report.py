@@ -87,7 +87,10 @@ def floor_rows(floor: dict[str, Any]) -> list[list[str]]:
         "tmux_bare_client": "one bare tmux client (display-message -p): wall",
         "tmux_100_pastes_one_call": "100 pastes in one tmux client: call -> last readable",
         "tmux_control_paste": "one staged guarded paste, control client (tmux -C): -> readable",
+        "tmux_control_paste_cold": "the same, tmux idle 0.2 s before (a lead's wait): -> readable",
         "tmux_control_100_pastes": "100 staged guarded pastes, one control-client line: -> last",
+        "tmux_control_100_bare": "100 staged pastes, no guard, one control-client line: -> last",
+        "receivers_100_direct": "100 receivers written by the bench directly, no tmux: -> last",
         "python_start": "python -c pass: spawn -> exit",
         "asched_version": "asched --version: spawn -> exit",
     }

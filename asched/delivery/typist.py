@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from asched.core.errors import UsageError
 from asched.core.logs import get_logger
 from asched.core.models import NOT_CLAIMED
 from asched.delivery.pacing import Instants
-from asched.tmux.client import TmuxClient
+from asched.tmux.client import PasteLine, TmuxClient
 from asched.tmux.errors import PaneDead, PaneReplaced, TargetMissing, TmuxTimeout
 from asched.tmux.panes import Screen
 from asched.tmux.targets import Target, check_body
@@ -167,7 +166,7 @@ class Typist:
         # Pastes armed for an instant (delivery id -> the paste and the latest wall time it may
         # still be made at), and those already sent at their instant (delivery id -> the task
         # of the instant's outcomes and the item's index in it).
-        self._armed: dict[float, dict[int, tuple[Paste, float]]] = {}
+        self._armed: dict[float, dict[int, tuple[Paste, float, PasteLine]]] = {}
         self._fired: dict[int, tuple[asyncio.Future[list[BaseException | None]], int]] = {}
 
     async def stage(self, paste: Paste) -> None:
@@ -198,12 +197,19 @@ class Typist:
         ``until``. The delivery then calls :meth:`paste` as ever, which returns the outcome of
         the paste already sent; when nothing could be sent (no control client attached), it
         sends it itself."""
+        try:
+            # Made now, not at the instant: the instant's step only writes.
+            made = self.tmux.paste_line(
+                paste.pane_id, paste.buffer, paste.pane_pid, target=paste.target
+            )
+        except UsageError:
+            return  # not armed: the usual paste raises it, as it always did
         armed = self._armed.get(when)
         if armed is None:
             armed = self._armed[when] = {}
             instants.on_ring(when - WARM_S, lambda _now: self._warm(when))
             instants.on_ring(when, lambda now: self._fire(when, now))
-        armed[paste.delivery_id] = (paste, until)
+        armed[paste.delivery_id] = (paste, until, made)
 
     def disarm(self, paste: Paste) -> None:
         """Forget an armed paste that will not be waited for (its delivery was cancelled). One
@@ -232,7 +238,7 @@ class Typist:
     def _fire(self, when: float, now: float) -> None:
         """The instant ``when`` has come: send its armed pastes, all in this step."""
         armed = self._armed.pop(when, {})
-        due = [paste for paste, until in armed.values() if now <= until]
+        due = [(paste, made) for paste, until, made in armed.values() if now <= until]
         if not due:
             return
         try:
@@ -243,29 +249,33 @@ class Typist:
             return
         if outcomes is None:
             return
-        # The write woke tmux's server on this core (a pipe's wake-up is "sync": the kernel
-        # expects the writer to sleep next). Let it run now, not after the bookkeeping below
-        # and the waiters' resumption: 0.3 ms of due -> pasted on two cores.
-        os.sched_yield()
         outcomes.add_done_callback(_consume)
-        for index, paste in enumerate(due):
+        for index, (paste, _made) in enumerate(due):
             self._fired[paste.delivery_id] = (outcomes, index)
 
-    def _send_now(self, due: list[Paste]) -> asyncio.Future[list[BaseException | None]] | None:
+    def _send_now(
+        self, due: list[tuple[Paste, PasteLine]]
+    ) -> asyncio.Future[list[BaseException | None]] | None:
         """The pastes of ``due`` written to the control client now, and the task of their
-        outcomes (one exception or None each); None when nothing was sent."""
+        outcomes (one exception or None each); None when nothing was sent. The process gives
+        up its CPU right after the write, to the tmux server it woke (``yield_cpu``)."""
         if len(due) == 1:
-            p = due[0]
-            one = self.tmux.paste_buffer_now(p.pane_id, p.buffer, p.pane_pid, target=p.target)
+            p, made = due[0]
+            one = self.tmux.paste_buffer_now(
+                p.pane_id, p.buffer, p.pane_pid, target=p.target, made=made, yield_cpu=True
+            )
             if one is None:
                 return None
             return asyncio.ensure_future(_as_results(one))
+        pastes = [p for p, _made in due]
         many = self.tmux.paste_buffers_now(
-            [(p.pane_id, p.buffer, p.pane_pid) for p in due], [p.target for p in due]
+            [(p.pane_id, p.buffer, p.pane_pid) for p in pastes],
+            [p.target for p in pastes],
+            yield_cpu=True,
         )
         if many is None:
             return None
-        return asyncio.ensure_future(self._paste_many(due, many))
+        return asyncio.ensure_future(self._paste_many(pastes, many))
 
     async def enter(self, pane: tuple[str, int | None]) -> None:
         """Press Enter in ``(pane id, pid of its program when pasted, or None)``; batched."""

@@ -33,6 +33,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from asched.core.errors import UsageError
@@ -254,20 +255,25 @@ class TmuxClient:
             self.attach_control()
         return await self._run_once(args, input, limit)
 
-    def send_now(self, *args: str) -> asyncio.Future[CompletedCall] | None:
+    def send_now(
+        self, *args: str, line: bytes | None = None, yield_cpu: bool = False
+    ) -> asyncio.Future[CompletedCall] | None:
         """:meth:`run`, its command line written to the control client before this returns (so
         that a paste due at an instant leaves in that instant's loop step); the reply is the
         returned task's. None when the control client is not up, or quoting cannot carry the
-        arguments: nothing was sent, and :meth:`run` takes the call."""
+        arguments: nothing was sent, and :meth:`run` takes the call. ``line``: the command line
+        of ``args``, made ahead (:func:`control_line`); ``yield_cpu``: see
+        :meth:`ControlConnection.send`."""
         conn = self._control
         if conn is None or not conn.alive:
             return None
-        line = control_line(args)
         if line is None:
-            return None
+            line = control_line(args)
+            if line is None:
+                return None
         full = (*self._prefix, *args)
         try:
-            sent = conn.send(full, line)
+            sent = conn.send(full, line, yield_cpu=yield_cpu)
         except ControlLost:
             return None  # nothing written (the client is gone): the call did not happen
         return asyncio.ensure_future(conn.reply(sent, full, self.timeout_s, " ".join(args[:3])))
@@ -421,12 +427,16 @@ class TmuxClient:
         pane_pid: int | None = None,
         *,
         target: Target | None = None,
+        made: PasteLine | None = None,
+        yield_cpu: bool = False,
     ) -> Awaitable[None] | None:
         """:meth:`paste_buffer`, its command written to the control client before this returns;
         the task that reads its outcome (it raises as :meth:`paste_buffer` does). None when
-        nothing was sent (:meth:`send_now`)."""
-        cmd = _paste_args(pane_id, buffer_name, pane_pid, target)
-        sent = self.send_now(*cmd)
+        nothing was sent (:meth:`send_now`). ``made``: the same paste's :meth:`paste_line`,
+        made ahead; ``yield_cpu``: see :meth:`ControlConnection.send`."""
+        if made is None:
+            made = self.paste_line(pane_id, buffer_name, pane_pid, target=target)
+        sent = self.send_now(*made.args, line=made.line, yield_cpu=yield_cpu)
         if sent is None:
             return None
 
@@ -434,6 +444,19 @@ class TmuxClient:
             await self._pasted(pane_id, buffer_name, pane_pid, await sent)
 
         return asyncio.ensure_future(outcome())
+
+    def paste_line(
+        self,
+        pane_id: str,
+        buffer_name: str,
+        pane_pid: int | None = None,
+        *,
+        target: Target | None = None,
+    ) -> PasteLine:
+        """The arguments and control-client line of :meth:`paste_buffer`, made ahead of the
+        instant that sends them (:meth:`paste_buffer_now`)."""
+        args = tuple(_paste_args(pane_id, buffer_name, pane_pid, target))
+        return PasteLine(args, control_line(args))
 
     async def _pasted(
         self, pane_id: str, buffer_name: str, pane_pid: int | None, call: CompletedCall
@@ -471,15 +494,23 @@ class TmuxClient:
         self,
         items: Sequence[tuple[str, str, int | None]],
         targets: Sequence[Target | None] | None = None,
+        *,
+        yield_cpu: bool = False,
     ) -> Awaitable[list[str]] | None:
         """:meth:`paste_buffers`, every command written to the control client before this
-        returns; the task of their outcomes. None when nothing was sent (:meth:`send_now`)."""
+        returns; the task of their outcomes. None when nothing was sent (:meth:`send_now`).
+        ``yield_cpu``: after the last write (see :meth:`ControlConnection.send`)."""
         batch, groups, packs = _paste_packs(items, targets)
         conn = self._control
-        lines = [control_line(join_groups(groups, pack)) for pack in packs]
+        calls = [join_groups(groups, pack) for pack in packs]
+        lines = [control_line(call) for call in calls]
         if conn is None or not conn.alive or any(line is None for line in lines):
             return None  # all or none: a half-sent batch would need two ways to read it
-        sent = [self.send_now(*join_groups(groups, pack)) for pack in packs]
+        last = len(calls) - 1
+        sent = [
+            self.send_now(*call, line=line, yield_cpu=yield_cpu and n == last)
+            for n, (call, line) in enumerate(zip(calls, lines, strict=True))
+        ]
         if sent[0] is None:
             return None  # the client went at the first write: nothing was sent
         # A later write that failed (the client just ended) counts as a failed client: its
@@ -626,6 +657,15 @@ def _write_spool(spool: Path, bodies: list[tuple[str, bytes]], written: list[Pat
         written.append(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(body)
+
+
+@dataclass(frozen=True, slots=True)
+class PasteLine:
+    """A guarded paste's arguments and its control-client line (None: quoting cannot carry
+    them), made ahead of its instant."""
+
+    args: tuple[str, ...]
+    line: bytes | None
 
 
 def _paste_args(

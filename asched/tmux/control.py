@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -222,11 +223,17 @@ class ControlConnection:
         """
         return await self.reply(self.send(args, line), args, timeout_s, what)
 
-    def send(self, args: tuple[str, ...], line: bytes) -> asyncio.Future[CompletedCall]:
+    def send(
+        self, args: tuple[str, ...], line: bytes, *, yield_cpu: bool = False
+    ) -> asyncio.Future[CompletedCall]:
         """Write ``line`` now, before returning; the future of its reply (see :meth:`reply`).
 
-        Raises :class:`ControlLost` when the client is gone or the write fails: then nothing was
-        written, and the call did not happen.
+        ``yield_cpu``: give up the CPU right after the write. A pipe's wake-up is "sync": the
+        kernel puts the tmux server it wakes on this core, expecting the writer to sleep next;
+        yielding lets the server run the command now rather than after this process's next
+        work (0.1-0.4 ms on two cores, docs/BENCHMARKS.md). Raises :class:`ControlLost` when
+        the client is gone or the write fails: then nothing was written, and the call did not
+        happen.
         """
         if not self.alive or self._transport is None:
             raise ControlLost(f"tmux control client gone ({self.why_lost})")
@@ -243,6 +250,8 @@ class ControlConnection:
             self.lost(f"write failed: {exc}")
             raise ControlLost(f"tmux control client gone ({self.why_lost})") from None
         self._calls.append(_Call(args, mark, future))
+        if yield_cpu:
+            os.sched_yield()
         return future
 
     async def reply(

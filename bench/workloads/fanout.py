@@ -142,8 +142,9 @@ def run(ctx: Ctx) -> dict[str, Any]:
     r100, r300 = len(rows_of["asched"][100]), len(rows_of["asched"][300])
     rows = [
         row("100 due at once in 100 panes: due -> last pasted", "ms", stat, 100, "last_ms",
-            floor=ctx.floor("tmux_100_pastes_one_call"),
-            floor_what="100 pastes in one tmux client", note=f"median of {r100} rounds"),
+            floor=ctx.floor("tmux_control_100_pastes"),
+            floor_what="100 guarded pastes, one control-client line",
+            note=f"median of {r100} rounds"),
         row("100 due at once: due -> pasted, p50 of all messages", "ms", p50_all),
         row("100 due at once: never delivered", "count", stat, 100, "dropped",
             note=f"median of {r100} rounds"),
