@@ -790,9 +790,14 @@ async def test_enter_and_look_in_many_panes_at_once(server: Server, client: Tmux
     spool.mkdir(mode=0o700)
     items = [(p, f"line {n}", f"eb-{n}") for n, p in enumerate(panes)]
     assert await paste_many(client, items, spool) == ["pasted"] * 40
-    looks = await client.screens([*panes, "%9999"])
-    assert [s.cursor_line for s in looks[:40] if s] == [f"line {n}" for n in range(40)]  # typed
-    assert looks[40] is None
+
+    async def typed() -> bool:
+        # The pane's echo of a paste reaches tmux a moment after the paste: look until it has.
+        looks = await client.screens([*panes, "%9999"])
+        assert looks[40] is None
+        return [s.cursor_line for s in looks[:40] if s] == [f"line {n}" for n in range(40)]
+
+    await until(typed, "the pastes' echo in every pane")
     assert await client.send_enter_many([*panes, "%9999"]) == ["entered"] * 40 + ["missing"]
     for n, out in enumerate(outs):
         await until(
