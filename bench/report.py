@@ -127,6 +127,8 @@ def setup_lines(results: dict[str, Any]) -> list[str]:
         f"{v['sqlalchemy']}, {v.get('systemd_box') or v['systemd']} (in the box), {v['tmux']}, "
         f"Python {m['python']}.",
         "- Ratios are asched ÷ peer, from this run (below 1: asched's figure is the lower one).",
+        # A figure replaced after the run (a broken row measured again), said where it shows.
+        *(f"- Amended: {note}" for note in m.get("amended", [])),
     ]
 
 

@@ -117,8 +117,8 @@ def _control_floors(
     try:
         pane = recv.pane_ids[-1]
         for i in range(ctx.n(10, 30) + 1):
-            for idle, out in ((0.0, one), (0.2, cold)):
-                tok = f"m-floorc{len(out)}-{i}"
+            for idle, out, kind in ((0.0, one, "w"), (0.2, cold, "c")):
+                tok = f"m-floorc{kind}-{i}"
                 ctl.send(f"set-buffer -b fc{i} '{body(tok)}'")
                 time.sleep(idle)
                 t0 = time.time()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,62 +136,75 @@ async def test_work_keeps_clear_of_a_paste_due_at_its_moment(
     assert engine.hold(now + 1.0) == 0.0 and engine.hold(now - 1.0) == 0.0
 
 
-@needs_tmux
-async def test_an_armed_paste_is_sent_by_its_instant_and_a_disarmed_one_never(
-    server: Server, tmp_path: Path
-) -> None:
+@dataclass
+class OnTmux:
+    """A typist on a real tmux server through its control client, and a pane whose program
+    (``cat``) writes what it reads to ``out``."""
+
+    tmux: TmuxClient
+    typist: Typist
+    instants: Instants
+    pane: str
+    out: Path
+
+    async def written(self, text: str) -> None:
+        async with asyncio.timeout(5):
+            while not (self.out.exists() and self.out.read_text() == text):
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def on_tmux(server: Server, tmp_path: Path) -> AsyncIterator[OnTmux]:
     out = tmp_path / "out.txt"
     pane = server.new_session("t", f"cat > {out}")
     tmux = TmuxClient(server.sock, timeout_s=5.0, control=True, attach_first=True)
     try:
         assert await tmux.connect_control()
         typist = Typist(_NoJournal(), tmux, tmp_path / "spool")
-        instants = Instants(time.time)
-        kept = typist.prepare(1, pane, "armed\n")
-        dropped = typist.prepare(2, pane, "disarmed\n")
-        late = typist.prepare(3, pane, "held up\n")
-        await tmux.load_buffers([(p.buffer, p.text) for p in (kept, dropped, late)], tmp_path)
-        when = time.time() + 0.1
-        typist.arm(kept, when, when + 60, instants)
-        typist.arm(dropped, when, when + 60, instants)
-        typist.arm(late, when, when - 1, instants)  # past its latest time already
-        typist.disarm(dropped)
-        async with asyncio.timeout(5):
-            await instants.wait(when)
-        assert typist.sent(kept) and not typist.sent(dropped) and not typist.sent(late)
-        await typist.paste(kept)  # the outcome of the paste the instant sent
-        async with asyncio.timeout(5):
-            while not (out.exists() and out.read_text() == "armed\n"):
-                await asyncio.sleep(0.02)
-        assert await tmux.buffer_names(typist.prefix) == {dropped.buffer, late.buffer}
+        yield OnTmux(tmux, typist, Instants(time.time), pane, out)
     finally:
         await tmux.aclose()
+
+
+@needs_tmux
+async def test_an_armed_paste_is_sent_by_its_instant_and_a_disarmed_one_never(
+    on_tmux: OnTmux, tmp_path: Path
+) -> None:
+    typist, instants = on_tmux.typist, on_tmux.instants
+    kept = typist.prepare(1, on_tmux.pane, "armed\n")
+    dropped = typist.prepare(2, on_tmux.pane, "disarmed\n")
+    late = typist.prepare(3, on_tmux.pane, "held up\n")
+    await on_tmux.tmux.load_buffers([(p.buffer, p.text) for p in (kept, dropped, late)], tmp_path)
+    when = time.time() + 0.1
+    typist.arm(kept, when, when + 60, instants)
+    typist.arm(dropped, when, when + 60, instants)
+    typist.arm(late, when, when - 1, instants)  # past its latest time already
+    typist.disarm(dropped)
+    async with asyncio.timeout(5):
+        await instants.wait(when)
+    assert typist.sent(kept) and not typist.sent(dropped) and not typist.sent(late)
+    await typist.paste(kept)  # the outcome of the paste the instant sent
+    await on_tmux.written("armed\n")
+    assert await on_tmux.tmux.buffer_names(typist.prefix) == {dropped.buffer, late.buffer}
 
 
 @needs_tmux
 async def test_a_paste_made_the_usual_way_is_never_sent_by_its_instant_as_well(
-    server: Server, tmp_path: Path
+    on_tmux: OnTmux,
 ) -> None:
-    out = tmp_path / "out.txt"
-    pane = server.new_session("t", f"cat > {out}")
-    tmux = TmuxClient(server.sock, timeout_s=5.0, control=True, attach_first=True)
-    try:
-        assert await tmux.connect_control()
-        typist = Typist(_NoJournal(), tmux, tmp_path / "spool")
-        instants = Instants(time.time)
-        paste = typist.prepare(1, pane, "once\n")
-        await tmux.load_buffers([(paste.buffer, paste.text)])
-        when = time.time() + 0.2
-        typist.arm(paste, when, when + 60, instants)
-        await typist.paste(paste)  # before its instant (a late ring would do the same)
-        await tmux.load_buffers([(paste.buffer, "twice\n")])  # what a second paste would type
-        async with asyncio.timeout(5):
-            await instants.wait(when)
-        await asyncio.sleep(0.2)
-        assert out.read_text() == "once\n" and not typist.sent(paste)
-        assert await tmux.buffer_names(typist.prefix) == {paste.buffer}
-    finally:
-        await tmux.aclose()
+    typist, instants = on_tmux.typist, on_tmux.instants
+    paste = typist.prepare(1, on_tmux.pane, "once\n")
+    await on_tmux.tmux.load_buffers([(paste.buffer, paste.text)])
+    when = time.time() + 0.2
+    typist.arm(paste, when, when + 60, instants)
+    await typist.paste(paste)  # before its instant (a late ring would do the same)
+    await on_tmux.written("once\n")
+    await on_tmux.tmux.load_buffers([(paste.buffer, "twice\n")])  # what a second paste types
+    async with asyncio.timeout(5):
+        await instants.wait(when)
+    await asyncio.sleep(0.2)
+    assert on_tmux.out.read_text() == "once\n" and not typist.sent(paste)
+    assert await on_tmux.tmux.buffer_names(typist.prefix) == {paste.buffer}
 
 
 class _NoJournal:
