@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
@@ -22,6 +23,20 @@ SHORT_LOCK_S = 0.3
 
 def _ready(d: DaemonProc, timeout: float = 10.0) -> float:
     return d.notify.wait_for("READY", "1", timeout=timeout).at
+
+
+def _settled(d: DaemonProc, quiet_s: float = 0.15, timeout: float = 5.0) -> None:
+    """Wait until the daemon uses no CPU for ``quiet_s``: the pass a CLI's wake-up started is
+    over (an idle daemon wakes for nothing else). Raises AssertionError after ``timeout``."""
+    proc = psutil.Process(d.pid)
+    deadline = time.monotonic() + timeout
+    last, since = proc.cpu_times(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "the daemon never went idle"
+        time.sleep(0.03)
+        now = proc.cpu_times()
+        if (now.user, now.system) != (last.user, last.system):
+            last, since = now, time.monotonic()
 
 
 def test_ready_then_clean_stop(spawner: Spawner, short_tmp: Path) -> None:
@@ -269,6 +284,10 @@ def test_a_database_removed_or_replaced_under_the_daemon_stops_it(
     d = spawner.spawn(state)
     _ready(d)
     assert asched_process("add", "w:0", "before", "--in", "1h", state=state).returncode == 0
+    # The pass that add's wake-up started must be over: a pass after the change below would
+    # see it first and stop the daemon (right too, but then no daemon is left for the CLI to
+    # refuse for, and that is what this test is about).
+    _settled(d)
     db = state / "asched.db"
     if how == "rm":
         db.unlink()
