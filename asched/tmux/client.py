@@ -31,10 +31,11 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from asched.core.errors import UsageError
 from asched.core.logs import get_logger
@@ -429,11 +430,12 @@ class TmuxClient:
         target: Target | None = None,
         made: PasteLine | None = None,
         yield_cpu: bool = False,
-    ) -> Awaitable[None] | None:
+    ) -> Coroutine[Any, Any, None] | None:
         """:meth:`paste_buffer`, its command written to the control client before this returns;
-        the task that reads its outcome (it raises as :meth:`paste_buffer` does). None when
-        nothing was sent (:meth:`send_now`). ``made``: the same paste's :meth:`paste_line`,
-        made ahead; ``yield_cpu``: see :meth:`ControlConnection.send`."""
+        the coroutine that reads its outcome (it raises as :meth:`paste_buffer` does), to be
+        awaited or made a task. None when nothing was sent (:meth:`send_now`). ``made``: the
+        same paste's :meth:`paste_line`, made ahead; ``yield_cpu``: see
+        :meth:`ControlConnection.send`."""
         if made is None:
             made = self.paste_line(pane_id, buffer_name, pane_pid, target=target)
         sent = self.send_now(*made.args, line=made.line, yield_cpu=yield_cpu)
@@ -443,7 +445,7 @@ class TmuxClient:
         async def outcome() -> None:
             await self._pasted(pane_id, buffer_name, pane_pid, await sent)
 
-        return asyncio.ensure_future(outcome())
+        return outcome()
 
     def paste_line(
         self,
@@ -496,9 +498,10 @@ class TmuxClient:
         targets: Sequence[Target | None] | None = None,
         *,
         yield_cpu: bool = False,
-    ) -> Awaitable[list[str]] | None:
+    ) -> Coroutine[Any, Any, list[str]] | None:
         """:meth:`paste_buffers`, every command written to the control client before this
-        returns; the task of their outcomes. None when nothing was sent (:meth:`send_now`).
+        returns; the coroutine of their outcomes, to be awaited or made a task. None when
+        nothing was sent (:meth:`send_now`).
         ``yield_cpu``: after the last write (see :meth:`ControlConnection.send`)."""
         batch, groups, packs = _paste_packs(items, targets)
         conn = self._control
@@ -524,7 +527,7 @@ class TmuxClient:
             calls = await asyncio.gather(*waits, return_exceptions=True)
             return _pasted_many(batch, packs, calls, len(items))
 
-        return asyncio.ensure_future(outcomes())
+        return outcomes()
 
     async def buffer_names(self, prefix: str = "", *, missing_ok: bool = True) -> set[str]:
         """The names of the server's buffers that start with ``prefix``: none without a server,

@@ -695,8 +695,8 @@ async def test_recovery_looks_again_before_pasting_a_staged_body(
 # -- agent profiles: the input guard and a "working" mark, with a program of our own --------
 
 FAKE_AGENT = """\
-import sys
-out, busy = sys.argv[1], sys.argv[2] == "busy"
+import sys, time
+out, busy, blank_s = sys.argv[1], sys.argv[2] == "busy", float(sys.argv[3])
 print("fake agent", flush=True)
 if busy:
     print("thinking... (esc to interrupt)", flush=True)
@@ -707,13 +707,19 @@ while True:
         break
     with open(out, "a") as f:
         f.write(line)
+    if blank_s:
+        # A whole-screen redraw after the submit: no input area for a moment.
+        print("\\x1b[2J\\x1b[H", end="", flush=True)
+        time.sleep(blank_s)
 """
 
 
-def fake_agent(root: Path, out: Path, busy: bool) -> str:
+def fake_agent(root: Path, out: Path, busy: bool, blank_s: float = 0.0) -> str:
+    """Our own agent ("agent> " prompt); ``blank_s``: it blanks its screen that long after each
+    submit, as an agent UI's redraw does."""
     script = root / "fakeagent.py"
     script.write_text(FAKE_AGENT)
-    return f"{sys.executable} {script} {out} {'busy' if busy else 'idle'}"
+    return f"{sys.executable} {script} {out} {'busy' if busy else 'idle'} {blank_s}"
 
 
 def with_profile(
@@ -1091,32 +1097,14 @@ def test_the_prefix_is_never_typed_twice(prefix: str, message: str, typed: str) 
     assert with_prefix(prefix, message) == typed
 
 
-REDRAW_AGENT = """\
-import sys, time
-out, blank_s = sys.argv[1], float(sys.argv[2])
-while True:
-    print("agent> ", end="", flush=True)
-    line = sys.stdin.readline()
-    if not line:
-        break
-    with open(out, "a") as f:
-        f.write(line)
-    # A whole-screen redraw after the submit: no input area for a moment.
-    print("\\x1b[2J\\x1b[H", end="", flush=True)
-    time.sleep(blank_s)
-"""
-
-
 async def test_an_input_area_redrawn_after_the_enter_is_looked_at_again(
     store: AsyncStore, server: Server
 ) -> None:
     """An agent UI that blanks its screen for a moment after a submit: the first look finds no
     input area, a later one finds it empty, and the delivery is verified, not "input-unknown"."""
     out = server.root / "got"
-    script = server.root / "redrawagent.py"
-    script.write_text(REDRAW_AGENT)
-    server.new_session("r", f"{sys.executable} {script} {out} 0.12")
-    engine = engine_for(store, server, with_profile(FAST, "redrawagent.py"))
+    server.new_session("r", fake_agent(server.root, out, busy=False, blank_s=0.12))
+    engine = engine_for(store, server, with_fake_profile())
     row = await enqueue(store, engine, "r:0", "after the redraw")
     async with asyncio.timeout(20):
         await engine.wait_idle()
