@@ -13,7 +13,6 @@ import json
 import sys
 
 from asched.cli.shared import error_line, state_dir, tmux_socket
-from asched.core import paths
 from asched.core.errors import EXIT_NOT_RUNNING, EXIT_OK, EXIT_RUNTIME, UsageError
 from asched.core.paths import config_file
 
@@ -166,20 +165,20 @@ def add_demo(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
     # Lazy: see the module's docstring; serve imports the daemon (asched/daemon/start.py).
-    from asched.daemon.options import DaemonOptions
+    from asched.daemon.options import options_for
     from asched.daemon.start import serve
 
-    options = DaemonOptions(
-        # The daemon's own rule: it never follows another daemon's published state directory.
-        state_dir=paths.state_dir(args.state_dir),
-        config_path=config_file(args.config),
-        lock_timeout_s=args.lock_timeout,
-        loop=args.loop,
-        log_level=args.log_level,
-        tmux_socket=tmux_socket(args),
-        argv=tuple(sys.argv),
+    return serve(
+        options_for(
+            tuple(sys.argv),
+            state_dir=args.state_dir,
+            config=args.config,
+            tmux_socket=args.tmux_socket,
+            lock_timeout_s=args.lock_timeout,
+            loop=args.loop,
+            log_level=args.log_level,
+        )
     )
-    return serve(options)
 
 
 def _cmd_send(args: argparse.Namespace) -> int:

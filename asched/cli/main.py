@@ -49,8 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return hook.main(args_list[1:])
     from asched.cli.parser import parser_for
-    from asched.cli.shared import error_line
-    from asched.core.errors import EXIT_OK, AschedError
 
     parser = parser_for(args_list)
     args = parser.parse_args(args_list)
@@ -59,9 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "--") into an empty list; refuse it rather than pass a list on as text.
         parser.error("'--' cannot be a value here (argparse reads it as the end of the options)")
     handler: Handler = args.handler
+    return _guarded(lambda: handler(args))
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """Run ``command``; an error of asched's becomes one line on stderr and its exit code."""
+    from asched.core.errors import EXIT_OK, AschedError
+
     try:
-        return handler(args)
+        return command()
     except AschedError as exc:
+        from asched.cli.shared import error_line
+
         print(f"asched: {error_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -71,12 +78,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _bare_daemon() -> int:
+    """``python -m asched --daemon`` and nothing else, as the units run it: every option from the
+    environment, as ``asched daemon`` with no option would have it, without the parser (which
+    took 6-13 ms of each start: docs/BENCHMARKS.md)."""
+    from asched.daemon.options import options_for
+    from asched.daemon.start import serve
+
+    _print_paths_as_bytes()
+    return _guarded(lambda: serve(options_for(tuple(sys.argv))))
+
+
 def run_module(argv: Sequence[str] | None = None) -> int:
     """``python -m asched``: accepts ``--daemon`` before any command as a spelling of the
     ``daemon`` command (the units run ``python -m asched --daemon``); anywhere else it is an
     argument like any other, as for the ``asched`` script: ``add ... -- --daemon`` adds a check-in
     whose message is ``--daemon``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--daemon"]:
+        return _bare_daemon()
     flag = _daemon_flag(args_list)
     if flag is not None:
         del args_list[flag]

@@ -83,8 +83,7 @@ def state_dir(args: argparse.Namespace) -> Path:
 
 def tmux_socket(args: argparse.Namespace) -> str | None:
     """The tmux socket of ``--tmux-socket``, else ``$ASCHED_TMUX_SOCKET``; None: tmux's default."""
-    text = args.tmux_socket or os.environ.get("ASCHED_TMUX_SOCKET") or None
-    return None if text is None else paths.path_arg(text, "tmux socket")
+    return paths.tmux_socket_setting(args.tmux_socket)
 
 
 def open_existing(state: Path) -> Store | None:

@@ -101,6 +101,15 @@ def runtime_socket(state: Path, env: Mapping[str, str] | None = None) -> Path:
     return state / SOCKET_NAME
 
 
+def tmux_socket_setting(
+    explicit: str | None = None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The tmux socket a setting names: ``--tmux-socket``, else ASCHED_TMUX_SOCKET; None: tmux's
+    own default."""
+    text = explicit or _env(env).get("ASCHED_TMUX_SOCKET") or None
+    return None if text is None else path_arg(text, "tmux socket")
+
+
 def config_file(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
     """The config file: ``--config``, ASCHED_CONFIG, else $XDG_CONFIG_HOME/asched/config.toml."""
     e = _env(env)

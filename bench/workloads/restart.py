@@ -35,6 +35,11 @@ def _restarts(box: SystemdBox, unit: str, n: int, pause: tuple[float, float]) ->
     return logged
 
 
+def _install(box: SystemdBox) -> str:
+    """How asched is installed in the box, for the row's note."""
+    return "its wheel" if box.install == "wheel" else "the dev environment (the wheel failed)"
+
+
 def run(ctx: Ctx) -> dict[str, Any]:
     """Idle and loaded restarts of asched@.service, and of the floor unit."""
     box = ctx.box()
@@ -56,6 +61,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     box.box.run(["systemctl", "stop", UNIT, TMUX_UNIT], check=False, timeout=60)
     res: dict[str, Any] = {
         "systemd": box.version,
+        "install": box.install,
         "idle_ms": summary(ms(idle)),
         "loaded_ms": summary(ms(loaded)),
         "loaded_lines_typed": delivered,
@@ -67,7 +73,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
     res["rows"] = [
         Row("3 restart", "systemctl restart -> READY=1, idle (as PID 1 stamped it)", "ms",
             res["idle_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
-            note=f"median of {n}; reference scheduler: a 3,000 ms sleep alone").as_dict(),
+            note=f"median of {n}; asched installed from {_install(box)}; reference scheduler:"
+            " a 3,000 ms sleep alone").as_dict(),
         Row("3 restart", f"systemctl restart -> READY=1, {LOADED_CHECKINS} check-ins every second",
             "ms", res["loaded_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
             note=f"median of {n_loaded}; in-flight deliveries finish first").as_dict(),

@@ -1,20 +1,16 @@
 """asched as a product (issue 17): LICENSE, metadata, CHANGELOG, one version, the completion
 scripts, and a wheel built from a copy of the source with its man page.
 
-The wheel is built without build isolation (``python -m build --no-isolation``: setuptools and
-argparse-manpage come from this environment, the test extras), offline and in about a second;
-it is installed without dependencies into a fresh venv that borrows this one's site-packages.
+The wheel is built and installed as tests/support/wheel.py does it: offline, in about a second,
+into a fresh venv that borrows this environment's site-packages for the dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
-import sys
-import sysconfig
 import tomllib
 import zipfile
 from importlib import metadata
@@ -26,10 +22,7 @@ from asched import __version__
 from asched.cli.completion import SHELLS
 from asched.cli.parser import build_parser
 from tests.support.daemons import PYTHON
-
-PROJECT = Path(__file__).resolve().parents[2]
-# What a source distribution holds: enough to build the wheel.
-SOURCES = ("asched", "pyproject.toml", "setup.py", "README.md", "LICENSE")
+from tests.support.wheel import PROJECT, build_wheel, clean_env, install_wheel
 
 
 def run_asched(*args: str) -> subprocess.CompletedProcess[str]:
@@ -165,26 +158,8 @@ def test_the_zsh_script_parses() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel built from a copy of the sources (the build writes build/ and *.egg-info)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in SOURCES:
-        if (PROJECT / name).is_dir():
-            shutil.copytree(
-                PROJECT / name, src / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(PROJECT / name, src / name)
-    out = tmp_path_factory.mktemp("dist")
-    r = subprocess.run(
-        [PYTHON, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (built,) = out.glob("asched-*.whl")
-    return built
+    """A wheel built from a copy of the sources."""
+    return build_wheel(PYTHON, tmp_path_factory.mktemp("build"))
 
 
 def test_the_wheel_holds_the_man_page_license_and_metadata(wheel: Path) -> None:
@@ -208,24 +183,14 @@ def test_the_wheel_holds_the_man_page_license_and_metadata(wheel: Path) -> None:
 def test_the_wheel_installed_in_a_new_venv(wheel: Path, tmp_path: Path) -> None:
     """asched --version, completion bash and the man page where man looks (PATH's ../share/man)."""
     venv = tmp_path / "venv"
-    python = str(venv / "bin" / "python")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MANPATH")}
-    env["PATH"] = f"{venv / 'bin'}:/usr/bin:/bin"
+    python = install_wheel(PYTHON, wheel, venv)
+    env = clean_env(venv)
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         # cwd: not this checkout, whose asched `python -c` would import.
         return subprocess.run(
             argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False
         )
-
-    assert run(sys.executable, "-m", "venv", "--without-pip", str(venv)).returncode == 0
-    pip = [PYTHON, "-m", "pip", "--python", python, "--disable-pip-version-check"]
-    r = run(*pip, "install", "-q", "--no-deps", "--no-index", str(wheel))
-    assert r.returncode == 0, r.stderr
-    # The dependencies from this environment, after the venv's own site-packages (the .pth files
-    # there, such as this checkout's editable finder, are not read from a directory a .pth adds).
-    site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout
-    Path(site.strip(), "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     r = run("asched", "--version")
     assert (r.returncode, r.stdout) == (0, f"asched {__version__}\n"), r.stderr

@@ -63,6 +63,8 @@ def _binds(python: str) -> list[str]:
     """Host paths the box needs read-only: the project, the venv and the base interpreter.
     The host's root filesystem is the box's lower layer already; these may live elsewhere."""
     wanted = [PROJECT, Path(sys.prefix), Path(sys.base_prefix), Path(python).parent]
+    if (Path(python).parent.parent / "pyvenv.cfg").exists():  # another venv: all of it
+        wanted.append(Path(python).parent.parent)
     roots: list[Path] = []
     for p in sorted({Path(os.path.realpath(x)) for x in wanted}, key=lambda p: len(p.parts)):
         if p != Path("/") and not any(p.is_relative_to(r) for r in roots):
