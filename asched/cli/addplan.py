@@ -7,9 +7,8 @@ error (exit 2) never creates or touches the database.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from asched.cli.views import iso
 from asched.core.errors import UsageError
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["AddRequest", "plan_checkin"]
 
 
-@dataclass(frozen=True, slots=True)
-class AddRequest:
+class AddRequest(NamedTuple):
     """The options of ``asched add`` as the user typed them (strings, nothing parsed yet)."""
 
     target: str
@@ -37,7 +35,7 @@ class AddRequest:
     every: str | None = None
     cron: str | None = None
     tz: str | None = None
-    count: str | None = None
+    occurrences: str | None = None  # --count (a tuple's field cannot be named count)
     until: str | None = None
     key: str | None = None
     grace: str = "5m"
@@ -56,7 +54,7 @@ def _check_combination(req: AddRequest) -> None:
     if req.cron is not None and (req.at is not None or req.in_ is not None):
         raise UsageError("--cron sets its own times; drop --at/--in (use --until to end it)")
     repeating = req.every is not None or req.cron is not None
-    if not repeating and (req.count is not None or req.until is not None):
+    if not repeating and (req.occurrences is not None or req.until is not None):
         raise UsageError("--count and --until need a repeating rule (--every or --cron)")
     if not repeating and req.at is None and req.in_ is None:
         raise UsageError("say when: --in DUR, --at TIME, --every DUR or --cron EXPR")
@@ -166,7 +164,7 @@ def plan_checkin(
         idle_s = _seconds(option, idle_text)
         if idle_s < 1:
             raise UsageError(f"{option} must be at least 1s")
-    count = _count(req.count)
+    count = _count(req.occurrences)
     try:
         catch_up = CatchUp(req.catch_up)
     except ValueError:

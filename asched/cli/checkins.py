@@ -271,7 +271,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         every=args.every,
         cron=args.cron,
         tz=args.tz,
-        count=args.count,
+        occurrences=args.count,
         until=args.until,
         key=args.key,
         grace=args.grace,

@@ -16,8 +16,8 @@ import os
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from asched.core.errors import UsageError
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
@@ -38,8 +38,7 @@ TIMEOUT_S = 1.0  # a frozen or slow server must not hold up the command for long
 TMUX = "tmux"
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(NamedTuple):
     """What the server said about a target."""
 
     reachable: bool  # a server answered

@@ -17,7 +17,6 @@ a target that names that pane on the daemon's tmux server now (one ``list-panes`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,7 @@ class AgentTools:
             every=every,
             cron=cron,
             tz=tz,
-            count=None if count is None else str(count),
+            occurrences=None if count is None else str(count),
             until=until,
             key=key,
             grace=grace,
@@ -88,7 +87,7 @@ class AgentTools:
             if_idle=if_idle,
             when_idle=when_idle,
         )
-        new = replace(plan_checkin(request, now), origin=ORIGIN)
+        new = plan_checkin(request, now)._replace(origin=ORIGIN)
         stored, replaced, no_daemon = actions.store_checkin(self.state, new)
         verb = "replaced" if replaced else "added"
         summary = f"{verb} check-in {stored.id} for {stored.target}, {next_text(stored, now)}"

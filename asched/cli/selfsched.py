@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from asched.cli.addplan import AddRequest, plan_checkin
 from asched.cli.shared import (
@@ -128,7 +127,7 @@ def plan_next(
     request = AddRequest(
         target=canonical, message=message, in_=f"{seconds}s", key=next_key(canonical)
     )
-    return replace(plan_checkin(request, now), origin=ORIGIN)
+    return plan_checkin(request, now)._replace(origin=ORIGIN)
 
 
 def add_next_command(
@@ -160,8 +159,7 @@ def add_next_command(
     p.set_defaults(handler=_cmd_next)
 
 
-@dataclass(frozen=True, slots=True)
-class NextStored:
+class NextStored(NamedTuple):
     """What :func:`set_next` stored."""
 
     stored: CheckIn
@@ -184,10 +182,10 @@ def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored
         socket = lookup.tmux_socket(state, lookup.environ())
         found = lookup.look_up(new.target, socket)
         if any_case and found.pane_id is None and len(found.near) == 1:
-            new = replace(new, target=found.near[0])
+            new = new._replace(target=found.near[0])
             found = lookup.look_up(new.target, socket)
         if found.key is not None:
-            new = replace(new, key=next_key(found.key))
+            new = new._replace(key=next_key(found.key))
     key = new.key
     assert key is not None
     with open_for_write(state) as store:
@@ -195,7 +193,7 @@ def set_next(state: Path, new: NewCheckIn, any_case: bool = False) -> NextStored
         if previous is not None and previous.paused:
             # A paused agent stays paused even though it keeps rescheduling itself. (A pause
             # landing between this read and the write below is lost; the window is a few ms.)
-            new = replace(new, paused=True)
+            new = new._replace(paused=True)
         stored = store.add_checkin(new)
     return NextStored(stored, previous is not None, found, wake_or_warn(state))
 

@@ -18,9 +18,8 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from asched.core.errors import LockTimeout, StateDirError
 
@@ -29,8 +28,7 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_POLL_S = 0.02  # a waiting daemon takes over within this of the holder's exit
 
 
-@dataclass(frozen=True, slots=True)
-class HolderInfo:
+class HolderInfo(NamedTuple):
     """What the holder wrote into the lock file (any field may be missing)."""
 
     pid: int | None

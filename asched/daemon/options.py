@@ -6,15 +6,14 @@ importing this module costs it nothing of the daemon's (no asyncio, no structlog
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from asched.core import paths
 from asched.daemon.lock import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
+class DaemonOptions(NamedTuple):
     """Everything the daemon is started with (from the command line and the environment)."""
 
     state_dir: Path
@@ -24,7 +23,7 @@ class DaemonOptions:
     loop: str = "uvloop"
     log_level: str | None = None  # None: the config file's, else "info"
     tmux_socket: str | None = None
-    argv: tuple[str, ...] = field(default_factory=tuple)
+    argv: tuple[str, ...] = ()
 
 
 def options_for(

@@ -7,9 +7,8 @@ processes; psutil only adds facts about the pid the holder wrote into the lock f
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -18,8 +17,7 @@ from asched.core.paths import DB_NAME
 from asched.daemon.lock import LOCK_NAME, is_held, read_holder
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(NamedTuple):
     """A snapshot of one state directory's daemon."""
 
     running: bool
@@ -34,7 +32,7 @@ class Status:
 
     def as_json(self) -> dict[str, Any]:
         """Stable field names for ``status --json``."""
-        return asdict(self)
+        return self._asdict()
 
 
 def probe(state_dir: Path) -> Status:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import pwd
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from asched.core.errors import AschedError, UsageError
 
@@ -15,8 +15,7 @@ SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 _INSTANCE_OK = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
     """What one install or uninstall works on."""
 
     system: bool

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -58,7 +57,7 @@ class CheckInTable(StoreConnection):
         if new.key is not None:
             raise ValueError("a claimed one-off check-in has no key")
         due_ms = to_ms(due_at)
-        params = checkin_params(replace(new, next_due=None), self._now_ms())
+        params = checkin_params(new._replace(next_due=None), self._now_ms())
         try:
             with self._write() as conn:
                 (checkin_id,) = conn.execute(UPSERT_CHECKIN + " RETURNING id", params).fetchone()

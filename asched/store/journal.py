@@ -10,9 +10,8 @@ from __future__ import annotations
 import enum
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from asched.core.errors import NotFoundError
 from asched.core.models import NOT_CLAIMED, PAUSED, REMOVED, CheckIn, Delivery, from_ms, to_ms
@@ -36,8 +35,7 @@ DECREMENT: Final = _Default.DECREMENT
 """Default of ``claim(remaining=...)``: one occurrence less, unless the count is unlimited."""
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """One occurrence to claim; the arguments of :meth:`Store.claim` as data."""
 
     checkin_id: int

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from asched.tmux.errors import TargetAmbiguous, TargetMissing, TmuxError
 from asched.tmux.targets import PANE_ID, Target
@@ -40,8 +40,7 @@ _FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PaneInfo:
+class PaneInfo(NamedTuple):
     """What tmux says about one pane at the time of the call."""
 
     pane_id: str
@@ -59,8 +58,7 @@ class PaneInfo:
     current_command: str  # argv[0] of the tty's foreground process group leader, raw
 
 
-@dataclass(frozen=True, slots=True)
-class Screen:
+class Screen(NamedTuple):
     """What a pane shows: its visible rows (top first, trailing spaces removed) and the cursor."""
 
     rows: tuple[str, ...]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from asched.core.errors import UsageError
 
@@ -22,39 +22,35 @@ PANE_ID = re.compile(r"%[0-9]+")
 _INT_MAX = 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A pane address: ``session:window[.pane]`` or a pane id ``%N``.
-
-    ``window`` is an ``int`` for a window index and a ``str`` for a window name, so a window
-    *named* ``"3"`` and window index ``3`` are different targets. ``pane`` is a pane index; None
-    means the window's active pane. Invalid combinations raise :class:`UsageError`.
-    """
-
+class _Address(NamedTuple):
     session: str | None = None
     window: int | str | None = None
     pane: int | None = None
     pane_id: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.pane_id is not None:
-            if (self.session, self.window, self.pane) != (None, None, None):
-                raise UsageError("a tmux target is either a pane id or session:window[.pane]")
-            if not PANE_ID.fullmatch(self.pane_id):
-                raise UsageError(f"bad tmux pane id {self.pane_id!r}: expected %N")
-            return
-        if self.session is None or self.window is None:
-            raise UsageError("a tmux target needs a session and a window (session:window[.pane])")
-        _check_session(self.session)
-        if isinstance(self.window, int):
-            if isinstance(self.window, bool) or not 0 <= self.window <= _INT_MAX:
-                raise UsageError(f"bad tmux window index {self.window!r}")
-        else:
-            _check_window_name(self.window, has_pane=self.pane is not None)
-        if self.pane is not None and (
-            isinstance(self.pane, bool) or not 0 <= self.pane <= _INT_MAX
-        ):
-            raise UsageError(f"bad tmux pane index {self.pane!r}")
+
+class Target(_Address):
+    """A pane address: ``session:window[.pane]`` or a pane id ``%N``.
+
+    ``window`` is an ``int`` for a window index and a ``str`` for a window name, so a window
+    *named* ``"3"`` and window index ``3`` are different targets. ``pane`` is a pane index; None
+    means the window's active pane. Invalid combinations raise :class:`UsageError`.
+
+    A named tuple (a dataclass and the import of dataclasses cost the command line about 10 ms):
+    checked in ``__new__``, which ``_replace`` does not call; nothing here uses it.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        session: str | None = None,
+        window: int | str | None = None,
+        pane: int | None = None,
+        pane_id: str | None = None,
+    ) -> Target:
+        _check(session, window, pane, pane_id)
+        return super().__new__(cls, session, window, pane, pane_id)
 
     def __str__(self) -> str:
         if self.pane_id is not None:
@@ -64,6 +60,28 @@ class Target:
             win = "=" + win  # a name that would read as an index (or as this escape)
         tail = "" if self.pane is None else f".{self.pane}"
         return f"{self.session}:{win}{tail}"
+
+
+def _check(
+    session: str | None, window: int | str | None, pane: int | None, pane_id: str | None
+) -> None:
+    """Raise UsageError for a combination that is no pane address (see :class:`Target`)."""
+    if pane_id is not None:
+        if (session, window, pane) != (None, None, None):
+            raise UsageError("a tmux target is either a pane id or session:window[.pane]")
+        if not PANE_ID.fullmatch(pane_id):
+            raise UsageError(f"bad tmux pane id {pane_id!r}: expected %N")
+        return
+    if session is None or window is None:
+        raise UsageError("a tmux target needs a session and a window (session:window[.pane])")
+    _check_session(session)
+    if isinstance(window, int):
+        if isinstance(window, bool) or not 0 <= window <= _INT_MAX:
+            raise UsageError(f"bad tmux window index {window!r}")
+    else:
+        _check_window_name(window, has_pane=pane is not None)
+    if pane is not None and (isinstance(pane, bool) or not 0 <= pane <= _INT_MAX):
+        raise UsageError(f"bad tmux pane index {pane!r}")
 
 
 def _is_unicode(text: str) -> bool:

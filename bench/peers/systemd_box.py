@@ -24,11 +24,12 @@ import time
 from datetime import UTC, datetime
 
 from asched.install.interpreter import interpreter
+from asched.install.units import render
 from bench.common import PYTHON, Cleanup
 from bench.peers.tmux_argv import SETTLE_S, enter_args, paste_args, prefix
 from bench.receivers import Arrivals, body, receiver_argv
 from tests.support.nspawn import prerequisites
-from tests.support.systemd import UNIT, Svc, add_user, new_box
+from tests.support.systemd import UNIT, USER, Svc, add_user, new_box
 from tests.support.wheel import build_wheel, install_wheel
 
 SOCK = "/run/bench-tmux/sock"
@@ -198,14 +199,38 @@ _FLOOR_CODE = (
 )
 
 
-def start_floor_unit(sb: SystemdBox) -> str:
-    """Start :data:`FLOOR_UNIT` (Type=notify, bare Python); returns its name."""
+SANDBOXED_FLOOR_UNIT = "bench-floor-sandboxed.service"
+# What of asched@.service's [Service] section the sandboxed floor leaves out: what starts the
+# program, and the watchdog (the floor sends no pings).
+_NOT_FOR_FLOOR = ("Type", "ExecStart", "ExecReload", "WatchdogSec", "NotifyAccess")
+
+
+def unit_service_settings(user: str) -> list[str]:
+    """The ``Key=Value`` lines of asched@.service's [Service] section, as asched@USER has them
+    (``%i`` is ``user``), but for :data:`_NOT_FOR_FLOOR`, and with directories of their own
+    (asched-floor/USER): a unit's RuntimeDirectory= goes when it stops, asched's must not."""
+    text = render("asched@.service", PYTHON)
+    section = text.split("[Service]", 1)[1].split("\n[", 1)[0]
+    settings = []
+    for line in section.splitlines():
+        key = line.split("=", 1)[0]
+        if line and not line.startswith("#") and "=" in line and key not in _NOT_FOR_FLOOR:
+            settings.append(line.replace("asched/%i", "asched-floor/%i").replace("%i", user))
+    return settings
+
+
+def start_floor_unit(sb: SystemdBox, *, sandboxed: bool = False) -> str:
+    """Start :data:`FLOOR_UNIT` (Type=notify, bare Python); returns its name. ``sandboxed``:
+    :data:`SANDBOXED_FLOOR_UNIT`, the same with every other setting of asched@USER.service (its
+    user, directories and sandbox): what systemd's side of asched's restart costs."""
+    unit = SANDBOXED_FLOOR_UNIT if sandboxed else FLOOR_UNIT
+    extra = [f"--property={s}" for s in unit_service_settings(USER)] if sandboxed else []
     sb.box.run(
-        ["systemd-run", f"--unit={FLOOR_UNIT}", "--property=Type=notify",
-         "--property=StartLimitIntervalSec=0",
+        ["systemd-run", f"--unit={unit}", "--property=Type=notify",
+         "--property=StartLimitIntervalSec=0", *extra,
          "--property=NotifyAccess=main", sb.python, "-c", _FLOOR_CODE]
     )  # fmt: skip
-    return FLOOR_UNIT
+    return unit
 
 
 def restart_unit(sb: SystemdBox, unit: str) -> tuple[float, float]:

@@ -4,8 +4,10 @@ Measured as PID 1 stamped it: from the unit leaving "active" (the "Stopping" of 
 its entering "active" again, which a Type=notify unit does once the new process sent READY=1; no
 client overhead is in it. Idle, and while 5 check-ins fire every second into the user's tmux
 server (then the old daemon first finishes what it had started). The floor is the same restart
-of a Type=notify unit that is a bare Python sending READY=1 at once. asched only among the
-peers: APScheduler and systemd timers have no handoff of their own. The reference scheduler's
+of a Type=notify unit that is a bare Python sending READY=1 at once; beside it, the same unit
+with every other setting of asched@USER.service (its user, directories and sandbox), which is
+what systemd's side of asched's restart costs. asched only among the peers: APScheduler and
+systemd timers have no handoff of their own. The reference scheduler's
 unit sleeps 3 s before it starts (3,000 ms on top of its own start).
 """
 
@@ -35,6 +37,10 @@ def _restarts(box: SystemdBox, unit: str, n: int, pause: tuple[float, float]) ->
     return logged
 
 
+def _p50(stats: dict[str, float]) -> str:
+    return f"{stats['p50']:.0f}" if "p50" in stats else "-"
+
+
 def _install(box: SystemdBox) -> str:
     """How asched is installed in the box, for the row's note."""
     return "its wheel" if box.install == "wheel" else "the dev environment (the wheel failed)"
@@ -49,6 +55,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     svc = box.asched_service()
     idle = _restarts(box, UNIT, n, (0.05, 0.1))
     floor = _restarts(box, start_floor_unit(box), n, (0.05, 0.1))
+    sandboxed = _restarts(box, start_floor_unit(box, sandboxed=True), n, (0.05, 0.1))
     # Loaded: the user's own tmux server (a unit of its own), check-ins every second.
     targets = svc.start_tmux(LOADED_CHECKINS)
     svc.dropin("tmux", f"[Service]\nEnvironment=ASCHED_TMUX_SOCKET={TMUX_SOCKET}\n")
@@ -66,15 +73,22 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "loaded_ms": summary(ms(loaded)),
         "loaded_lines_typed": delivered,
         "floor_ms": summary(ms(floor)),
+        "sandboxed_floor_ms": summary(ms(sandboxed)),
         "reference_ms": REFERENCE_S * 1000,
-        "samples": {"idle_ms": ms(idle), "loaded_ms": ms(loaded), "floor_ms": ms(floor)},
+        "samples": {
+            "idle_ms": ms(idle),
+            "loaded_ms": ms(loaded),
+            "floor_ms": ms(floor),
+            "sandboxed_floor_ms": ms(sandboxed),
+        },
     }
     fl = res["floor_ms"].get("p50")
     res["rows"] = [
         Row("3 restart", "systemctl restart -> READY=1, idle (as PID 1 stamped it)", "ms",
             res["idle_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
-            note=f"median of {n}; asched installed from {_install(box)}; reference scheduler:"
-            " a 3,000 ms sleep alone").as_dict(),
+            note=f"median of {n}; asched installed from {_install(box)}; the bare unit with"
+            f" asched@'s user, directories and sandbox: {_p50(res['sandboxed_floor_ms'])} ms;"
+            " reference scheduler: a 3,000 ms sleep alone").as_dict(),
         Row("3 restart", f"systemctl restart -> READY=1, {LOADED_CHECKINS} check-ins every second",
             "ms", res["loaded_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
             note=f"median of {n_loaded}; in-flight deliveries finish first").as_dict(),
