@@ -205,30 +205,42 @@ SANDBOXED_FLOOR_UNIT = "bench-floor-sandboxed.service"
 _NOT_FOR_FLOOR = ("Type", "ExecStart", "ExecReload", "WatchdogSec", "NotifyAccess")
 
 
-def unit_service_settings(user: str) -> list[str]:
+def unit_service_settings(user: str, dirs: str = "asched-floor") -> list[str]:
     """The ``Key=Value`` lines of asched@.service's [Service] section, as asched@USER has them
     (``%i`` is ``user``), but for :data:`_NOT_FOR_FLOOR`, and with directories of their own
-    (asched-floor/USER): a unit's RuntimeDirectory= goes when it stops, asched's must not."""
+    (``dirs``/USER): a unit's RuntimeDirectory= goes when it stops, another's must not."""
     text = render("asched@.service", PYTHON)
     section = text.split("[Service]", 1)[1].split("\n[", 1)[0]
     settings = []
     for line in section.splitlines():
         key = line.split("=", 1)[0]
         if line and not line.startswith("#") and "=" in line and key not in _NOT_FOR_FLOOR:
-            settings.append(line.replace("asched/%i", "asched-floor/%i").replace("%i", user))
+            settings.append(line.replace("asched/%i", f"{dirs}/%i").replace("%i", user))
     return settings
 
 
-def start_floor_unit(sb: SystemdBox, *, sandboxed: bool = False) -> str:
+# What the daemon imports before its READY=1 that it cannot do without: the event loop of the
+# design card (asyncio, uvloop), its logger (structlog) and its store (sqlite3).
+LIBRARIES = ("asyncio", "uvloop", "structlog", "sqlite3")
+LIBRARIES_FLOOR_UNIT = "bench-floor-libraries.service"
+
+
+def start_floor_unit(sb: SystemdBox, *, sandboxed: bool = False, libraries: bool = False) -> str:
     """Start :data:`FLOOR_UNIT` (Type=notify, bare Python); returns its name. ``sandboxed``:
     :data:`SANDBOXED_FLOOR_UNIT`, the same with every other setting of asched@USER.service (its
-    user, directories and sandbox): what systemd's side of asched's restart costs."""
-    unit = SANDBOXED_FLOOR_UNIT if sandboxed else FLOOR_UNIT
-    extra = [f"--property={s}" for s in unit_service_settings(USER)] if sandboxed else []
+    user, directories and sandbox): what systemd's side of asched's restart costs. ``libraries``
+    (with ``sandboxed``): :data:`LIBRARIES_FLOOR_UNIT`, which imports :data:`LIBRARIES` first:
+    the floor of any daemon built as asched is, in asched's unit."""
+    unit = FLOOR_UNIT
+    if sandboxed:
+        unit = LIBRARIES_FLOOR_UNIT if libraries else SANDBOXED_FLOOR_UNIT
+    settings = unit_service_settings(USER, unit.removesuffix(".service")) if sandboxed else []
+    extra = [f"--property={s}" for s in settings]
+    code = (f"import {', '.join(LIBRARIES)}\n" if libraries else "") + _FLOOR_CODE
     sb.box.run(
         ["systemd-run", f"--unit={unit}", "--property=Type=notify",
          "--property=StartLimitIntervalSec=0", *extra,
-         "--property=NotifyAccess=main", sb.python, "-c", _FLOOR_CODE]
+         "--property=NotifyAccess=main", sb.python, "-c", code]
     )  # fmt: skip
     return unit
 

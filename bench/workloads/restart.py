@@ -6,9 +6,11 @@ client overhead is in it. Idle, and while 5 check-ins fire every second into the
 server (then the old daemon first finishes what it had started). The floor is the same restart
 of a Type=notify unit that is a bare Python sending READY=1 at once; beside it, the same unit
 with every other setting of asched@USER.service (its user, directories and sandbox), which is
-what systemd's side of asched's restart costs. asched only among the peers: APScheduler and
-systemd timers have no handoff of their own. The reference scheduler's
-unit sleeps 3 s before it starts (3,000 ms on top of its own start).
+what systemd's side of asched's restart costs, and that unit importing the libraries the daemon
+cannot start without (the floor of any daemon built as asched is); idle, the four are restarted
+in turns. asched only among the peers: APScheduler and systemd timers have no handoff of their
+own. The reference scheduler's unit sleeps 3 s before it starts (3,000 ms on top of its own
+start).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from bench.peers.systemd_box import SystemdBox, restart_unit, start_floor_unit
+from bench.peers.systemd_box import LIBRARIES, SystemdBox, restart_unit, start_floor_unit
 from bench.workloads.context import Ctx, Row, ms
 from tests.support.stats import summary
 from tests.support.systemd import TMUX_SOCKET, TMUX_UNIT, UNIT
@@ -37,6 +39,18 @@ def _restarts(box: SystemdBox, unit: str, n: int, pause: tuple[float, float]) ->
     return logged
 
 
+def _in_turns(box: SystemdBox, units: dict[str, str], n: int) -> dict[str, list[float]]:
+    """``n`` rounds in which each of ``units`` is restarted once, in a random order, so that
+    whatever the machine does meanwhile weighs on each alike; seconds to READY each."""
+    rng = random.Random(20261207)
+    logged: dict[str, list[float]] = {name: [] for name in units}
+    for _ in range(n):
+        for name in rng.sample(list(units), len(units)):
+            logged[name].append(restart_unit(box, units[name])[0])
+            time.sleep(rng.uniform(0.05, 0.1))
+    return logged
+
+
 def _p50(stats: dict[str, float]) -> str:
     return f"{stats['p50']:.0f}" if "p50" in stats else "-"
 
@@ -53,9 +67,19 @@ def run(ctx: Ctx) -> dict[str, Any]:
         return {"rows": []}
     n, n_loaded = ctx.n(5, 20), ctx.n(3, 10)
     svc = box.asched_service()
-    idle = _restarts(box, UNIT, n, (0.05, 0.1))
-    floor = _restarts(box, start_floor_unit(box), n, (0.05, 0.1))
-    sandboxed = _restarts(box, start_floor_unit(box, sandboxed=True), n, (0.05, 0.1))
+    turns = _in_turns(
+        box,
+        {
+            "idle": UNIT,
+            "floor": start_floor_unit(box),
+            "sandboxed": start_floor_unit(box, sandboxed=True),
+            "libraries": start_floor_unit(box, sandboxed=True, libraries=True),
+        },
+        n,
+    )
+    idle, floor, sandboxed, libraries = (
+        turns[k] for k in ("idle", "floor", "sandboxed", "libraries")
+    )
     # Loaded: the user's own tmux server (a unit of its own), check-ins every second.
     targets = svc.start_tmux(LOADED_CHECKINS)
     svc.dropin("tmux", f"[Service]\nEnvironment=ASCHED_TMUX_SOCKET={TMUX_SOCKET}\n")
@@ -74,12 +98,14 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "loaded_lines_typed": delivered,
         "floor_ms": summary(ms(floor)),
         "sandboxed_floor_ms": summary(ms(sandboxed)),
+        "libraries_floor_ms": summary(ms(libraries)),
         "reference_ms": REFERENCE_S * 1000,
         "samples": {
             "idle_ms": ms(idle),
             "loaded_ms": ms(loaded),
             "floor_ms": ms(floor),
             "sandboxed_floor_ms": ms(sandboxed),
+            "libraries_floor_ms": ms(libraries),
         },
     }
     fl = res["floor_ms"].get("p50")
@@ -87,7 +113,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
         Row("3 restart", "systemctl restart -> READY=1, idle (as PID 1 stamped it)", "ms",
             res["idle_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
             note=f"median of {n}; asched installed from {_install(box)}; the bare unit with"
-            f" asched@'s user, directories and sandbox: {_p50(res['sandboxed_floor_ms'])} ms;"
+            f" asched@'s user, directories and sandbox: {_p50(res['sandboxed_floor_ms'])} ms,"
+            f" importing {', '.join(LIBRARIES)} first: {_p50(res['libraries_floor_ms'])} ms;"
             " reference scheduler: a 3,000 ms sleep alone").as_dict(),
         Row("3 restart", f"systemctl restart -> READY=1, {LOADED_CHECKINS} check-ins every second",
             "ms", res["loaded_ms"].get("p50"), floor=fl, floor_what="bare Python Type=notify unit",
