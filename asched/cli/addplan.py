@@ -35,7 +35,8 @@ class AddRequest(NamedTuple):
     every: str | None = None
     cron: str | None = None
     tz: str | None = None
-    occurrences: str | None = None  # --count (a tuple's field cannot be named count)
+    # --count; a field named count would hide tuple.count, which mypy refuses.
+    occurrences: str | None = None
     until: str | None = None
     key: str | None = None
     grace: str = "5m"
