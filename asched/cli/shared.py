@@ -133,7 +133,8 @@ def wake(state: Path) -> bool:
     :func:`wake_or_warn`)."""
     from asched.daemon import control  # lazy: see the module's docstring
 
-    return control.send(state, "wake")
+    # Written is told: a busy daemon reads the line when it gets the CPU.
+    return control.send(state, "wake", queued_is_told=True)
 
 
 def wake_or_warn(state: Path) -> str | None:

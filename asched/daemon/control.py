@@ -120,9 +120,19 @@ class ControlServer:
             self.path.unlink()
 
 
-def send(state_dir: Path, command: str, timeout_s: float = 0.5, payload: str = "") -> bool:
+def send(
+    state_dir: Path,
+    command: str,
+    timeout_s: float = 0.5,
+    payload: str = "",
+    *,
+    queued_is_told: bool = False,
+) -> bool:
     """Send ``command`` (and its one-line ``payload``) to the daemon on ``state_dir``; False
-    when no daemon answered ``ok``."""
+    when no daemon answered ``ok``. ``queued_is_told``: also True when the line was written to
+    the daemon's socket but its answer did not come within ``timeout_s`` (a daemon kept off the
+    CPU, as under 50 commands at once on two cores, or stopped): it reads the line when it runs
+    again."""
     if command not in COMMANDS:
         raise ValueError(f"unknown control command {command!r}")
     if "\n" in payload:
@@ -136,6 +146,9 @@ def send(state_dir: Path, command: str, timeout_s: float = 0.5, payload: str = "
             sock.settimeout(timeout_s)
             sock.connect(path)
             sock.sendall(line)
-            return sock.recv(64).startswith(b"ok")
+            try:
+                return sock.recv(64).startswith(b"ok")
+            except TimeoutError:
+                return queued_is_told
     except OSError:
         return False
