@@ -45,7 +45,9 @@ def wakes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     also: not inside tmux, and no terminal width from the environment."""
     sent: list[Path] = []
 
-    def fake_send(state_dir: Path, command: str, timeout_s: float = 0.5) -> bool:
+    def fake_send(
+        state_dir: Path, command: str, timeout_s: float = 0.5, *, queued_is_told: bool = False
+    ) -> bool:
         assert command == "wake"
         sent.append(state_dir)
         return False  # as if no daemon ran: must be harmless
